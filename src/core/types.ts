@@ -1,0 +1,163 @@
+/** The public shapes of the bus (SPEC §2). */
+import type { Envelope, EnvelopeInput } from './envelope.ts';
+import type { EventBusError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import type { TransportKind } from './transport.ts';
+
+export interface PublishResult {
+  readonly eventId: string;
+  readonly topic: string;
+  readonly success: boolean;
+  readonly error?: EventBusError;
+  /** When the outcome became known (ms since epoch). */
+  readonly timestamp: number;
+  readonly aggregateId?: string;
+  readonly eventType?: string;
+  /** NATS stream sequence / memory log index. */
+  readonly sequence?: number;
+  /** Kafka offset. */
+  readonly offset?: string;
+  /** The broker already had this eventId (de-duplicated, not stored twice). */
+  readonly duplicate?: boolean;
+}
+
+export interface PublishOptions {
+  /** Extra headers to send (X-* metadata headers are set by the bus). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Cancels waiting for a free slot in the publish window. */
+  readonly signal?: AbortSignal;
+  /** Message id for raw publishes (broker de-duplication); generated when absent. */
+  readonly msgId?: string;
+  /** Partition/routing key for raw publishes. */
+  readonly key?: string;
+}
+
+/** What `publish`/`publishEnvelope` resolve with: the message was accepted into the window. */
+export interface PublishAccepted {
+  readonly eventId: string;
+  readonly topic: string;
+}
+
+export interface MessageContext {
+  readonly topic: string;
+  readonly group: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Routing key used (aggregate id, or `rr-<n>`). */
+  readonly key: string;
+  /** In-place attempt number, 1 on the first try. */
+  readonly attempt: number;
+  /** Broker delivery count, 1 unless the broker redelivered. */
+  readonly deliveryCount: number;
+  readonly sequence: number | undefined;
+  /** Aborted when the handler timed out or the bus is shutting down past its deadline. */
+  readonly signal: AbortSignal;
+  /** Tells the broker the message is still being worked on (extends the ack deadline). */
+  working(): void;
+}
+
+export type EnvelopeHandler<P = unknown> = (
+  envelope: Envelope<P>,
+  ctx: MessageContext,
+) => Promise<void> | void;
+export type RawHandler = (data: Uint8Array, ctx: MessageContext) => Promise<void> | void;
+
+export type DeadLetterPolicy = 'continue' | 'park';
+
+export interface BackoffOptions {
+  readonly initialMs?: number;
+  readonly maxMs?: number;
+  readonly multiplier?: number;
+  /** 0..1: fraction of each delay that is randomised. */
+  readonly jitter?: number;
+}
+
+export interface SubscribeOptions {
+  /** Consumer group (durable name). Default: the bus clientId. */
+  readonly group?: string;
+  /** Number of actors (concurrency). Default 64. */
+  readonly actors?: number;
+  /** Per-actor inbox bound. Default 64. */
+  readonly inboxSize?: number;
+  /** Handler timeout; must stay below the broker's ack deadline. Default 20 s. */
+  readonly handlerTimeoutMs?: number;
+  /** In-place attempts before dead-lettering (envelopes). Default 5. */
+  readonly maxAttempts?: number;
+  readonly backoff?: BackoffOptions;
+  /** After maxAttempts: continue with the aggregate's next event, or park the aggregate. */
+  readonly deadLetterPolicy?: DeadLetterPolicy;
+  /** Dead-letter topic. Default `<topic>.DLQ`. */
+  readonly deadLetterTopic?: string;
+  /** Aborting it closes the subscription. */
+  readonly signal?: AbortSignal;
+}
+
+export interface Subscription {
+  readonly topic: string;
+  readonly group: string;
+  /** Stop intake, let in-flight work finish (up to timeoutMs), release the rest. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+  readonly closed: Promise<void>;
+}
+
+export interface PublishResultStream extends AsyncIterable<PublishResult> {
+  /** Stops this stream; buffered results are dropped from it (never from other listeners). */
+  close(): void;
+}
+
+export interface HealthReport {
+  readonly status: 'ok' | 'degraded' | 'closed';
+  readonly transport: TransportKind;
+  readonly connected: boolean;
+  readonly pendingPublishes: number;
+  readonly subscriptions: ReadonlyArray<{
+    readonly topic: string;
+    readonly group: string;
+    readonly inFlight: number;
+    readonly queued: number;
+    readonly parkedAggregates: number;
+  }>;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+export interface EventBus extends AsyncDisposable {
+  readonly clientId: string;
+  readonly transport: TransportKind;
+  publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted>;
+  publishEnvelope<P>(
+    topic: string,
+    envelope: EnvelopeInput<P>,
+    options?: PublishOptions,
+  ): Promise<PublishAccepted>;
+  subscribe(topic: string, handler: RawHandler, options?: SubscribeOptions): Promise<Subscription>;
+  subscribeEnvelope<P = unknown>(
+    topic: string,
+    handler: EnvelopeHandler<P>,
+    options?: SubscribeOptions,
+  ): Promise<Subscription>;
+  /** Results of every accepted publish from the moment of the call on. */
+  publishResults(): PublishResultStream;
+  /** Waits until every publish accepted so far has a result. */
+  flush(options?: { timeoutMs?: number }): Promise<void>;
+  health(): HealthReport;
+  /** Graceful: stop intake, drain handlers, nak the rest, wait for publish acks, disconnect. Idempotent. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+  readonly closed: Promise<void>;
+}
+
+export interface MetricsOptions {
+  /** prom-client Registry; default: prom-client's global registry. */
+  readonly registry?: import('prom-client').Registry;
+  /** Disable metrics entirely. */
+  readonly enabled?: boolean;
+}
+
+export interface EventBusOptionsBase {
+  readonly clientId: string;
+  readonly onPublishResult?: (result: PublishResult) => void;
+  readonly logger?: Logger;
+  readonly metrics?: MetricsOptions;
+  /** Max publishes awaiting a broker ack; publish waits when full. Default 10,000. */
+  readonly maxPendingPublishes?: number;
+  /** Default close/drain deadline. Default 30 s. */
+  readonly closeTimeoutMs?: number;
+}
