@@ -1,0 +1,427 @@
+/**
+ * The event bus: envelopes in and out, the publish window and its results,
+ * one actor pool per subscription, and the single graceful shutdown path.
+ */
+import { context, propagation, trace } from '@opentelemetry/api';
+import {
+  createEnvelope,
+  type EnvelopeInput,
+  encodedSize,
+  encodeEnvelope,
+  envelopeHeaders,
+  Headers,
+  newEventId,
+} from '../core/envelope.ts';
+import {
+  BusClosedError,
+  type EventBusError,
+  InvalidArgumentError,
+  PayloadTooLargeError,
+  TimeoutError,
+} from '../core/errors.ts';
+import type {
+  MessageKind,
+  OutboundMessage,
+  PublishOutcome,
+  Transport,
+  TransportContext,
+  TransportKind,
+} from '../core/transport.ts';
+import type {
+  EnvelopeHandler,
+  EventBus,
+  HealthReport,
+  PublishAccepted,
+  PublishOptions,
+  PublishResult,
+  PublishResultStream,
+  RawHandler,
+  SubscribeOptions,
+  Subscription,
+} from '../core/types.ts';
+import { createActorPool } from '../dispatch/actor-pool.ts';
+import { resolvePoolOptions } from '../dispatch/options.ts';
+import type { DeadLetterRequest } from '../dispatch/types.ts';
+import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
+import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
+import { PublishResultHub } from './publish-results.ts';
+import { PublishWindow } from './publish-window.ts';
+import { BusSubscription } from './subscription.ts';
+import { envelopeTaskFactory, rawTaskFactory } from './tasks.ts';
+
+type TransportFactory = (options: unknown, ctx: TransportContext) => Promise<Transport>;
+
+const factoryNames: Record<TransportKind, string> = {
+  memory: 'createMemoryTransport',
+  nats: 'createNatsTransport',
+  kafka: 'createKafkaTransport',
+};
+
+/**
+ * Transports are loaded on demand so the core never loads a broker client the
+ * application does not use. Works from `src/` (.ts) and `dist/` (.js).
+ */
+async function loadTransport(options: EventBusOptions, ctx: TransportContext): Promise<Transport> {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const url = new URL(`../transports/${options.transport}/index${ext}`, import.meta.url);
+  const mod = (await import(url.href)) as Record<string, TransportFactory>;
+  const factory = mod[factoryNames[options.transport]];
+  if (!factory) throw new InvalidArgumentError(`Transport ${options.transport} has no factory`);
+  return factory(options[options.transport], ctx);
+}
+
+const TOPIC_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+function assertTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length > 200 || !TOPIC_PATTERN.test(topic)) {
+    throw new InvalidArgumentError(
+      `Expected a topic of dot-separated tokens of [A-Za-z0-9_-] (at most 200 characters), got ${JSON.stringify(topic)}`,
+    );
+  }
+}
+
+/** Header values must stay on one line and reasonably short. */
+function headerSafe(text: string, max = 512): string {
+  const flat = text.replace(/[\r\n]+/g, ' ');
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+interface PendingMeta {
+  readonly topic: string;
+  readonly eventId: string;
+  readonly aggregateId: string | undefined;
+  readonly eventType: string | undefined;
+  readonly sentAt: number;
+}
+
+class EventBusImpl implements EventBus {
+  readonly clientId: string;
+  readonly transport: TransportKind;
+  readonly closed: Promise<void>;
+  readonly #options: ResolvedBusOptions;
+  readonly #transport: Transport;
+  readonly #metrics: BusMetrics;
+  readonly #results: PublishResultHub;
+  readonly #window: PublishWindow;
+  readonly #topics = new Map<string, Promise<void> | true>();
+  readonly #subscriptions = new Set<BusSubscription>();
+  #closing: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+
+  constructor(options: ResolvedBusOptions, transport: Transport, metrics: BusMetrics) {
+    this.#options = options;
+    this.clientId = options.clientId;
+    this.transport = transport.kind;
+    this.#transport = transport;
+    this.#metrics = metrics;
+    this.#results = new PublishResultHub(options.onPublishResult, options.logger);
+    this.#window = new PublishWindow(options.maxPendingPublishes, () => this.#results.maxBacklog());
+    this.#results.onBacklogChange = () => this.#window.wake();
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new BusClosedError();
+  }
+
+  #ensureTopic(topic: string, kind: MessageKind): Promise<void> | undefined {
+    const known = this.#topics.get(topic);
+    if (known === true) return undefined;
+    if (known) return known;
+    const pending = this.#transport.ensureTopic(topic, kind).then(
+      () => {
+        this.#topics.set(topic, true);
+      },
+      (error: unknown) => {
+        this.#topics.delete(topic);
+        throw error;
+      },
+    );
+    this.#topics.set(topic, pending);
+    return pending;
+  }
+
+  async publishEnvelope<P>(
+    topic: string,
+    input: EnvelopeInput<P>,
+    options?: PublishOptions,
+  ): Promise<PublishAccepted> {
+    this.#assertOpen();
+    assertTopic(topic);
+    const envelope = createEnvelope(input);
+    const data = encodeEnvelope(envelope);
+    const headers = envelopeHeaders(envelope);
+    if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));
+    this.#injectTraceContext(headers);
+    await this.#admit(topic, 'envelope', data, headers, options?.signal);
+    this.#send(
+      { topic, kind: 'envelope', data, headers, msgId: envelope.eventId, key: envelope.aggregateId },
+      {
+        topic,
+        eventId: envelope.eventId,
+        aggregateId: envelope.aggregateId,
+        eventType: envelope.eventType,
+        sentAt: 0,
+      },
+    );
+    return { eventId: envelope.eventId, topic };
+  }
+
+  async publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted> {
+    this.#assertOpen();
+    assertTopic(topic);
+    if (!(data instanceof Uint8Array)) {
+      throw new InvalidArgumentError(`Expected data to be a Uint8Array, got ${typeof data}`);
+    }
+    const msgId = options?.msgId ?? newEventId();
+    const headers: Record<string, string> = { ...options?.headers };
+    this.#injectTraceContext(headers);
+    await this.#admit(topic, 'raw', data, headers, options?.signal);
+    this.#send(
+      { topic, kind: 'raw', data, headers, msgId, key: options?.key },
+      { topic, eventId: msgId, aggregateId: options?.key, eventType: undefined, sentAt: 0 },
+    );
+    return { eventId: msgId, topic };
+  }
+
+  #injectTraceContext(headers: Record<string, string>): void {
+    const active = context.active();
+    if (trace.getSpan(active) !== undefined) propagation.inject(active, headers);
+  }
+
+  /** Size check, topic preparation and a publish-window slot: everything before the send. */
+  async #admit(
+    topic: string,
+    kind: MessageKind,
+    data: Uint8Array,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const size = encodedSize(data, headers);
+    const limit = this.#transport.maxPayloadBytes;
+    if (size > limit) throw new PayloadTooLargeError(size, limit);
+    const preparing = this.#ensureTopic(topic, kind);
+    if (preparing) await preparing;
+    const waiting = this.#window.acquire(signal);
+    if (waiting) await waiting;
+    if (this.#closing && this.#window.pending > 0 && waiting) {
+      // Woken while closing: the slot is ours but the bus no longer accepts.
+      this.#window.release();
+      throw new BusClosedError();
+    }
+  }
+
+  #send(message: OutboundMessage, meta: PendingMeta): void {
+    const sentAt = performance.now();
+    this.#metrics.publish.pending(this.#window.pending);
+    this.#transport.send(message, (outcome) => this.#settle(meta, sentAt, outcome));
+  }
+
+  #settle(meta: PendingMeta, sentAt: number, outcome: PublishOutcome): void {
+    this.#window.release();
+    const result: { -readonly [K in keyof PublishResult]: PublishResult[K] } = {
+      eventId: meta.eventId,
+      topic: meta.topic,
+      success: outcome.ok,
+      timestamp: Date.now(),
+    };
+    if (meta.aggregateId !== undefined) result.aggregateId = meta.aggregateId;
+    if (meta.eventType !== undefined) result.eventType = meta.eventType;
+    if (outcome.ok) {
+      if (outcome.sequence !== undefined) result.sequence = outcome.sequence;
+      if (outcome.offset !== undefined) result.offset = outcome.offset;
+      if (outcome.duplicate) result.duplicate = true;
+      this.#metrics.publish.published(meta.topic);
+      this.#metrics.publish.ackLatency((performance.now() - sentAt) / 1000);
+    } else {
+      result.error = outcome.error;
+      this.#metrics.publish.failed(meta.topic, outcome.error.code);
+      this.#options.logger.warn(
+        { err: outcome.error, eventId: meta.eventId, topic: meta.topic },
+        'publish failed',
+      );
+    }
+    this.#results.emit(result);
+  }
+
+  subscribeEnvelope<P = unknown>(
+    topic: string,
+    handler: EnvelopeHandler<P>,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    return this.#subscribe(topic, 'envelope', options, (t, g) =>
+      envelopeTaskFactory(t, g, handler as EnvelopeHandler<unknown>),
+    );
+  }
+
+  subscribe(topic: string, handler: RawHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    return this.#subscribe(topic, 'raw', options, (t, g) => rawTaskFactory(t, g, handler));
+  }
+
+  async #subscribe(
+    topic: string,
+    kind: MessageKind,
+    options: SubscribeOptions,
+    taskFactory: (topic: string, group: string) => BusSubscriptionTaskFactory,
+  ): Promise<Subscription> {
+    this.#assertOpen();
+    assertTopic(topic);
+    if (typeof taskFactory !== 'function') throw new InvalidArgumentError('Expected a handler function');
+    const group = options.group ?? this.clientId;
+    const deadLetterTopic = options.deadLetterTopic ?? `${topic}.DLQ`;
+    assertTopic(deadLetterTopic);
+    const poolOptions = resolvePoolOptions(topic, group, kind, options, {
+      deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request),
+      metrics: this.#metrics.forPool(topic, group),
+      logger: this.#options.logger,
+    });
+    await this.#ensureTopic(topic, kind);
+    const subscription = new BusSubscription({
+      transport: this.#transport,
+      pool: createActorPool(poolOptions),
+      options: poolOptions,
+      makeTask: taskFactory(topic, group),
+      logger: this.#options.logger,
+      defaultCloseTimeoutMs: this.#options.closeTimeoutMs,
+      onClosed: (s) => this.#subscriptions.delete(s),
+    });
+    await subscription.start();
+    this.#subscriptions.add(subscription);
+    if (options.signal) {
+      const signal = options.signal;
+      if (signal.aborted) void subscription.close();
+      else signal.addEventListener('abort', () => void subscription.close(), { once: true });
+    }
+    return subscription;
+  }
+
+  /** Makes a failed (or parked) message durable on its dead-letter topic; resolves on the broker ack. */
+  async #deadLetter(
+    topic: string,
+    group: string,
+    deadLetterTopic: string,
+    request: DeadLetterRequest,
+  ): Promise<void> {
+    const parked = request.disposition === 'parked';
+    const target = parked ? `${topic}.PARKED` : deadLetterTopic;
+    const preparing = this.#ensureTopic(target, 'envelope');
+    if (preparing) await preparing;
+    const original = request.task.message;
+    const headers: Record<string, string> = { ...original.headers };
+    delete headers[Headers.natsMsgId];
+    headers[Headers.deadLetterReason] = headerSafe(request.error.message || request.error.name);
+    headers[Headers.deadLetterAttempts] = String(request.attempts);
+    headers[Headers.deadLetterTopic] = topic;
+    headers[Headers.deadLetterPolicy] = parked ? 'parked' : 'dead-letter';
+    if (original.sequence !== undefined) headers[Headers.deadLetterSequence] = String(original.sequence);
+    const identity = original.sequence ?? original.headers[Headers.eventId] ?? newEventId();
+    const message: OutboundMessage = {
+      topic: target,
+      kind: 'envelope',
+      data: original.data,
+      headers,
+      msgId: `${topic}:${group}:${identity}:${parked ? 'parked' : 'dlq'}`,
+      key: request.key,
+    };
+    this.#window.forceAcquire();
+    const outcome = await new Promise<PublishOutcome>((resolve) => this.#transport.send(message, resolve));
+    this.#window.release();
+    if (!outcome.ok) throw outcome.error;
+  }
+
+  publishResults(): PublishResultStream {
+    return this.#results.open();
+  }
+
+  async flush(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? this.#options.closeTimeoutMs;
+    await raceDeadline(this.#window.whenEmpty(), timeoutMs, () => {
+      return new TimeoutError(
+        `Expected every pending publish to be settled within ${timeoutMs} ms, ${this.#window.pending} still pending`,
+      );
+    });
+  }
+
+  health(): HealthReport {
+    const transport = this.#transport.health();
+    const subscriptions = [...this.#subscriptions].map((s) => {
+      const stats = s.pool.stats();
+      return {
+        topic: s.topic,
+        group: s.group,
+        inFlight: stats.inFlight,
+        queued: stats.queued,
+        parkedAggregates: stats.parkedAggregates,
+      };
+    });
+    const degraded = !transport.connected || [...this.#subscriptions].some((s) => s.lastError !== undefined);
+    const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
+      status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
+      transport: this.transport,
+      connected: transport.connected,
+      pendingPublishes: this.#window.pending,
+      subscriptions,
+    };
+    if (transport.details) report.details = transport.details;
+    return report;
+  }
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.timeoutMs ?? this.#options.closeTimeoutMs);
+    return this.#closing;
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    const started = Date.now();
+    const remaining = (): number => Math.max(1000, timeoutMs - (Date.now() - started));
+    try {
+      await Promise.all([...this.#subscriptions].map((s) => s.close({ timeoutMs })));
+      this.#window.close(new BusClosedError());
+      await raceDeadline(this.#window.whenEmpty(), remaining(), () => undefined).catch(() => {});
+      // Whatever is still pending gets a TimeoutError result from the transport.
+      await this.#transport.close(AbortSignal.timeout(remaining()));
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'error while closing the bus');
+    } finally {
+      this.#results.endAll();
+      this.#resolveClosed();
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+type BusSubscriptionTaskFactory = ReturnType<typeof envelopeTaskFactory>;
+
+/** Resolves with `promise`, or rejects with `makeError()` after `ms` (when it returns an error). */
+function raceDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  makeError: () => EventBusError | undefined,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(makeError() ?? new TimeoutError(`Timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Creates a bus on the chosen transport. Options are validated here, once;
+ * the transport connects before this resolves.
+ */
+export async function createEventBus(options: EventBusOptions): Promise<EventBus> {
+  const resolved = resolveBusOptions(options);
+  const transport = await loadTransport(options, { clientId: resolved.clientId, logger: resolved.logger });
+  const metrics =
+    resolved.metrics.enabled === false
+      ? noopMetrics
+      : createBusMetrics(transport.kind, resolved.clientId, resolved.metrics.registry);
+  return new EventBusImpl(resolved, transport, metrics);
+}
+
+export type { EventBusOptions };

@@ -1,0 +1,74 @@
+/** Bus options: validated once, defaults in one place. */
+import { InvalidArgumentError } from '../core/errors.ts';
+import { type Logger, silentLogger } from '../core/logger.ts';
+import type { TransportKind } from '../core/transport.ts';
+import type { EventBusOptionsBase, MetricsOptions, PublishResult } from '../core/types.ts';
+import type { MemoryTransportOptions } from '../transports/memory/options.ts';
+
+export interface EventBusOptions extends EventBusOptionsBase {
+  readonly transport: TransportKind;
+  readonly memory?: MemoryTransportOptions;
+  /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, consumer and publish limits. */
+  readonly nats?: Readonly<Record<string, unknown>>;
+  /** Kafka settings (see `jxt-eventbus/kafka`): brokers, partitions, compression. */
+  readonly kafka?: Readonly<Record<string, unknown>>;
+}
+
+export interface ResolvedBusOptions {
+  readonly transport: TransportKind;
+  readonly clientId: string;
+  readonly logger: Logger;
+  readonly metrics: MetricsOptions;
+  readonly onPublishResult: ((r: PublishResult) => void) | undefined;
+  readonly maxPendingPublishes: number;
+  readonly closeTimeoutMs: number;
+}
+
+export const busDefaults = {
+  maxPendingPublishes: 10_000,
+  closeTimeoutMs: 30_000,
+} as const;
+
+const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
+
+export function positiveInt(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidArgumentError(`Expected \`${name}\` to be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`Expected an options object, got ${String(options)}`);
+  }
+  if (!transports.includes(options.transport)) {
+    throw new InvalidArgumentError(
+      `Expected \`transport\` to be one of ${transports.join(', ')}, got ${String(options.transport)}`,
+    );
+  }
+  if (typeof options.clientId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(options.clientId)) {
+    throw new InvalidArgumentError(
+      `Expected \`clientId\` to be 1-64 characters of [A-Za-z0-9_-], got ${JSON.stringify(options.clientId)}`,
+    );
+  }
+  if (options.onPublishResult !== undefined && typeof options.onPublishResult !== 'function') {
+    throw new InvalidArgumentError(
+      `Expected \`onPublishResult\` to be a function, got ${typeof options.onPublishResult}`,
+    );
+  }
+  return {
+    transport: options.transport,
+    clientId: options.clientId,
+    logger: options.logger ?? silentLogger,
+    metrics: options.metrics ?? {},
+    onPublishResult: options.onPublishResult,
+    maxPendingPublishes: positiveInt(
+      'maxPendingPublishes',
+      options.maxPendingPublishes,
+      busDefaults.maxPendingPublishes,
+    ),
+    closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, busDefaults.closeTimeoutMs),
+  };
+}

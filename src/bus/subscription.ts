@@ -1,0 +1,95 @@
+/**
+ * One subscription: a transport intake feeding one keyed actor pool.
+ * Closing follows the single shutdown path of SPEC §3: stop intake → let the
+ * actors finish within the deadline → nak whatever did not finish → release
+ * the broker consumer.
+ */
+import type { EventBusError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import type { FlowControl, InboundMessage, Transport, TransportSubscription } from '../core/transport.ts';
+import type { Subscription } from '../core/types.ts';
+import type { ActorPool, PoolTask, ResolvedPoolOptions } from '../dispatch/types.ts';
+
+export interface SubscriptionParts {
+  readonly transport: Transport;
+  readonly pool: ActorPool;
+  readonly options: ResolvedPoolOptions;
+  readonly makeTask: (m: InboundMessage) => PoolTask;
+  readonly logger: Logger;
+  readonly defaultCloseTimeoutMs: number;
+  readonly onClosed: (s: BusSubscription) => void;
+}
+
+export class BusSubscription implements Subscription {
+  readonly topic: string;
+  readonly group: string;
+  readonly #parts: SubscriptionParts;
+  #transportSub: TransportSubscription | undefined;
+  #closing: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+  readonly closed: Promise<void>;
+  #lastError: EventBusError | undefined;
+
+  constructor(parts: SubscriptionParts) {
+    this.#parts = parts;
+    this.topic = parts.options.topic;
+    this.group = parts.options.group;
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+  }
+
+  get pool(): ActorPool {
+    return this.#parts.pool;
+  }
+
+  get lastError(): EventBusError | undefined {
+    return this.#lastError;
+  }
+
+  async start(): Promise<void> {
+    const { transport, pool, options, makeTask, logger } = this.#parts;
+    const flow: FlowControl = {
+      freeCapacity: () => pool.freeCapacity(),
+      waitForCapacity: (signal) => pool.waitForCapacity(signal),
+      deliver: (message) => pool.submit(makeTask(message)),
+      reportError: (error) => {
+        this.#lastError = error;
+        logger.warn({ err: error, topic: this.topic, group: this.group }, 'transport reported a problem');
+      },
+    };
+    this.#transportSub = await transport.subscribe(
+      {
+        topic: options.topic,
+        group: options.group,
+        kind: options.kind,
+        handlerTimeoutMs: options.handlerTimeoutMs,
+      },
+      flow,
+    );
+  }
+
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.timeoutMs ?? this.#parts.defaultCloseTimeoutMs);
+    return this.#closing;
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    const { pool, logger } = this.#parts;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    try {
+      await this.#transportSub?.stop();
+      const result = await pool.drain(deadline);
+      if (result.abandoned > 0) {
+        logger.warn(
+          { topic: this.topic, group: this.group, abandoned: result.abandoned },
+          'close deadline reached: unfinished messages were released for redelivery',
+        );
+      }
+      await this.#transportSub?.close();
+    } finally {
+      this.#parts.onClosed(this);
+      this.#resolveClosed();
+    }
+  }
+}

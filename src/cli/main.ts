@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/** The `eventbus` command line. */
+import { parseArgs } from 'node:util';
+import { formatSummary, runDemo } from './demo.ts';
+
+const usage = `Usage: eventbus <command> [options]
+
+Commands:
+  demo [--orders N] [--failure-rate R] [--no-progress]
+      Order service → projection on the in-memory transport, judged by the order checker.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'demo': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          orders: { type: 'string', default: '10000' },
+          'failure-rate': { type: 'string', default: '0.05' },
+          'no-progress': { type: 'boolean', default: false },
+        },
+      });
+      const orders = Number(values.orders);
+      const failureRate = Number(values['failure-rate']);
+      if (!Number.isSafeInteger(orders) || orders <= 0)
+        throw new Error(`Expected --orders to be a positive integer, got ${values.orders}`);
+      if (!(failureRate >= 0 && failureRate < 1))
+        throw new Error(`Expected --failure-rate in [0, 1), got ${values['failure-rate']}`);
+      const summary = await runDemo({
+        orders,
+        failureRate,
+        progress: !values['no-progress'] && process.stderr.isTTY === true,
+      });
+      process.stdout.write(`${formatSummary(summary)}\n`);
+      return summary.lost === 0 && summary.outOfOrder === 0 ? 0 : 1;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+      process.stdout.write(usage);
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`Unknown command ${command}\n${usage}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,53 @@
+/**
+ * jxt-eventbus: domain events over NATS JetStream, Kafka and in-memory, with
+ * per-aggregate ordering, at-least-once envelopes and confirmed publishing.
+ */
+export { createEventBus } from './bus/create-event-bus.ts';
+export type { EventBusOptions } from './bus/options.ts';
+export type { Envelope, EnvelopeInput, JsonValue } from './core/envelope.ts';
+export {
+  createEnvelope,
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeHeaders,
+  extractAggregateId,
+  Headers,
+  validateEnvelope,
+} from './core/envelope.ts';
+export type { ErrorCode } from './core/errors.ts';
+export {
+  BusClosedError,
+  DecodeError,
+  EventBusError,
+  findErrorByCode,
+  HandlerTimeoutError,
+  InvalidArgumentError,
+  isEventBusError,
+  PayloadTooLargeError,
+  PublishRejectedError,
+  TimeoutError,
+  TransportError,
+  ValidationError,
+} from './core/errors.ts';
+export type { Logger } from './core/logger.ts';
+export { createConsoleLogger, silentLogger } from './core/logger.ts';
+export type { TransportFeatures, TransportKind } from './core/transport.ts';
+export type {
+  BackoffOptions,
+  DeadLetterPolicy,
+  EnvelopeHandler,
+  EventBus,
+  HealthReport,
+  MessageContext,
+  MetricsOptions,
+  PublishAccepted,
+  PublishOptions,
+  PublishResult,
+  PublishResultStream,
+  RawHandler,
+  SubscribeOptions,
+  Subscription,
+} from './core/types.ts';
+export { metricsHandler, startMetricsServer } from './metrics/http.ts';
+export type { MemoryBroker, MemoryChaosOptions, MemoryTransportOptions } from './transports/memory/index.ts';
+export { createMemoryBroker } from './transports/memory/index.ts';

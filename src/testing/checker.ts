@@ -1,0 +1,149 @@
+/**
+ * Classifies every message of a run, per aggregate, after the Jepsen queue
+ * checker: ok / lost / duplicated / out of order / unexpected / recovered.
+ * Tests assert on the classification, never on bare counts.
+ *
+ * - published + acknowledged and consumed at least once → ok
+ * - published + acknowledged and never consumed → lost
+ * - publish failed (or outcome unknown) and never consumed → unknown
+ * - consumed more than once → duplicated (allowed for at-least-once; counted)
+ * - first consumption of a message whose index is below one already consumed
+ *   for the same key → out of order
+ * - consumed but never published → unexpected
+ * - publish failed or had an unknown outcome, yet consumed → recovered
+ */
+
+export interface CheckerReport {
+  readonly published: number;
+  readonly acknowledged: number;
+  readonly unknown: number;
+  readonly consumed: number;
+  readonly ok: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly outOfOrder: number;
+  readonly unexpected: number;
+  readonly recovered: number;
+  /** Up to 10 examples per problem class, for failure messages. */
+  readonly examples: {
+    readonly lost: string[];
+    readonly outOfOrder: string[];
+    readonly unexpected: string[];
+  };
+}
+
+interface Expected {
+  readonly key: string;
+  readonly index: number;
+  acked: boolean;
+  failed: boolean;
+  seen: number;
+}
+
+export interface OrderChecker {
+  /** A message about to be published: `index` is its position within `key`. */
+  expect(id: string, key: string, index: number): void;
+  /** The broker acknowledged the publish. */
+  acknowledged(id: string): void;
+  /** The publish failed or its outcome is unknown. */
+  failed(id: string): void;
+  /** A handler consumed `id`. */
+  observe(id: string, key: string, index: number): void;
+  /** Messages acknowledged but not yet consumed. */
+  outstanding(): number;
+  report(): CheckerReport;
+}
+
+export function createOrderChecker(): OrderChecker {
+  const expected = new Map<string, Expected>();
+  const highest = new Map<string, number>();
+  let consumed = 0;
+  let unexpected = 0;
+  let outOfOrder = 0;
+  let pendingAcked = 0;
+  const examples = { lost: [] as string[], outOfOrder: [] as string[], unexpected: [] as string[] };
+  const note = (list: string[], text: string): void => {
+    if (list.length < 10) list.push(text);
+  };
+
+  return {
+    expect(id, key, index) {
+      expected.set(id, { key, index, acked: false, failed: false, seen: 0 });
+    },
+    acknowledged(id) {
+      const e = expected.get(id);
+      if (e && !e.acked) {
+        e.acked = true;
+        if (e.seen === 0) pendingAcked++;
+      }
+    },
+    failed(id) {
+      const e = expected.get(id);
+      if (e) e.failed = true;
+    },
+    observe(id, key, index) {
+      consumed++;
+      const e = expected.get(id);
+      if (!e) {
+        unexpected++;
+        note(examples.unexpected, `${key}#${index} (${id})`);
+        return;
+      }
+      e.seen++;
+      if (e.seen > 1) return; // a duplicate: not an ordering event
+      if (e.acked) pendingAcked--;
+      const top = highest.get(key) ?? -1;
+      if (index < top) {
+        outOfOrder++;
+        note(examples.outOfOrder, `${key}: #${index} after #${top}`);
+      } else {
+        highest.set(key, index);
+      }
+    },
+    outstanding: () => pendingAcked,
+    report() {
+      let ok = 0;
+      let lost = 0;
+      let duplicated = 0;
+      let acknowledged = 0;
+      let unknown = 0;
+      let recovered = 0;
+      for (const [id, e] of expected) {
+        if (e.acked) acknowledged++;
+        if (e.failed && !e.acked && e.seen === 0) unknown++;
+        if (e.seen > 1) duplicated++;
+        if (e.seen > 0) {
+          if (e.acked) ok++;
+          else recovered++;
+        } else if (e.acked) {
+          lost++;
+          note(examples.lost, `${e.key}#${e.index} (${id})`);
+        }
+      }
+      return {
+        published: expected.size,
+        acknowledged,
+        unknown,
+        consumed,
+        ok,
+        lost,
+        duplicated,
+        outOfOrder,
+        unexpected,
+        recovered,
+        examples,
+      };
+    },
+  };
+}
+
+/** One-line summary for logs and failure messages. */
+export function formatReport(r: CheckerReport): string {
+  return (
+    `published=${r.published} acked=${r.acknowledged} unknown=${r.unknown} consumed=${r.consumed} ` +
+    `ok=${r.ok} lost=${r.lost} duplicated=${r.duplicated} outOfOrder=${r.outOfOrder} ` +
+    `unexpected=${r.unexpected} recovered=${r.recovered}` +
+    (r.examples.lost.length ? ` lost e.g. ${r.examples.lost.slice(0, 3).join(', ')}` : '') +
+    (r.examples.outOfOrder.length ? ` order e.g. ${r.examples.outOfOrder.slice(0, 3).join(', ')}` : '')
+  );
+}

@@ -1,0 +1,9 @@
+/** Test utilities: the transport conformance suite, the order checker, waiters. */
+
+export { createMemoryBroker } from '../transports/memory/index.ts';
+export type { CheckerReport, OrderChecker } from './checker.ts';
+export { createOrderChecker, formatReport } from './checker.ts';
+export type { BusOverrides, ConformanceTarget } from './conformance.ts';
+export { runConformanceSuite } from './conformance.ts';
+export type { Signal } from './waiters.ts';
+export { deferred, until } from './waiters.ts';

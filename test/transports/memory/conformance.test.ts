@@ -1,0 +1,20 @@
+import { createEventBus } from '../../../src/index.ts';
+import { runConformanceSuite } from '../../../src/testing/index.ts';
+import { createMemoryBroker } from '../../../src/transports/memory/index.ts';
+
+const broker = createMemoryBroker();
+
+runConformanceSuite({
+  name: 'memory',
+  features: {
+    persistent: true,
+    consumerGroups: true,
+    newSubscriberReceivesOldMessages: true,
+    brokerDeduplication: true,
+  },
+  createBus: (overrides) =>
+    createEventBus({ ...overrides, transport: 'memory', memory: { broker }, metrics: { enabled: false } }),
+  injectRaw: async (topic, data, headers = {}) => {
+    broker.topic(topic).append({ data, headers, key: undefined }, `raw-${Math.random()}`);
+  },
+});
