@@ -30,11 +30,15 @@ test('Inbox.touchOlderThan restamps only old entries', () => {
   inbox.push(task('a'), 'a', 10);
   inbox.push(task('b'), 'b', 50);
   inbox.push(task('c'), 'c', 20);
-  const touched: Array<string | undefined> = [];
-  inbox.touchOlderThan(20, 100, (t) => touched.push(t.key));
+  const touched: string[] = [];
+  inbox.touchOlderThan(20, 100, (t) => {
+    touched.push(t.key ?? '');
+  });
   assert.deepEqual(touched, ['a', 'c']);
   touched.length = 0;
-  inbox.touchOlderThan(60, 200, (t) => touched.push(t.key));
+  inbox.touchOlderThan(60, 200, (t) => {
+    touched.push(t.key ?? '');
+  });
   assert.deepEqual(touched, ['b']);
   assert.equal(inbox.headStamp(), 100);
 });
