@@ -1,0 +1,110 @@
+/** Durable pull consumers: one per (topic, group). */
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  DeliverPolicy,
+  type JetStreamManager,
+  ReplayPolicy,
+} from '@nats-io/jetstream';
+import { TransportError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import { ApiCodes, apiErrorCode, wrapApiError } from './errors.ts';
+
+const NANOS_PER_MS = 1_000_000;
+
+export interface ConsumerSpec {
+  readonly stream: string;
+  readonly durable: string;
+  readonly ackWaitMs: number;
+  readonly maxAckPending: number;
+  readonly maxWaiting: number;
+}
+
+/** AckWait stays above the pool's handler timeout, with a margin for the ack to travel. */
+export function ackWaitFor(configuredMs: number, handlerTimeoutMs: number): number {
+  const margin = Math.max(1_000, Math.ceil(handlerTimeoutMs * 0.2));
+  return Math.max(configuredMs, handlerTimeoutMs + margin);
+}
+
+function configFor(spec: ConsumerSpec, startSequence: number | undefined): Partial<ConsumerConfig> {
+  const start =
+    startSequence !== undefined && startSequence > 1
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSequence }
+      : { deliver_policy: DeliverPolicy.All };
+  return {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: spec.ackWaitMs * NANOS_PER_MS,
+    max_ack_pending: spec.maxAckPending,
+    max_waiting: spec.maxWaiting,
+    max_deliver: -1,
+    replay_policy: ReplayPolicy.Instant,
+    ...start,
+  };
+}
+
+async function consumerInfo(jsm: JetStreamManager, spec: ConsumerSpec): Promise<ConsumerInfo | undefined> {
+  try {
+    return await jsm.consumers.info(spec.stream, spec.durable);
+  } catch (error) {
+    if (apiErrorCode(error) === ApiCodes.consumerNotFound) return undefined;
+    throw wrapApiError(`Failed to read consumer ${spec.durable} on stream ${spec.stream}`, error);
+  }
+}
+
+/**
+ * Returns the durable consumer, creating it when missing (from `startSequence`
+ * when given, else from the start of the stream). An existing consumer is used
+ * as is, except that a too short AckWait is raised.
+ */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  spec: ConsumerSpec,
+  logger: Logger,
+  startSequence?: number,
+): Promise<ConsumerInfo> {
+  let info = await consumerInfo(jsm, spec);
+  if (info === undefined) {
+    try {
+      info = await jsm.consumers.add(spec.stream, configFor(spec, startSequence));
+      logger.info(
+        { stream: spec.stream, durable: spec.durable, startSequence: startSequence ?? 1 },
+        'nats: created durable consumer',
+      );
+    } catch (error) {
+      // Another member of the group may have created it meanwhile.
+      info = await consumerInfo(jsm, spec);
+      if (info === undefined) {
+        throw wrapApiError(`Failed to create consumer ${spec.durable} on stream ${spec.stream}`, error);
+      }
+    }
+  }
+  const config = info.config;
+  if (config.deliver_subject) {
+    throw new TransportError(
+      `Consumer ${spec.durable} on stream ${spec.stream} is push-based (deliver_subject ${config.deliver_subject}); this transport needs a pull consumer`,
+      { retryable: false },
+    );
+  }
+  if (config.ack_policy !== AckPolicy.Explicit) {
+    logger.warn(
+      { stream: spec.stream, durable: spec.durable, ackPolicy: config.ack_policy },
+      `nats: consumer ${spec.durable} has ack policy ${config.ack_policy}, expected explicit; using it as is`,
+    );
+  }
+  const wantAckWait = spec.ackWaitMs * NANOS_PER_MS;
+  if ((config.ack_wait ?? 0) < wantAckWait) {
+    try {
+      info = await jsm.consumers.update(spec.stream, spec.durable, { ack_wait: wantAckWait });
+    } catch (error) {
+      logger.warn(
+        { err: error, stream: spec.stream, durable: spec.durable },
+        `nats: consumer ${spec.durable} has AckWait ${(config.ack_wait ?? 0) / NANOS_PER_MS} ms < ${spec.ackWaitMs} ms and could not be updated; long handlers may be redelivered`,
+      );
+    }
+  }
+  return info;
+}
+
+export { consumerInfo };

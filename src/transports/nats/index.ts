@@ -1,0 +1,32 @@
+/**
+ * NATS JetStream transport (SPEC §4.1): one connection, a stream per topic,
+ * pipelined confirmed publishing, one pull loop per subscription.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { TransportError } from '../../core/errors.ts';
+import type { Transport, TransportContext } from '../../core/transport.ts';
+import { NatsConnectionManager } from './connection.ts';
+import { type NatsTransportOptions, resolveNatsOptions } from './options.ts';
+import { NatsTransport } from './transport.ts';
+
+export type { NatsConsumerOptions, NatsStreamOptions, NatsTransportOptions } from './options.ts';
+export { NATS_DEFAULTS } from './options.ts';
+
+/** Validates options, connects, checks JetStream is available. */
+export async function createNatsTransport(
+  options: NatsTransportOptions | undefined,
+  ctx: TransportContext,
+): Promise<Transport> {
+  const resolved = resolveNatsOptions(options);
+  const conn = await NatsConnectionManager.open(resolved, ctx.clientId, ctx.logger);
+  try {
+    const jsm = await jetstreamManager(conn.nc, { timeout: resolved.apiTimeoutMs });
+    return new NatsTransport(conn, jsm, resolved, ctx.logger);
+  } catch (cause) {
+    await conn.nc.close().catch(() => {});
+    throw new TransportError(
+      `Connected to ${conn.server} but JetStream is not available: ${(cause as Error).message}`,
+      { cause, retryable: false },
+    );
+  }
+}

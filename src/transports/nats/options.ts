@@ -1,0 +1,187 @@
+/**
+ * NATS transport options: the one place where defaults live, validated once
+ * when the transport is created.
+ */
+import type { NodeConnectionOptions } from '@nats-io/transport-node';
+import { InvalidArgumentError } from '../../core/errors.ts';
+
+export interface NatsStreamOptions {
+  /** Stream MaxBytes. Default 1 GiB. */
+  readonly maxBytes?: number;
+  /** Stream MaxMsgs. Default 1,000,000. */
+  readonly maxMsgs?: number;
+  /** Stream replicas (1 or a JetStream cluster's 3/5). Default 1. */
+  readonly replicas?: number;
+}
+
+export interface NatsConsumerOptions {
+  /** Largest pull request (messages). Default 500. */
+  readonly fetchBatch?: number;
+  /** How long one pull waits on the broker for messages. Default 100 ms. */
+  readonly fetchMaxWaitMs?: number;
+  /** Consumer MaxAckPending. Default 10,000. */
+  readonly maxAckPending?: number;
+  /** Consumer MaxWaiting (outstanding pull requests). Default 1,000. */
+  readonly maxWaiting?: number;
+  /** Consumer AckWait; raised to handlerTimeoutMs + margin when lower. Default 30 s. */
+  readonly ackWaitMs?: number;
+}
+
+export interface NatsTransportOptions {
+  /** Server URL(s). Default `nats://127.0.0.1:4222`. */
+  readonly servers?: string | readonly string[];
+  /** Streams are named `<streamPrefix>_<topic sanitized>`. Default `EVENTBUS`. */
+  readonly streamPrefix?: string;
+  /** Nats-Msg-Id de-duplication window of streams we create. Default 120,000 ms. */
+  readonly duplicateWindowMs?: number;
+  readonly stream?: NatsStreamOptions;
+  readonly consumer?: NatsConsumerOptions;
+  /** Defensive cap on unacknowledged sends (the bus owns the real window). Default 10,000. */
+  readonly maxPendingPublishes?: number;
+  /** Time to wait for a PubAck before resending (same Nats-Msg-Id). Default 5,000 ms. */
+  readonly publishTimeoutMs?: number;
+  /** Same-id resends after a PubAck timeout before reporting TimeoutError. Default 3. */
+  readonly publishRetries?: number;
+  /** Upper bound for close() waiting on pending PubAcks. Default 30,000 ms. */
+  readonly closeTimeoutMs?: number;
+  /** Client PING interval (stale connection detection). Default 2,000 ms. */
+  readonly pingIntervalMs?: number;
+  /** Unanswered PINGs before the connection counts as stale. Default 2. */
+  readonly maxPingOut?: number;
+  /** Pause between reconnect attempts (reconnects never stop). Default 250 ms. */
+  readonly reconnectTimeWaitMs?: number;
+  /** Timeout of JetStream API calls (stream/consumer management). Default 5,000 ms. */
+  readonly apiTimeoutMs?: number;
+  /**
+   * Extra nats.js connection options (authentication, TLS, ...). Applied first:
+   * servers, name, reconnect and ping settings above always win.
+   */
+  readonly connectOptions?: Omit<NodeConnectionOptions, 'servers'>;
+}
+
+export interface ResolvedNatsOptions {
+  readonly servers: readonly string[];
+  readonly streamPrefix: string;
+  readonly duplicateWindowMs: number;
+  readonly stream: Required<NatsStreamOptions>;
+  readonly consumer: Required<NatsConsumerOptions>;
+  readonly maxPendingPublishes: number;
+  readonly publishTimeoutMs: number;
+  readonly publishRetries: number;
+  readonly closeTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly maxPingOut: number;
+  readonly reconnectTimeWaitMs: number;
+  readonly apiTimeoutMs: number;
+  readonly connectOptions: Omit<NodeConnectionOptions, 'servers'>;
+}
+
+export const NATS_DEFAULTS = {
+  servers: ['nats://127.0.0.1:4222'],
+  streamPrefix: 'EVENTBUS',
+  duplicateWindowMs: 120_000,
+  stream: { maxBytes: 1024 ** 3, maxMsgs: 1_000_000, replicas: 1 },
+  consumer: {
+    fetchBatch: 500,
+    fetchMaxWaitMs: 100,
+    maxAckPending: 10_000,
+    maxWaiting: 1_000,
+    ackWaitMs: 30_000,
+  },
+  maxPendingPublishes: 10_000,
+  publishTimeoutMs: 5_000,
+  publishRetries: 3,
+  closeTimeoutMs: 30_000,
+  pingIntervalMs: 2_000,
+  maxPingOut: 2,
+  reconnectTimeWaitMs: 250,
+  apiTimeoutMs: 5_000,
+} as const satisfies Omit<ResolvedNatsOptions, 'connectOptions'>;
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `"${value.slice(0, 60)}" (string)`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (value === null) return 'null';
+  return `${String(value)} (${typeof value})`;
+}
+
+function integer(value: unknown, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidArgumentError(
+      `Expected \`nats.${name}\` to be an integer ${range}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+function object(value: unknown, name: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError(`Expected \`nats.${name}\` to be an object, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function servers(value: unknown): readonly string[] {
+  if (value === undefined) return NATS_DEFAULTS.servers;
+  const list = typeof value === 'string' ? [value] : value;
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    !list.every((s): s is string => typeof s === 'string' && s.length > 0)
+  ) {
+    throw new InvalidArgumentError(
+      `Expected \`nats.servers\` to be a server URL or a non-empty array of them, got ${describe(value)}`,
+    );
+  }
+  return [...list];
+}
+
+const STREAM_PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Applies defaults and validates; throws InvalidArgumentError naming the option. */
+export function resolveNatsOptions(options: NatsTransportOptions | undefined): ResolvedNatsOptions {
+  const o = object(options, '(options)') as NatsTransportOptions & Record<string, unknown>;
+  const stream = object(o.stream, 'stream');
+  const consumer = object(o.consumer, 'consumer');
+  const streamPrefix = o.streamPrefix ?? NATS_DEFAULTS.streamPrefix;
+  if (typeof streamPrefix !== 'string' || !STREAM_PREFIX.test(streamPrefix)) {
+    throw new InvalidArgumentError(
+      `Expected \`nats.streamPrefix\` to be 1-64 characters of A-Z a-z 0-9 _ -, got ${describe(streamPrefix)}`,
+    );
+  }
+  const d = NATS_DEFAULTS;
+  return {
+    servers: servers(o.servers),
+    streamPrefix,
+    duplicateWindowMs: integer(o.duplicateWindowMs, 'duplicateWindowMs', d.duplicateWindowMs, 1),
+    stream: {
+      maxBytes: integer(stream.maxBytes, 'stream.maxBytes', d.stream.maxBytes, -1),
+      maxMsgs: integer(stream.maxMsgs, 'stream.maxMsgs', d.stream.maxMsgs, -1),
+      replicas: integer(stream.replicas, 'stream.replicas', d.stream.replicas, 1, 5),
+    },
+    consumer: {
+      fetchBatch: integer(consumer.fetchBatch, 'consumer.fetchBatch', d.consumer.fetchBatch, 1, 100_000),
+      fetchMaxWaitMs: integer(
+        consumer.fetchMaxWaitMs,
+        'consumer.fetchMaxWaitMs',
+        d.consumer.fetchMaxWaitMs,
+        10,
+      ),
+      maxAckPending: integer(consumer.maxAckPending, 'consumer.maxAckPending', d.consumer.maxAckPending, 1),
+      maxWaiting: integer(consumer.maxWaiting, 'consumer.maxWaiting', d.consumer.maxWaiting, 1),
+      ackWaitMs: integer(consumer.ackWaitMs, 'consumer.ackWaitMs', d.consumer.ackWaitMs, 100),
+    },
+    maxPendingPublishes: integer(o.maxPendingPublishes, 'maxPendingPublishes', d.maxPendingPublishes, 1),
+    publishTimeoutMs: integer(o.publishTimeoutMs, 'publishTimeoutMs', d.publishTimeoutMs, 10),
+    publishRetries: integer(o.publishRetries, 'publishRetries', d.publishRetries, 0, 100),
+    closeTimeoutMs: integer(o.closeTimeoutMs, 'closeTimeoutMs', d.closeTimeoutMs, 0),
+    pingIntervalMs: integer(o.pingIntervalMs, 'pingIntervalMs', d.pingIntervalMs, 100),
+    maxPingOut: integer(o.maxPingOut, 'maxPingOut', d.maxPingOut, 1),
+    reconnectTimeWaitMs: integer(o.reconnectTimeWaitMs, 'reconnectTimeWaitMs', d.reconnectTimeWaitMs, 0),
+    apiTimeoutMs: integer(o.apiTimeoutMs, 'apiTimeoutMs', d.apiTimeoutMs, 100),
+    connectOptions: object(o.connectOptions, 'connectOptions') as Omit<NodeConnectionOptions, 'servers'>,
+  };
+}

@@ -1,0 +1,428 @@
+/**
+ * One fetch loop per subscription, on the low-level pull API.
+ *
+ * Each pull is one request to `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`
+ * asking for min(fetchBatch, flow.freeCapacity()) messages with a short
+ * `expires`; the next pull starts only when this one ended (batch filled,
+ * 408/404 status, reconnect, or a safety timeout). With no free capacity the
+ * loop waits on flow.waitForCapacity(), so no pull is outstanding and the
+ * broker keeps the messages: backpressure reaches the broker.
+ *
+ * Messages arrive on one inbox subscription and are handed to flow.deliver()
+ * in arrival (= stream) order, synchronously, without per-message promises.
+ *
+ * Failure handling: a pull that gets no answer (nats-server 2.9 does not answer
+ * pulls for a consumer that does not exist), a 409 "Consumer Deleted" or a 503
+ * leads to a check: consumer still there → pull again; consumer gone → recreate
+ * it from the first unsettled sequence; stream gone → recreate the stream and
+ * start over. Each such event is logged and reported through flow.reportError.
+ */
+
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { createInbox, type Msg, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
+import { type EventBusError, isEventBusError, TransportError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { FlowControl, MessageKind, TransportSubscription } from '../../core/transport.ts';
+import { AckTracker } from './ack-tracker.ts';
+import type { NatsConnectionManager } from './connection.ts';
+import { type ConsumerSpec, consumerInfo, ensureConsumer } from './consumer.ts';
+import { wrapApiError } from './errors.ts';
+import type { ResolvedNatsOptions } from './options.ts';
+import type { StreamHandle, StreamRegistry } from './streams.ts';
+
+type PullOutcome =
+  | { readonly kind: 'done' | 'expired' | 'reconnected' | 'aborted' | 'no-response' }
+  | { readonly kind: 'missing'; readonly reason: string }
+  | { readonly kind: 'retry' | 'error'; readonly reason: string };
+
+interface ActivePull {
+  readonly id: number;
+  readonly batch: number;
+  received: number;
+  readonly resolve: (outcome: PullOutcome) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const DONE: PullOutcome = { kind: 'done' };
+const EXPIRED: PullOutcome = { kind: 'expired' };
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const encoder = new TextEncoder();
+
+function headersRecord(headers: MsgHdrs | undefined): Readonly<Record<string, string>> {
+  if (headers === undefined) return EMPTY_HEADERS;
+  const record: Record<string, string> = {};
+  for (const [name, values] of headers) {
+    const value = values[0];
+    if (value !== undefined) record[name] = value;
+  }
+  return record;
+}
+
+const dots = new Int32Array(16);
+
+/**
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` (9 tokens)
+ * or the v2 form with `<domain>.<account hash>` after ACK and a trailing token.
+ * Writes [deliveryCount, streamSequence] into `out`; false when not an ack subject.
+ */
+function parseAckSubject(reply: string, out: [number, number]): boolean {
+  if (!reply.startsWith('$JS.ACK.')) return false;
+  let count = 0;
+  for (let i = 0; i < reply.length && count < 16; i++) {
+    if (reply.charCodeAt(i) === 46) dots[count++] = i;
+  }
+  const tokens = count + 1;
+  const first = tokens === 9 ? 4 : tokens >= 11 ? 6 : -1;
+  if (first < 0) return false;
+  const deliveryCount = Number(reply.slice((dots[first - 1] as number) + 1, dots[first]));
+  const sequence = Number(reply.slice((dots[first] as number) + 1, dots[first + 1]));
+  if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(sequence)) return false;
+  out[0] = deliveryCount;
+  out[1] = sequence;
+  return true;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export interface PullSubscriptionDeps {
+  readonly conn: NatsConnectionManager;
+  readonly jsm: JetStreamManager;
+  readonly streams: StreamRegistry;
+  readonly options: ResolvedNatsOptions;
+  readonly logger: Logger;
+}
+
+export interface PullSubscriptionStats {
+  readonly topic: string;
+  readonly durable: string;
+  readonly pulls: number;
+  readonly delivered: number;
+  readonly recreated: number;
+  readonly inFlight: number;
+  readonly skippedAcked: number;
+  readonly skippedInFlight: number;
+}
+
+export class NatsPullSubscription implements TransportSubscription {
+  readonly #deps: PullSubscriptionDeps;
+  readonly #flow: FlowControl;
+  readonly #kind: MessageKind;
+  readonly #spec: ConsumerSpec;
+  readonly #topic: string;
+  readonly #nextSubject: string;
+  readonly #inboxPrefix: string;
+  readonly #sub: Subscription;
+  readonly #tracker: AckTracker;
+  readonly #abort = new AbortController();
+  readonly #aborted: Promise<void>;
+  readonly #unlistenReconnect: () => void;
+  readonly #meta: [number, number] = [0, 0];
+  readonly #expiresNs: number;
+  readonly #safetyMs: number;
+  #streamCreated: string;
+  #pull: ActivePull | undefined;
+  #pullSeq = 0;
+  #loop: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #stopping: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #pulls = 0;
+  #delivered = 0;
+  #recreated = 0;
+
+  constructor(
+    deps: PullSubscriptionDeps,
+    stream: StreamHandle,
+    spec: ConsumerSpec,
+    ackFloor: number,
+    flow: FlowControl,
+  ) {
+    this.#deps = deps;
+    this.#flow = flow;
+    this.#kind = stream.kind;
+    this.#topic = stream.topic;
+    this.#streamCreated = stream.created;
+    this.#spec = spec;
+    this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${spec.stream}.${spec.durable}`;
+    const { conn, options } = deps;
+    this.#expiresNs = options.consumer.fetchMaxWaitMs * 1_000_000;
+    this.#safetyMs = options.consumer.fetchMaxWaitMs + Math.max(1_000, options.consumer.fetchMaxWaitMs);
+    this.#tracker = new AckTracker(
+      (reply, payload) => {
+        try {
+          conn.nc.publish(reply, payload);
+        } catch (error) {
+          // Connection closed: the broker redelivers after AckWait.
+          deps.logger.debug({ err: error }, 'nats: could not send ack');
+        }
+      },
+      () => conn.supportsTermReason,
+    );
+    this.#tracker.setFloor(ackFloor);
+    const inbox = createInbox(options.connectOptions.inboxPrefix);
+    this.#inboxPrefix = `${inbox}.`;
+    this.#sub = conn.nc.subscribe(`${inbox}.*`, { callback: (error, msg) => this.#onMessage(error, msg) });
+    this.#aborted = new Promise((resolve) =>
+      this.#abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    this.#unlistenReconnect = conn.onReconnect(() => {
+      const pull = this.#pull;
+      if (pull !== undefined) this.#finish(pull, { kind: 'reconnected' });
+    });
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  stats(): PullSubscriptionStats {
+    const tracker = this.#tracker.stats();
+    return {
+      topic: this.#topic,
+      durable: this.#spec.durable,
+      pulls: this.#pulls,
+      delivered: this.#delivered,
+      recreated: this.#recreated,
+      inFlight: tracker.inFlight,
+      skippedAcked: tracker.skippedAcked,
+      skippedInFlight: tracker.skippedInFlight,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    let backoffMs = 0;
+    const backoff = async (): Promise<void> => {
+      backoffMs = Math.min(5_000, backoffMs === 0 ? 100 : backoffMs * 2);
+      await delay(backoffMs, signal);
+    };
+    while (!signal.aborted) {
+      try {
+        const free = this.#flow.freeCapacity();
+        if (free <= 0) {
+          await this.#flow.waitForCapacity(signal);
+          continue;
+        }
+        const outcome = await this.#pullOnce(Math.min(this.#deps.options.consumer.fetchBatch, free));
+        switch (outcome.kind) {
+          case 'done':
+          case 'expired':
+          case 'reconnected':
+          case 'aborted':
+            backoffMs = 0;
+            break;
+          case 'no-response':
+          case 'missing':
+            if (!this.#deps.conn.connected) {
+              await this.#untilReconnected();
+              break;
+            }
+            await Promise.race([
+              this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to pull'),
+              this.#aborted,
+            ]);
+            break;
+          case 'retry':
+            this.#deps.logger.debug(
+              { topic: this.#topic, reason: outcome.reason },
+              'nats: pull refused; retrying',
+            );
+            await backoff();
+            break;
+          case 'error':
+            this.#report(
+              new TransportError(
+                `Pull from ${this.#spec.stream}/${this.#spec.durable} failed: ${outcome.reason}`,
+              ),
+            );
+            await backoff();
+            break;
+        }
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#report(
+          isEventBusError(error)
+            ? error
+            : wrapApiError(`Fetch loop of ${this.#spec.stream}/${this.#spec.durable}`, error),
+        );
+        await backoff();
+      }
+    }
+  }
+
+  #untilReconnected(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        unlisten();
+        this.#abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const unlisten = this.#deps.conn.onReconnect(done);
+      this.#abort.signal.addEventListener('abort', done, { once: true });
+      if (this.#deps.conn.connected) done();
+    });
+  }
+
+  #pullOnce(batch: number): Promise<PullOutcome> {
+    return new Promise((resolve) => {
+      const id = ++this.#pullSeq;
+      const pull: ActivePull = { id, batch, received: 0, resolve, timer: undefined };
+      this.#pull = pull;
+      pull.timer = setTimeout(() => this.#finish(pull, { kind: 'no-response' }), this.#safetyMs);
+      this.#pulls++;
+      try {
+        this.#deps.conn.nc.publish(
+          this.#nextSubject,
+          encoder.encode(`{"batch":${batch},"expires":${this.#expiresNs}}`),
+          { reply: this.#inboxPrefix + id },
+        );
+      } catch (error) {
+        this.#finish(pull, { kind: 'error', reason: (error as Error).message });
+      }
+    });
+  }
+
+  #finish(pull: ActivePull, outcome: PullOutcome): void {
+    if (this.#pull !== pull) return;
+    this.#pull = undefined;
+    clearTimeout(pull.timer);
+    pull.resolve(outcome);
+  }
+
+  #onMessage(error: Error | null, msg: Msg): void {
+    if (error !== null) {
+      this.#report(new TransportError(`Pull subscription failed: ${error.message}`, { cause: error }));
+      return;
+    }
+    const reply = msg.reply;
+    if (!reply) {
+      this.#onStatus(msg);
+      return;
+    }
+    const pull = this.#pull;
+    const meta = this.#meta;
+    if (!parseAckSubject(reply, meta)) {
+      this.#deps.logger.warn({ reply }, 'nats: unexpected message on the pull inbox');
+      return;
+    }
+    if (this.#stopped) {
+      this.#tracker.refuse(meta[1], reply);
+    } else {
+      const message = this.#tracker.accept(
+        this.#topic,
+        msg.data,
+        headersRecord(msg.headers),
+        meta[0],
+        meta[1],
+        reply,
+      );
+      if (message !== undefined) {
+        this.#delivered++;
+        try {
+          this.#flow.deliver(message);
+        } catch (cause) {
+          this.#deps.logger.error({ err: cause, topic: this.#topic }, 'nats: flow.deliver threw');
+        }
+      }
+    }
+    if (pull !== undefined && ++pull.received >= pull.batch) this.#finish(pull, DONE);
+  }
+
+  #onStatus(msg: Msg): void {
+    const headers = msg.headers;
+    const code = headers?.code ?? 0;
+    if (code === 100) return; // heartbeat / flow control: not requested
+    const pull = this.#pull;
+    const id = Number(msg.subject.slice(this.#inboxPrefix.length));
+    if (pull === undefined || pull.id !== id) return; // answer to an earlier pull
+    const description = headers?.description ?? '';
+    switch (code) {
+      case 404:
+      case 408:
+        this.#finish(pull, EXPIRED);
+        return;
+      case 409:
+        if (/consumer deleted/i.test(description))
+          this.#finish(pull, { kind: 'missing', reason: description });
+        else if (/maxwaiting|leadership/i.test(description))
+          this.#finish(pull, { kind: 'retry', reason: description });
+        else this.#finish(pull, { kind: 'error', reason: `409 ${description}` });
+        return;
+      case 503:
+        this.#finish(pull, { kind: 'missing', reason: '503 no responders' });
+        return;
+      default:
+        this.#finish(pull, { kind: 'error', reason: `${code} ${description}` });
+    }
+  }
+
+  /** Consumer there → nothing to do; consumer or stream gone → recreate (loudly). */
+  async #recover(reason: string): Promise<void> {
+    const { jsm, streams, logger } = this.#deps;
+    const existing = await consumerInfo(jsm, this.#spec);
+    if (existing !== undefined) return; // the pull was lost (restart, slow server): pull again
+    const stream = await streams.info(this.#spec.stream);
+    let startSequence: number | undefined;
+    let what: string;
+    if (stream === undefined) {
+      const handle = await streams.recreate(this.#topic, this.#kind);
+      this.#streamCreated = handle.created;
+      this.#tracker.reset();
+      what = `stream ${this.#spec.stream} was deleted; recreated it and consumer ${this.#spec.durable} from the start`;
+    } else if (stream.created !== this.#streamCreated) {
+      this.#streamCreated = stream.created;
+      this.#tracker.reset();
+      what = `stream ${this.#spec.stream} was recreated by someone else; recreated consumer ${this.#spec.durable} from the start`;
+    } else {
+      startSequence = this.#tracker.resumeSequence();
+      what = `consumer ${this.#spec.durable} on stream ${this.#spec.stream} was deleted; recreated it from sequence ${startSequence}`;
+    }
+    await ensureConsumer(jsm, this.#spec, logger, startSequence);
+    this.#recreated++;
+    logger.warn({ topic: this.#topic, reason }, `nats: ${what}`);
+    this.#report(new TransportError(`${what} (${reason})`));
+  }
+
+  #report(error: EventBusError): void {
+    this.#deps.logger.warn(
+      { err: error, topic: this.#topic, durable: this.#spec.durable },
+      `nats: ${error.message}`,
+    );
+    try {
+      this.#flow.reportError(error);
+    } catch (cause) {
+      this.#deps.logger.error({ err: cause }, 'nats: flow.reportError threw');
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#stopped = true;
+      this.#abort.abort();
+      const pull = this.#pull;
+      if (pull !== undefined) this.#finish(pull, { kind: 'aborted' });
+      await this.#loop.catch(() => {});
+    })();
+    return this.#stopping;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.stop();
+      this.#unlistenReconnect();
+      if (!this.#deps.conn.nc.isClosed()) this.#sub.unsubscribe();
+    })();
+    return this.#closing;
+  }
+}

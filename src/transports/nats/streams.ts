@@ -1,0 +1,132 @@
+/**
+ * A stream per topic: envelope topics on file storage, raw topics in memory.
+ * Existing streams are used as they are (a storage mismatch is only warned
+ * about); results are cached per topic.
+ */
+import {
+  DiscardPolicy,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { InvalidArgumentError, TransportError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { MessageKind } from '../../core/transport.ts';
+import { ApiCodes, apiErrorCode, wrapApiError } from './errors.ts';
+import { streamNameFor, validateTopic } from './names.ts';
+import type { ResolvedNatsOptions } from './options.ts';
+
+export interface StreamHandle {
+  readonly topic: string;
+  readonly name: string;
+  readonly kind: MessageKind;
+  /** The stream's creation time: a different value later means it was deleted and recreated. */
+  readonly created: string;
+}
+
+const NANOS_PER_MS = 1_000_000;
+
+export class StreamRegistry {
+  readonly #jsm: JetStreamManager;
+  readonly #options: ResolvedNatsOptions;
+  readonly #logger: Logger;
+  readonly #cache = new Map<string, Promise<StreamHandle>>();
+
+  constructor(jsm: JetStreamManager, options: ResolvedNatsOptions, logger: Logger) {
+    this.#jsm = jsm;
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  nameFor(topic: string): string {
+    return streamNameFor(this.#options.streamPrefix, topic);
+  }
+
+  /** Creates (or adopts) the topic's stream once; later calls share the result. */
+  ensure(topic: string, kind: MessageKind): Promise<StreamHandle> {
+    try {
+      validateTopic(topic);
+      if (kind !== 'envelope' && kind !== 'raw') {
+        throw new InvalidArgumentError(`Expected \`kind\` to be "envelope" or "raw", got ${String(kind)}`);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const cached = this.#cache.get(topic);
+    if (cached !== undefined) return cached;
+    const pending = this.#ensure(topic, kind);
+    this.#cache.set(topic, pending);
+    pending.catch(() => {
+      if (this.#cache.get(topic) === pending) this.#cache.delete(topic);
+    });
+    return pending;
+  }
+
+  /** Forgets the cached stream (it was deleted) and ensures it again. */
+  recreate(topic: string, kind: MessageKind): Promise<StreamHandle> {
+    this.#cache.delete(topic);
+    return this.ensure(topic, kind);
+  }
+
+  /** Fresh info, or undefined when the stream does not exist. */
+  async info(name: string): Promise<StreamInfo | undefined> {
+    try {
+      return await this.#jsm.streams.info(name);
+    } catch (error) {
+      if (apiErrorCode(error) === ApiCodes.streamNotFound) return undefined;
+      throw wrapApiError(`Failed to read stream ${name}`, error);
+    }
+  }
+
+  async #ensure(topic: string, kind: MessageKind): Promise<StreamHandle> {
+    const name = this.nameFor(topic);
+    const storage = kind === 'envelope' ? StorageType.File : StorageType.Memory;
+    let info = await this.info(name);
+    if (info === undefined) {
+      const config: Partial<StreamConfig> & { name: string } = {
+        name,
+        subjects: [topic],
+        storage,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_bytes: this.#options.stream.maxBytes,
+        max_msgs: this.#options.stream.maxMsgs,
+        num_replicas: this.#options.stream.replicas,
+        duplicate_window: this.#options.duplicateWindowMs * NANOS_PER_MS,
+      };
+      try {
+        info = await this.#jsm.streams.add(config);
+        this.#logger.info({ stream: name, topic, storage }, 'nats: created stream');
+      } catch (error) {
+        const code = apiErrorCode(error);
+        if (code === ApiCodes.subjectsOverlap) {
+          throw new TransportError(
+            `Cannot create stream ${name}: subject "${topic}" overlaps the subjects of another stream`,
+            { cause: error, retryable: false },
+          );
+        }
+        if (code !== ApiCodes.streamNameInUse) throw wrapApiError(`Failed to create stream ${name}`, error);
+        // Someone else created it meanwhile: adopt theirs.
+        info = await this.info(name);
+        if (info === undefined) throw wrapApiError(`Failed to create stream ${name}`, error);
+      }
+    }
+    if (!info.config.subjects?.includes(topic)) {
+      throw new TransportError(
+        `Stream ${name} exists but does not capture subject "${topic}" (its subjects: ${
+          info.config.subjects?.join(', ') ?? 'none'
+        }); another topic probably sanitizes to the same stream name`,
+        { retryable: false },
+      );
+    }
+    if (info.config.storage !== storage) {
+      this.#logger.warn(
+        { stream: name, topic, expected: storage, actual: info.config.storage },
+        `nats: stream ${name} uses ${info.config.storage} storage, ${kind} topics normally use ${storage}; using it as is`,
+      );
+    }
+    return { topic, name, kind, created: info.created };
+  }
+}

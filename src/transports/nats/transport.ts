@@ -1,0 +1,152 @@
+/** The NATS JetStream transport: wires connection, streams, publisher and fetch loops together. */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { BusClosedError, InvalidArgumentError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import type {
+  FlowControl,
+  MessageKind,
+  OutboundMessage,
+  PublishCallback,
+  Transport,
+  TransportFeatures,
+  TransportHealth,
+  TransportSubscribeOptions,
+  TransportSubscription,
+} from '../../core/transport.ts';
+import type { NatsConnectionManager } from './connection.ts';
+import { ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
+import { durableNameFor } from './names.ts';
+import type { ResolvedNatsOptions } from './options.ts';
+import { PipelinedPublisher } from './publisher.ts';
+import { NatsPullSubscription } from './pull-subscription.ts';
+import { StreamRegistry } from './streams.ts';
+
+const FEATURES: TransportFeatures = Object.freeze({
+  persistent: true,
+  consumerGroups: true,
+  newSubscriberReceivesOldMessages: true,
+  brokerDeduplication: true,
+});
+
+/** Time left for draining the connection after pending publishes were settled. */
+const DRAIN_TIMEOUT_MS = 2_000;
+
+export class NatsTransport implements Transport {
+  readonly kind = 'nats' as const;
+  readonly features = FEATURES;
+  readonly #conn: NatsConnectionManager;
+  readonly #jsm: JetStreamManager;
+  readonly #options: ResolvedNatsOptions;
+  readonly #logger: Logger;
+  readonly #streams: StreamRegistry;
+  readonly #publisher: PipelinedPublisher;
+  readonly #subscriptions = new Set<NatsPullSubscription>();
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    conn: NatsConnectionManager,
+    jsm: JetStreamManager,
+    options: ResolvedNatsOptions,
+    logger: Logger,
+  ) {
+    this.#conn = conn;
+    this.#jsm = jsm;
+    this.#options = options;
+    this.#logger = logger;
+    this.#streams = new StreamRegistry(jsm, options, logger);
+    this.#publisher = new PipelinedPublisher(conn, options, logger);
+  }
+
+  get maxPayloadBytes(): number {
+    return this.#conn.maxPayload;
+  }
+
+  async ensureTopic(topic: string, kind: MessageKind): Promise<void> {
+    if (this.#closing !== undefined) throw new BusClosedError('The NATS transport is closed or closing');
+    await this.#streams.ensure(topic, kind);
+  }
+
+  send(message: OutboundMessage, done: PublishCallback): void {
+    this.#publisher.send(message, done);
+  }
+
+  async subscribe(options: TransportSubscribeOptions, flow: FlowControl): Promise<TransportSubscription> {
+    if (this.#closing !== undefined) throw new BusClosedError('The NATS transport is closed or closing');
+    const { topic, group, kind, handlerTimeoutMs } = options;
+    if (typeof handlerTimeoutMs !== 'number' || !Number.isFinite(handlerTimeoutMs) || handlerTimeoutMs < 0) {
+      throw new InvalidArgumentError(
+        `Expected \`handlerTimeoutMs\` to be a number >= 0, got ${String(handlerTimeoutMs)}`,
+      );
+    }
+    const durable = durableNameFor(group);
+    const stream = await this.#streams.ensure(topic, kind);
+    const consumer = this.#options.consumer;
+    const spec: ConsumerSpec = {
+      stream: stream.name,
+      durable,
+      ackWaitMs: ackWaitFor(consumer.ackWaitMs, handlerTimeoutMs),
+      maxAckPending: consumer.maxAckPending,
+      maxWaiting: consumer.maxWaiting,
+    };
+    const info = await ensureConsumer(this.#jsm, spec, this.#logger);
+    const deps = {
+      conn: this.#conn,
+      jsm: this.#jsm,
+      streams: this.#streams,
+      options: this.#options,
+      logger: this.#logger,
+    };
+    const subscription = new NatsPullSubscription(deps, stream, spec, info.ack_floor.stream_seq, flow);
+    this.#subscriptions.add(subscription);
+    subscription.start();
+    return {
+      stop: () => subscription.stop(),
+      close: async () => {
+        await subscription.close();
+        this.#subscriptions.delete(subscription);
+      },
+    };
+  }
+
+  health(): TransportHealth {
+    const publish = this.#publisher.stats();
+    return {
+      connected: this.#conn.connected,
+      details: {
+        server: this.#conn.server,
+        pendingPublishes: publish.pending,
+        reconnects: this.#conn.reconnects,
+        disconnects: this.#conn.disconnects,
+        lastError: this.#conn.lastError,
+        publish,
+        subscriptions: [...this.#subscriptions].map((s) => s.stats()),
+      },
+    };
+  }
+
+  /**
+   * Refuses new sends, stops intake, waits for pending PubAcks until `deadline`
+   * (at most closeTimeoutMs), fails the rest with TimeoutError, then drains and
+   * closes the connection. Idempotent.
+   */
+  close(deadline: AbortSignal): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#publisher.beginClose();
+      await Promise.all([...this.#subscriptions].map((s) => s.stop()));
+      const limit = AbortSignal.any([deadline, AbortSignal.timeout(this.#options.closeTimeoutMs)]);
+      await this.#publisher.waitIdle(limit);
+      if (this.#publisher.pending > 0) {
+        this.#logger.warn(
+          { pending: this.#publisher.pending },
+          'nats: closing with publishes still unacknowledged; failing them with TimeoutError',
+        );
+        this.#publisher.failPending('the transport closed');
+      }
+      await Promise.all([...this.#subscriptions].map((s) => s.close()));
+      this.#subscriptions.clear();
+      this.#publisher.dispose();
+      await this.#conn.shutdown(DRAIN_TIMEOUT_MS);
+    })();
+    return this.#closing;
+  }
+}

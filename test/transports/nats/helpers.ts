@@ -1,0 +1,216 @@
+/** Shared helpers for the NATS transport tests (real servers via the harness). */
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { EventBusError } from '../../../src/core/errors.ts';
+import type { Logger } from '../../../src/core/logger.ts';
+import type {
+  FlowControl,
+  InboundMessage,
+  OutboundMessage,
+  PublishOutcome,
+  Transport,
+} from '../../../src/core/transport.ts';
+import { createNatsTransport, type NatsTransportOptions } from '../../../src/transports/nats/index.ts';
+
+export interface LogEntry {
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly msg: string;
+  readonly obj: object;
+}
+
+export function captureLogger(): Logger & { readonly entries: LogEntry[] } {
+  const entries: LogEntry[] = [];
+  const make =
+    (level: LogEntry['level']) =>
+    (obj: object | string, msg?: string): void => {
+      entries.push(typeof obj === 'string' ? { level, msg: obj, obj: {} } : { level, msg: msg ?? '', obj });
+    };
+  return { entries, debug: make('debug'), info: make('info'), warn: make('warn'), error: make('error') };
+}
+
+export async function openTransport(
+  servers: string | readonly string[],
+  options: NatsTransportOptions = {},
+  logger: Logger = captureLogger(),
+): Promise<Transport> {
+  return createNatsTransport({ servers, ...options }, { clientId: 'test-client', logger });
+}
+
+/** Polls `condition` until it holds or the deadline passes (then throws with `what`). */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 10,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+let counter = 0;
+export function message(topic: string, body: string | Uint8Array, msgId?: string): OutboundMessage {
+  const data = typeof body === 'string' ? new TextEncoder().encode(body) : body;
+  const id = msgId ?? `m-${process.pid}-${++counter}`;
+  return { topic, kind: 'envelope', data, headers: { 'X-Event-ID': id }, msgId: id, key: undefined };
+}
+
+export function sendAsync(transport: Transport, msg: OutboundMessage): Promise<PublishOutcome> {
+  return new Promise((resolve) => transport.send(msg, resolve));
+}
+
+/**
+ * A FlowControl whose capacity the test controls. Each delivery takes one slot
+ * (like a dispatcher inbox); `release()` gives slots back. `lowestCapacity`
+ * going below 0 would mean a pull asked for more than was free.
+ */
+export class FakeFlow implements FlowControl {
+  readonly delivered: InboundMessage[] = [];
+  readonly errors: EventBusError[] = [];
+  lowestCapacity: number;
+  #capacity: number;
+  #waiters: Array<() => void> = [];
+  onDeliver: ((message: InboundMessage) => void) | undefined;
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+    this.lowestCapacity = capacity;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  freeCapacity(): number {
+    return Math.max(0, this.#capacity);
+  }
+
+  waitForCapacity(signal: AbortSignal): Promise<void> {
+    if (this.#capacity > 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      this.#waiters.push(done);
+    });
+  }
+
+  deliver(message: InboundMessage): void {
+    this.#capacity--;
+    if (this.#capacity < this.lowestCapacity) this.lowestCapacity = this.#capacity;
+    this.delivered.push(message);
+    this.onDeliver?.(message);
+  }
+
+  reportError(error: EventBusError): void {
+    this.errors.push(error);
+  }
+
+  /** Gives `n` slots back (a dispatcher finished n messages). */
+  release(n = 1): void {
+    this.setCapacity(this.#capacity + n);
+  }
+
+  setCapacity(n: number): void {
+    this.#capacity = n;
+    if (n > 0) {
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+}
+
+/** A separate plain client for inspecting the server (stream contents, consumer state). */
+export interface Inspector {
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  /** Nats-Msg-Id header of every message in the stream, in order. */
+  msgIds(stream: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function inspector(servers: string | readonly string[]): Promise<Inspector> {
+  const nc = await connect({ servers: typeof servers === 'string' ? servers : [...servers] });
+  const jsm = await jetstreamManager(nc);
+  return {
+    nc,
+    jsm,
+    async msgIds(stream: string): Promise<string[]> {
+      const info = await jsm.streams.info(stream);
+      const total = info.state.messages;
+      const consumer = await jetstream(nc).consumers.get(stream);
+      const ids: string[] = [];
+      while (ids.length < total) {
+        const batch = await consumer.fetch({
+          max_messages: Math.min(5_000, total - ids.length),
+          expires: 2_000,
+        });
+        let got = 0;
+        for await (const m of batch) {
+          ids.push(m.headers?.get('Nats-Msg-Id') ?? '');
+          got++;
+        }
+        if (got === 0) break;
+      }
+      return ids;
+    },
+    close: () => nc.close(),
+  };
+}
+
+export interface PipelineResult {
+  /** Outcome per message, in send order. */
+  readonly outcomes: PublishOutcome[];
+  /** How many times each message's callback ran (must be 1). */
+  readonly calls: number[];
+  /** Callbacks that ran synchronously inside send (must be 0). */
+  readonly synchronous: number;
+  readonly elapsedMs: number;
+}
+
+/**
+ * Sends `messages` keeping at most `window` unacknowledged (what the bus's
+ * publish window does), resolving when every callback has run.
+ */
+export function pipeline(
+  transport: Transport,
+  messages: readonly OutboundMessage[],
+  window = 5_000,
+): Promise<PipelineResult> {
+  const outcomes: PublishOutcome[] = new Array(messages.length);
+  const calls: number[] = new Array(messages.length).fill(0);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let next = 0;
+    let inFlight = 0;
+    let completed = 0;
+    let synchronous = 0;
+    const finish = (): void =>
+      resolve({ outcomes, calls, synchronous, elapsedMs: performance.now() - started });
+    const pump = (): void => {
+      while (inFlight < window && next < messages.length) {
+        const index = next++;
+        inFlight++;
+        let returned = false;
+        transport.send(messages[index] as OutboundMessage, (outcome) => {
+          if (!returned) synchronous++;
+          calls[index] = (calls[index] ?? 0) + 1;
+          if (calls[index] !== 1) return;
+          outcomes[index] = outcome;
+          inFlight--;
+          completed++;
+          if (completed === messages.length) finish();
+          else pump();
+        });
+        returned = true;
+      }
+    };
+    if (messages.length === 0) finish();
+    else pump();
+  });
+}
