@@ -1,0 +1,92 @@
+/** The PostgreSQL adapter (`pg`): a Pool for the relay, the caller's client for `add`/`processOnce`. */
+import type { ClientBase, Pool, PoolClient } from 'pg';
+import { InvalidArgumentError } from '../core/errors.ts';
+import { createOutboxStore, type Driver } from './store.ts';
+import type { OutboxStore, OutboxStoreOptions, SqlExecutor } from './types.ts';
+
+/** What `add`/`processOnce` take with pg: a client (e.g. a PoolClient) inside BEGIN … COMMIT. */
+export type PgTransaction = ClientBase;
+
+type Queryable = Pick<ClientBase, 'query'>;
+
+function executor(client: Queryable): SqlExecutor {
+  return {
+    async query<R>(text: string, params?: readonly unknown[]) {
+      const result = await client.query(text, params as unknown[] | undefined);
+      return { rows: result.rows as R[], affectedRows: result.rowCount ?? 0 };
+    },
+  };
+}
+
+function pgDriver(pool: Pool): Driver<PgTransaction> {
+  return {
+    kind: 'pg',
+    db: executor(pool),
+    executor,
+    async transaction<T>(fn: (tx: PgTransaction, q: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client, executor(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async listen(channel, onNotify, onError) {
+      const client: PoolClient = await pool.connect();
+      let released = false;
+      const release = (error?: Error) => {
+        if (released) return;
+        released = true;
+        client.off('notification', onNotification);
+        client.off('error', onClientError);
+        client.release(error);
+      };
+      const onNotification = (msg: { channel: string }) => {
+        if (msg.channel === channel) onNotify();
+      };
+      const onClientError = (error: Error) => {
+        release(error);
+        onError(error);
+      };
+      client.on('notification', onNotification);
+      client.on('error', onClientError);
+      try {
+        await client.query(`LISTEN ${channel}`);
+      } catch (error) {
+        release(error as Error);
+        throw error;
+      }
+      return async () => {
+        if (released) return;
+        try {
+          await client.query(`UNLISTEN ${channel}`);
+          release();
+        } catch (error) {
+          release(error as Error);
+        }
+      };
+    },
+  };
+}
+
+/**
+ * An outbox/inbox store on PostgreSQL through a `pg` Pool. The relay uses the
+ * pool (one extra connection is held for LISTEN while a relay listens); the
+ * application passes its own client, inside its transaction, to `add` and
+ * `processOnce`.
+ */
+export function createPgOutboxStore(pool: Pool, options?: OutboxStoreOptions): OutboxStore<PgTransaction> {
+  if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function') {
+    throw new InvalidArgumentError(`Expected a pg.Pool, got ${String(pool)}`);
+  }
+  return createOutboxStore(pgDriver(pool), options);
+}

@@ -1,0 +1,150 @@
+/**
+ * Store fixtures: every outbox test body runs against both stores, a fresh
+ * in-process PGlite and a fresh database on a spawned PostgreSQL server (one
+ * server per test file, started on first use; call `stopPostgres` in `after`).
+ */
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { createPgOutboxStore } from '../../src/outbox/pg-store.ts';
+import { createPgliteOutboxStore } from '../../src/outbox/pglite-store.ts';
+import type { OutboxStore } from '../../src/outbox/types.ts';
+import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
+
+export interface StoreFixture {
+  readonly kind: 'pglite' | 'postgres';
+  /** A migrated store. */
+  readonly store: OutboxStore<unknown>;
+  /**
+   * Another store on the same database, as a second process would have
+   * (its own pool for PostgreSQL; PGlite is one in-process database).
+   */
+  openStore(): OutboxStore<unknown>;
+  /** Ad-hoc SQL for assertions. */
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  close(): Promise<void>;
+}
+
+export interface StoreFactory {
+  readonly kind: 'pglite' | 'postgres';
+  create(): Promise<StoreFixture>;
+}
+
+let server: Promise<PostgresServer> | undefined;
+let databases = 0;
+
+export async function stopPostgres(): Promise<void> {
+  const s = server;
+  server = undefined;
+  if (s) await (await s).stop();
+}
+
+function newPool(url: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  // Server-side terminations surface on idle clients; the test that caused them asserts on its own.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** initdb in WASM takes seconds: build one migrated data dir per process and load copies of it. */
+let pgliteTemplate: Promise<File | Blob> | undefined;
+async function newPglite(): Promise<PGlite> {
+  pgliteTemplate ??= (async () => {
+    const db = await PGlite.create();
+    await createPgliteOutboxStore(db).migrate();
+    const dump = await db.dumpDataDir('none');
+    await db.close();
+    return dump;
+  })();
+  return PGlite.create({ loadDataDir: await pgliteTemplate });
+}
+
+const pgliteFactory: StoreFactory = {
+  kind: 'pglite',
+  async create() {
+    const db = await newPglite();
+    const store = createPgliteOutboxStore(db) as OutboxStore<unknown>;
+    await store.migrate();
+    return {
+      kind: 'pglite',
+      store,
+      openStore: () => createPgliteOutboxStore(db) as OutboxStore<unknown>,
+      async query<R>(text: string, params?: unknown[]) {
+        return (await db.query<R>(text, params)).rows;
+      },
+      async close() {
+        await db.close();
+      },
+    };
+  },
+};
+
+const postgresFactory: StoreFactory = {
+  kind: 'postgres',
+  async create() {
+    server ??= startPostgres();
+    const s = await server;
+    const url = await s.createDatabase(`outbox_${process.pid}_${++databases}`);
+    const pools: pg.Pool[] = [];
+    const open = () => {
+      const pool = newPool(url);
+      pools.push(pool);
+      return createPgOutboxStore(pool) as OutboxStore<unknown>;
+    };
+    const store = open();
+    await store.migrate();
+    const admin = newPool(url, 2);
+    pools.push(admin);
+    return {
+      kind: 'postgres',
+      store,
+      openStore: open,
+      async query<R>(text: string, params?: unknown[]) {
+        return (await admin.query(text, params)).rows as R[];
+      },
+      async close() {
+        await Promise.all(pools.map((p) => p.end()));
+      },
+    };
+  },
+};
+
+export const storeFactories: readonly StoreFactory[] = [pgliteFactory, postgresFactory];
+
+/** Runs `fn` with a fresh fixture and closes it afterwards. */
+export async function withStore<T>(factory: StoreFactory, fn: (f: StoreFixture) => Promise<T>): Promise<T> {
+  const fixture = await factory.create();
+  try {
+    return await fn(fixture);
+  } finally {
+    await fixture.close();
+  }
+}
+
+/** `n` events for aggregate `aggregateId`, payload { aggregateId, index }. */
+export function eventsFor(topic: string, aggregateId: string, from: number, n: number) {
+  return Array.from({ length: n }, (_, k) => ({
+    topic,
+    envelope: {
+      aggregateId,
+      eventType: 'TestEvent',
+      eventVersion: 1,
+      payload: { aggregateId, index: from + k },
+    },
+  }));
+}
+
+/**
+ * Waits until `condition` holds, re-checking after each `intervalMs`. This is
+ * waiting for an observable state, with a deadline, not a sleep standing in for it.
+ */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 30_000, intervalMs = 20, what = 'condition' } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) throw new Error(`Expected ${what} within ${timeoutMs} ms, it did not happen`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
