@@ -48,7 +48,8 @@ async function consumerInfo(jsm: JetStreamManager, spec: ConsumerSpec): Promise<
   try {
     return await jsm.consumers.info(spec.stream, spec.durable);
   } catch (error) {
-    if (apiErrorCode(error) === ApiCodes.consumerNotFound) return undefined;
+    const code = apiErrorCode(error);
+    if (code === ApiCodes.consumerNotFound || code === ApiCodes.streamNotFound) return undefined;
     throw wrapApiError(`Failed to read consumer ${spec.durable} on stream ${spec.stream}`, error);
   }
 }

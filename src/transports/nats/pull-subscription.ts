@@ -43,6 +43,8 @@ interface ActivePull {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** Pause before recreating a consumer or stream someone deleted (see #recover). */
+const RECREATE_DELAY_MS = 1_000;
 const DONE: PullOutcome = { kind: 'done' };
 const EXPIRED: PullOutcome = { kind: 'expired' };
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
@@ -370,8 +372,13 @@ export class NatsPullSubscription implements TransportSubscription {
   /** Consumer there → nothing to do; consumer or stream gone → recreate (loudly). */
   async #recover(reason: string): Promise<void> {
     const { jsm, streams, logger } = this.#deps;
-    const existing = await consumerInfo(jsm, this.#spec);
-    if (existing !== undefined) return; // the pull was lost (restart, slow server): pull again
+    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return; // the pull was lost (restart): pull again
+    // nats-server 2.9 answers "Consumer Deleted" while it is still removing the
+    // deleted consumer's (or stream's) files: recreating at once races with that
+    // ("directory not empty", "error opening msg block file"). Let it finish.
+    await delay(RECREATE_DELAY_MS, this.#abort.signal);
+    if (this.#abort.signal.aborted) return;
+    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return; // another member recreated it
     const stream = await streams.info(this.#spec.stream);
     let startSequence: number | undefined;
     let what: string;

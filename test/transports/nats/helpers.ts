@@ -11,6 +11,8 @@ import type {
   Transport,
 } from '../../../src/core/transport.ts';
 import { createNatsTransport, type NatsTransportOptions } from '../../../src/transports/nats/index.ts';
+import type { PublisherStats } from '../../../src/transports/nats/publisher.ts';
+import type { PullSubscriptionStats } from '../../../src/transports/nats/pull-subscription.ts';
 
 export interface LogEntry {
   readonly level: 'debug' | 'info' | 'warn' | 'error';
@@ -23,7 +25,9 @@ export function captureLogger(): Logger & { readonly entries: LogEntry[] } {
   const make =
     (level: LogEntry['level']) =>
     (obj: object | string, msg?: string): void => {
-      entries.push(typeof obj === 'string' ? { level, msg: obj, obj: {} } : { level, msg: msg ?? '', obj });
+      const entry = typeof obj === 'string' ? { level, msg: obj, obj: {} } : { level, msg: msg ?? '', obj };
+      entries.push(entry);
+      if (process.env.NATS_TEST_DEBUG) console.error(level, entry.msg, JSON.stringify(entry.obj));
     };
   return { entries, debug: make('debug'), info: make('info'), warn: make('warn'), error: make('error') };
 }
@@ -87,7 +91,11 @@ export class FakeFlow implements FlowControl {
     return Math.max(0, this.#capacity);
   }
 
+  /** Times the fetch loop waited for capacity. */
+  waits = 0;
+
   waitForCapacity(signal: AbortSignal): Promise<void> {
+    this.waits++;
     if (this.#capacity > 0 || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
@@ -213,4 +221,17 @@ export function pipeline(
     if (messages.length === 0) finish();
     else pump();
   });
+}
+
+export function publishStats(transport: Transport): PublisherStats {
+  const publish = transport.health().details?.publish;
+  if (publish === undefined) throw new Error('Expected health().details.publish');
+  return publish as PublisherStats;
+}
+
+export function subscriptionStats(transport: Transport, topic: string): PullSubscriptionStats {
+  const subs = (transport.health().details?.subscriptions ?? []) as PullSubscriptionStats[];
+  const found = subs.find((s) => s.topic === topic);
+  if (found === undefined) throw new Error(`Expected a subscription on ${topic} in health()`);
+  return found;
 }

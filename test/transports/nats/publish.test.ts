@@ -9,7 +9,15 @@ import {
 } from '../../../src/core/errors.ts';
 import type { PublishOutcome, Transport } from '../../../src/core/transport.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector, message, openTransport, pipeline, sendAsync } from './helpers.ts';
+import {
+  type Inspector,
+  inspector,
+  message,
+  openTransport,
+  pipeline,
+  publishStats,
+  sendAsync,
+} from './helpers.ts';
 
 function expectOk(outcome: PublishOutcome | undefined): { sequence?: number; duplicate?: boolean } {
   assert.ok(outcome, 'missing outcome');
@@ -73,7 +81,7 @@ describe('nats send (pipelined confirmed publishing)', () => {
   it('oversize: PayloadTooLargeError, asynchronously, nothing sent', async () => {
     await transport.ensureTopic('big.topic', 'envelope');
     assert.equal(transport.maxPayloadBytes, 1024 * 1024);
-    const sentBefore = (transport.health().details?.publish as { sent: number }).sent;
+    const sentBefore = publishStats(transport).sent;
     let returned = false;
     const outcome = await new Promise<PublishOutcome>((resolve) => {
       transport.send(message('big.topic', new Uint8Array(transport.maxPayloadBytes)), (o) => {
@@ -86,7 +94,7 @@ describe('nats send (pipelined confirmed publishing)', () => {
     assert.ok(error instanceof PayloadTooLargeError);
     assert.equal(error.limit, 1024 * 1024);
     assert.ok(error.size > 1024 * 1024);
-    assert.equal((transport.health().details?.publish as { sent: number }).sent, sentBefore);
+    assert.equal(publishStats(transport).sent, sentBefore);
     assert.equal((await inspect.jsm.streams.info('EVENTBUS_big_topic')).state.messages, 0);
   });
 
