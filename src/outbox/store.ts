@@ -34,6 +34,8 @@ export interface Driver<Tx> {
 }
 
 const decoder = new TextDecoder();
+/** The bus's topic rule (create-event-bus.ts). */
+const TOPIC_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
 
 interface ClaimedRowSql {
@@ -115,9 +117,14 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
             `Expected messages[${i}] to be { topic, envelope }, got ${String(message)}`,
           );
         }
-        if (typeof message.topic !== 'string' || message.topic.length === 0) {
+        if (
+          typeof message.topic !== 'string' ||
+          message.topic.length > 200 ||
+          !TOPIC_PATTERN.test(message.topic)
+        ) {
+          // Rejected here, in the application's transaction: the relay could never publish it.
           throw new InvalidArgumentError(
-            `Expected messages[${i}].topic to be a non-empty string, got ${JSON.stringify(message.topic)}`,
+            `Expected messages[${i}].topic to be dot-separated tokens of [A-Za-z0-9_-] (at most 200 characters), got ${JSON.stringify(message.topic)}`,
           );
         }
         const envelope = createEnvelope<P>(message.envelope);

@@ -148,3 +148,35 @@ export async function waitUntil(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Every row in the outbox as an expected event (aggregate, index from the payload). */
+export async function expectedFromDb(f: StoreFixture) {
+  const rows = await f.query<{ id: string; aggregate_id: string; index: number }>(
+    "SELECT id, aggregate_id, (envelope->'payload'->>'index')::int AS index FROM eventbus_outbox ORDER BY seq",
+  );
+  return rows.map((r) => ({ eventId: r.id, aggregateId: r.aggregate_id, index: Number(r.index) }));
+}
+
+export async function unpublishedCount(f: StoreFixture): Promise<number> {
+  const [row] = await f.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM eventbus_outbox WHERE published_at IS NULL',
+  );
+  return Number(row?.n ?? -1);
+}
+
+export interface LogEntry {
+  readonly level: string;
+  readonly msg: string | undefined;
+  readonly fields: object;
+}
+
+/** A Logger that keeps what it is told, for assertions. */
+export function captureLogger() {
+  const entries: LogEntry[] = [];
+  const at =
+    (level: string) =>
+    (obj: object | string, msg?: string): void => {
+      entries.push(typeof obj === 'string' ? { level, msg: obj, fields: {} } : { level, msg, fields: obj });
+    };
+  return { entries, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } };
+}

@@ -1,0 +1,294 @@
+/**
+ * Relay behaviour against a scripted bus (failure injection, held acks) on
+ * both stores: order per aggregate, mark-only-on-ack, retries with backoff,
+ * NOTIFY after commit, graceful close, abort, lag warning.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { TimeoutError, TransportError } from '../../src/core/errors.ts';
+import { createOutboxRelay, type OutboxRelay } from '../../src/outbox/relay.ts';
+import { checkDelivery, summary } from './checker.ts';
+import { FakeBus } from './fake-bus.ts';
+import {
+  captureLogger,
+  eventsFor,
+  expectedFromDb,
+  type StoreFixture,
+  stopPostgres,
+  storeFactories,
+  unpublishedCount,
+  waitUntil,
+  withStore,
+} from './fixtures.ts';
+
+after(stopPostgres);
+
+const fastBackoff = { initialMs: 5, maxMs: 20, multiplier: 2, jitter: 0 };
+
+async function addAggregates(f: StoreFixture, aggregates: number, perAggregate: number, topic = 'orders') {
+  // Interleaved transactions, several aggregates each, like a busy application.
+  for (let i = 0; i < perAggregate; i++) {
+    await f.store.transaction((tx) =>
+      f.store.add(
+        tx,
+        Array.from({ length: aggregates }, (_, a) => eventsFor(topic, `agg-${a}`, i, 1)).flat(),
+      ),
+    );
+  }
+}
+
+async function withRelay<T>(relay: OutboxRelay, fn: () => Promise<T>): Promise<T> {
+  await relay.start();
+  try {
+    return await fn();
+  } finally {
+    await relay.close({ timeoutMs: 5000 });
+  }
+}
+
+for (const factory of storeFactories) {
+  describe(`outbox relay (${factory.kind}, scripted bus)`, () => {
+    test('marks a row published only after its successful PublishResult', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 3, 1);
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50, leaseMs: 10_000 });
+        await withRelay(relay, async () => {
+          await waitUntil(() => bus.heldCount === 3, { what: 'three publishes awaiting their acks' });
+          assert.equal(await unpublishedCount(f), 3, 'sent but unacked rows stay unpublished');
+          bus.releaseHeld();
+          await waitUntil(async () => (await unpublishedCount(f)) === 0, {
+            what: 'rows marked after the acks',
+          });
+        });
+        assert.equal(relay.stats().published, 3);
+      }));
+
+    test('never has two publishes of one aggregate in flight, and keeps their order', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.ackDelayMs = () => Math.floor(Math.random() * 3);
+        await addAggregates(f, 10, 20);
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50, batchSize: 64 });
+        await withRelay(relay, () =>
+          waitUntil(async () => (await unpublishedCount(f)) === 0, { what: 'all rows published' }),
+        );
+        assert.deepEqual(bus.concurrentPerAggregate, []);
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 200, summary(report));
+      }));
+
+    test('failed publishes are retried with backoff, holding back their aggregate; order survives', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.ackDelayMs = () => Math.floor(Math.random() * 2);
+        // Every 5th event fails twice (a transport error, then a timeout), then succeeds.
+        bus.failWith = (e, attempt) => {
+          const index = (e.payload as { index: number }).index;
+          if (index % 5 !== 2) return undefined;
+          if (attempt === 1) return new TransportError('connection lost');
+          if (attempt === 2) return new TimeoutError('no ack in time');
+          return undefined;
+        };
+        // And some publishes are not even accepted the first time.
+        bus.rejectWith = (e, attempt) =>
+          (e.payload as { index: number }).index === 8 && attempt === 1
+            ? new Error('window closed')
+            : undefined;
+        await addAggregates(f, 8, 15);
+        const { logger, entries } = captureLogger();
+        const relay = createOutboxRelay({
+          store: f.store,
+          bus,
+          pollIntervalMs: 20,
+          backoff: fastBackoff,
+          logger,
+        });
+        await withRelay(relay, () =>
+          waitUntil(async () => (await unpublishedCount(f)) === 0, { what: 'all rows published' }),
+        );
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 120, summary(report));
+        assert.deepEqual(bus.concurrentPerAggregate, []);
+        const attempts = await f.query<{ index: number; attempts: number; last_error: string | null }>(
+          "SELECT (envelope->'payload'->>'index')::int AS index, attempts, last_error FROM eventbus_outbox WHERE aggregate_id = 'agg-0' ORDER BY seq",
+        );
+        for (const row of attempts) {
+          const expected = row.index % 5 === 2 ? 2 : row.index === 8 ? 1 : 0;
+          assert.equal(row.attempts, expected, `attempts of agg-0#${row.index}`);
+        }
+        assert.match(String(attempts[2]?.last_error), /EVENTBUS_TIMEOUT/);
+        assert.equal(relay.stats().failed, 8 * 3 * 2 + 8);
+        assert.ok(entries.some((e) => e.level === 'warn' && /publish failed/.test(String(e.msg))));
+      }));
+
+    test('a duplicate:true result (broker already had it) counts as published', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        await addAggregates(f, 1, 3);
+        const [first] = await expectedFromDb(f);
+        // The broker stored the first event earlier (e.g. a crashed relay sent it).
+        await bus.publishEnvelope('orders', {
+          eventId: first?.eventId as string,
+          aggregateId: 'agg-0',
+          eventType: 'TestEvent',
+          eventVersion: 1,
+          payload: { aggregateId: 'agg-0', index: 0 },
+        });
+        await waitUntil(() => bus.log.length === 1);
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 20 });
+        await withRelay(relay, () =>
+          waitUntil(async () => (await unpublishedCount(f)) === 0, { what: 'all rows published' }),
+        );
+        assert.equal(bus.log.length, 3);
+        assert.equal(bus.results.filter((r) => r.duplicate).length, 1);
+      }));
+
+    test('rows committed after start go out on NOTIFY, without waiting for a poll', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 600_000 });
+        await withRelay(relay, async () => {
+          await waitUntil(() => relay.stats().pending !== undefined, { what: 'the relay to be up' });
+          await addAggregates(f, 2, 2);
+          await waitUntil(async () => (await unpublishedCount(f)) === 0, {
+            what: 'rows published on NOTIFY (the poll interval is 10 minutes)',
+            timeoutMs: 10_000,
+          });
+        });
+      }));
+
+    test('notify() publishes at once when LISTEN is off', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 600_000, listen: false });
+        await withRelay(relay, async () => {
+          await addAggregates(f, 2, 2);
+          relay.notify();
+          await waitUntil(async () => (await unpublishedCount(f)) === 0, {
+            what: 'rows published on notify()',
+          });
+        });
+      }));
+
+    test('close waits for in-flight publishes, records them, and releases every other lease', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 4, 5);
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50 });
+        await relay.start();
+        await waitUntil(() => bus.heldCount === 4, { what: 'one publish per aggregate in flight' });
+        const closing = relay.close({ timeoutMs: 10_000 });
+        bus.releaseHeld();
+        await closing;
+        const rows = await f.query<{ published: boolean; claimed_by: string | null }>(
+          'SELECT published_at IS NOT NULL AS published, claimed_by FROM eventbus_outbox',
+        );
+        assert.equal(rows.filter((r) => r.published).length, 4, 'the four acked rows are marked');
+        assert.deepEqual(
+          rows.filter((r) => r.claimed_by !== null),
+          [],
+          'no leases left behind',
+        );
+        assert.equal(relay.stats().state, 'closed');
+        // A new relay picks up the rest at once (no lease to wait for).
+        bus.hold = false;
+        const next = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50, leaseMs: 600_000 });
+        await withRelay(next, () => waitUntil(async () => (await unpublishedCount(f)) === 0));
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 20, summary(report));
+      }));
+
+    test('close gives up on unconfirmed publishes at its deadline and releases them', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 2, 2);
+        const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50 });
+        await relay.start();
+        await waitUntil(() => bus.heldCount === 2);
+        await relay.close({ timeoutMs: 50 });
+        const rows = await f.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by IS NOT NULL OR published_at IS NOT NULL',
+        );
+        assert.equal(rows[0]?.n, 0);
+      }));
+
+    test('abort leaves its leases; another relay takes over once they expire', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 3, 4);
+        const crashed = createOutboxRelay({
+          store: f.store,
+          bus,
+          relayId: 'crashed',
+          pollIntervalMs: 20,
+          leaseMs: 400,
+        });
+        await crashed.start();
+        await waitUntil(() => bus.heldCount === 3);
+        crashed.abort();
+        bus.hold = false;
+        bus.releaseHeld(); // acks arrive after the crash: nobody records them
+        const [held] = await f.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by = 'crashed' AND published_at IS NULL",
+        );
+        assert.ok((held?.n ?? 0) > 0, 'the crashed relay still holds leases');
+        const next = createOutboxRelay({ store: f.store, bus, relayId: 'next', pollIntervalMs: 20 });
+        await withRelay(next, () => waitUntil(async () => (await unpublishedCount(f)) === 0));
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 12, summary(report));
+        assert.equal(
+          bus.results.filter((r) => r.duplicate).length,
+          3,
+          'the three acked-but-unrecorded rows were re-sent',
+        );
+      }));
+
+    test('warns (log, metric, stats) when the lag approaches the duplicate window', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 1, 1);
+        await f.query("UPDATE eventbus_outbox SET created_at = now() - interval '70 seconds'");
+        const { logger, entries } = captureLogger();
+        const lags: number[] = [];
+        const pendings: number[] = [];
+        const relay = createOutboxRelay({
+          store: f.store,
+          bus,
+          logger,
+          duplicateWindowMs: 120_000,
+          statsIntervalMs: 20,
+          metrics: { pending: (n) => pendings.push(n), lagSeconds: (s) => lags.push(s) },
+        });
+        await withRelay(relay, async () => {
+          await waitUntil(() => relay.stats().lagWarning, { what: 'the lag warning' });
+          assert.ok(
+            entries.some(
+              (e) => e.level === 'warn' && /approaches the stream duplicate window/.test(String(e.msg)),
+            ),
+          );
+          assert.ok((lags.at(-1) ?? 0) >= 70);
+          assert.equal(pendings.at(-1), 1);
+          bus.releaseHeld();
+          await waitUntil(() => relay.stats().lagWarning === false, { what: 'the warning to clear' });
+        });
+      }));
+  });
+}
