@@ -189,6 +189,7 @@ export function pipeline(
   transport: Transport,
   messages: readonly OutboundMessage[],
   window = 5_000,
+  onProgress?: (completed: number) => void,
 ): Promise<PipelineResult> {
   const outcomes: PublishOutcome[] = new Array(messages.length);
   const calls: number[] = new Array(messages.length).fill(0);
@@ -212,6 +213,7 @@ export function pipeline(
           outcomes[index] = outcome;
           inFlight--;
           completed++;
+          onProgress?.(completed);
           if (completed === messages.length) finish();
           else pump();
         });
@@ -234,4 +236,42 @@ export function subscriptionStats(transport: Transport, topic: string): PullSubs
   const found = subs.find((s) => s.topic === topic);
   if (found === undefined) throw new Error(`Expected a subscription on ${topic} in health()`);
   return found;
+}
+
+/**
+ * Sends `messages`, then resends every failed one with the SAME msgId until all
+ * succeeded (what the bus/outbox does with TimeoutError/TransportError).
+ */
+export async function publishUntilStored(
+  transport: Transport,
+  messages: readonly OutboundMessage[],
+  window = 500,
+  onProgress?: (completed: number) => void,
+): Promise<{
+  firstRound: PipelineResult;
+  rounds: number;
+  failuresByCode: Record<string, number>;
+  /** Retries the broker answered with duplicate:true (the first attempt had been stored). */
+  retriedDuplicates: number;
+}> {
+  const firstRound = await pipeline(transport, messages, window, onProgress);
+  const failuresByCode: Record<string, number> = {};
+  let pending = messages.filter((_, i) => {
+    const outcome = firstRound.outcomes[i];
+    if (outcome === undefined || outcome.ok) return false;
+    failuresByCode[outcome.error.code] = (failuresByCode[outcome.error.code] ?? 0) + 1;
+    return true;
+  });
+  let rounds = 1;
+  let retriedDuplicates = 0;
+  while (pending.length > 0) {
+    if (rounds++ > 30) throw new Error(`${pending.length} messages still failing after 30 rounds`);
+    // Retry backoff (as the outbox relay does), not synchronisation.
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * rounds)));
+    const result = await pipeline(transport, pending, window);
+    if (result.calls.some((c) => c !== 1)) throw new Error('a callback ran more than once');
+    for (const outcome of result.outcomes) if (outcome.ok && outcome.duplicate === true) retriedDuplicates++;
+    pending = pending.filter((_, i) => !result.outcomes[i]?.ok);
+  }
+  return { firstRound, rounds, failuresByCode, retriedDuplicates };
 }

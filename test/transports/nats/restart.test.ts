@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Transport, TransportSubscription } from '../../../src/core/transport.ts';
+import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
+import {
+  FakeFlow,
+  type Inspector,
+  inspector,
+  message,
+  openTransport,
+  pipeline,
+  publishStats,
+  publishUntilStored,
+  subscriptionStats,
+  waitUntil,
+} from './helpers.ts';
+
+describe('nats transport across server failures', () => {
+  let server: NatsServerHandle;
+  let transport: Transport;
+  let inspect: Inspector;
+  const subscriptions: TransportSubscription[] = [];
+
+  before(async () => {
+    server = await startNatsServer({ jetstream: true });
+    transport = await openTransport(server.url, {
+      publishTimeoutMs: 1_000,
+      publishRetries: 2,
+      consumer: { ackWaitMs: 100 }, // raised to 1 s (handlerTimeoutMs 0 + 1 s margin)
+    });
+  });
+
+  after(async () => {
+    for (const s of subscriptions) await s.close();
+    await transport?.close(AbortSignal.timeout(5_000));
+    await inspect?.close();
+    await server?.stop();
+  });
+
+  async function freshInspector(): Promise<Inspector> {
+    await inspect?.close();
+    inspect = await inspector(server.url);
+    return inspect;
+  }
+
+  async function restartServer(): Promise<void> {
+    await server.kill('SIGKILL');
+    await server.restart();
+  }
+
+  for (const publishRetries of [2, 0]) {
+    it(`kill -9 + restart mid-publish (publishRetries ${publishRetries}): one done per send; same-id retries store each message exactly once`, async () => {
+      const sender = await openTransport(server.url, { publishTimeoutMs: 1_000, publishRetries });
+      try {
+        const topic = `crash.r${publishRetries}`;
+        await sender.ensureTopic(topic, 'envelope');
+        const total = 5_000;
+        const messages = Array.from({ length: total }, (_, i) => message(topic, `c${i}`, `${topic}-${i}`));
+        let crash: Promise<void> | undefined;
+        const { firstRound, rounds, failuresByCode, retriedDuplicates } = await publishUntilStored(
+          sender,
+          messages,
+          500,
+          (done) => {
+            if (done === 1_500) crash = restartServer();
+          },
+        );
+        await crash;
+        assert.equal(firstRound.synchronous, 0);
+        assert.ok(
+          firstRound.calls.every((c) => c === 1),
+          'exactly one done per send',
+        );
+        if (publishRetries === 0)
+          assert.ok((failuresByCode.EVENTBUS_TIMEOUT ?? 0) > 0, 'some sends timed out');
+        console.log(
+          `kill -9 mid-publish, publishRetries ${publishRetries}: first-round failures ${JSON.stringify(failuresByCode)}, ` +
+            `rounds ${rounds}, transport resends ${publishStats(sender).resends}, retries answered duplicate ${retriedDuplicates}`,
+        );
+        const ids = await (await freshInspector()).msgIds(`EVENTBUS_crash_r${publishRetries}`);
+        assert.equal(ids.length, total, 'stored exactly once each');
+        assert.equal(new Set(ids).size, total);
+        assert.ok((sender.health().details?.reconnects as number) >= 1);
+      } finally {
+        await sender.close(AbortSignal.timeout(5_000));
+      }
+    });
+  }
+
+  it('a stalled server: publishes are resent with the same Nats-Msg-Id and stored once', async () => {
+    await transport.ensureTopic('stall.topic', 'envelope');
+    const messages = Array.from({ length: 100 }, (_, i) => message('stall.topic', `s${i}`, `stall-${i}`));
+    const resendsBefore = publishStats(transport).resends;
+    await server.kill('SIGSTOP');
+    let result: ReturnType<typeof pipeline>;
+    try {
+      result = pipeline(transport, messages, 1_000);
+      // publishTimeoutMs is 1 s and stale-connection detection ~4-6 s: resends happen on the live socket.
+      await waitUntil(
+        () => publishStats(transport).resends - resendsBefore >= 100,
+        'every message was resent',
+      );
+    } finally {
+      await server.kill('SIGCONT');
+    }
+    const { outcomes } = await result;
+    assert.deepEqual(
+      outcomes.filter((o) => !o.ok),
+      [],
+    );
+    const ids = await (await freshInspector()).msgIds('EVENTBUS_stall_topic');
+    assert.equal(ids.length, 100);
+    assert.equal(new Set(ids).size, 100);
+  });
+
+  it('a subscription keeps flowing after kill -9 + restart (re-pulls after reconnect)', async () => {
+    await transport.ensureTopic('survive.topic', 'envelope');
+    const flow = new FakeFlow(10_000);
+    flow.onDeliver = (m) => m.ack();
+    subscriptions.push(
+      await transport.subscribe(
+        { topic: 'survive.topic', group: 'g', kind: 'envelope', handlerTimeoutMs: 0 },
+        flow,
+      ),
+    );
+    await publishUntilStored(
+      transport,
+      Array.from({ length: 10 }, (_, i) => message('survive.topic', `a${i}`)),
+    );
+    await waitUntil(() => flow.delivered.length >= 10, 'first 10');
+    await restartServer();
+    await publishUntilStored(
+      transport,
+      Array.from({ length: 10 }, (_, i) => message('survive.topic', `b${i}`)),
+    );
+    await waitUntil(
+      () => new Set(flow.delivered.map((m) => m.sequence)).size === 20,
+      'all 20 after the restart',
+      20_000,
+    );
+  });
+
+  it('acks lost in a crash: the redeliveries are acked again and skipped, not delivered twice', async () => {
+    await transport.ensureTopic('lostack.topic', 'envelope');
+    await publishUntilStored(
+      transport,
+      Array.from({ length: 20 }, (_, i) => message('lostack.topic', `l${i}`)),
+    );
+    const flow = new FakeFlow(10_000);
+    subscriptions.push(
+      await transport.subscribe(
+        { topic: 'lostack.topic', group: 'g', kind: 'envelope', handlerTimeoutMs: 0 },
+        flow,
+      ),
+    );
+    await waitUntil(() => flow.delivered.length === 20, '20 deliveries');
+    // The server cannot read these acks (stopped), then dies: they are lost for sure.
+    await server.kill('SIGSTOP');
+    for (const m of flow.delivered) m.ack();
+    await restartServer();
+    const state = async () => (await freshInspector()).jsm.consumers.info('EVENTBUS_lostack_topic', 'g');
+    await waitUntil(
+      async () => (await state()).ack_floor.stream_seq === 20,
+      'the broker has all 20 acks',
+      20_000,
+      100,
+    );
+    assert.equal(flow.delivered.length, 20, 'nothing delivered twice');
+    assert.ok(subscriptionStats(transport, 'lostack.topic').skippedAcked >= 1);
+  });
+});
