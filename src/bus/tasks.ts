@@ -11,6 +11,22 @@ import type { InboundMessage } from '../core/transport.ts';
 import type { EnvelopeHandler, MessageContext, RawHandler } from '../core/types.ts';
 import type { PoolTask } from '../dispatch/types.ts';
 
+const resolved = Promise.resolve();
+
+/**
+ * Runs a user handler: a synchronous throw from a plain (non-async) handler is
+ * an ordinary handler failure, like a rejection. The pool's supervisor is for
+ * crashes of the actor machinery itself, not for user errors.
+ */
+function settle(call: () => Promise<void> | void): Promise<void> {
+  try {
+    const result = call();
+    return result instanceof Promise ? result : resolved;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 class Context implements MessageContext {
   readonly topic: string;
   readonly group: string;
@@ -75,10 +91,7 @@ class EnvelopeTask implements PoolTask {
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {
     if (this.#decodeError) return Promise.reject(this.#decodeError);
     const ctx = new Context(this.#topic, this.#group, this.message, key, attempt, signal);
-    // Called directly (not inside an async wrapper) so a synchronous throw
-    // reaches the pool's supervisor as a crash rather than a rejection.
-    const result = this.#handler(this.#envelope as Envelope, ctx);
-    return result instanceof Promise ? result : Promise.resolve();
+    return settle(() => this.#handler(this.#envelope as Envelope, ctx));
   }
 }
 
@@ -99,8 +112,7 @@ class RawTask implements PoolTask {
 
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {
     const ctx = new Context(this.#topic, this.#group, this.message, key, attempt, signal);
-    const result = this.#handler(this.message.data, ctx);
-    return result instanceof Promise ? result : Promise.resolve();
+    return settle(() => this.#handler(this.message.data, ctx));
   }
 }
 

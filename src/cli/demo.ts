@@ -60,8 +60,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = performance.now();
   const done = until(
     () =>
-      checker.report().published === total + lifecycle.length &&
-      checker.outstanding() <= 0 &&
+      checker.expectedCount() === total + lifecycle.length - 1 &&
+      checker.outstanding() === 0 &&
       deadLettered === 1,
     () => formatReport(checker.report()),
   );
@@ -104,11 +104,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   }
   const seconds = (performance.now() - started) / 1000;
   const report = checker.report();
-  // The poison order's OrderPaid went to the dead-letter topic: it is expected to be unconsumed.
   return {
-    published: report.published,
+    published: report.published + 1,
     processed: report.ok,
-    lost: report.lost - 1,
+    lost: report.lost,
     outOfOrder: report.outOfOrder,
     duplicates: report.duplicated,
     deadLettered,
@@ -132,7 +131,9 @@ async function publishOrders(
         const orderId = ids[i] as string;
         for (let step = 0; step < lifecycle.length; step++) {
           const eventId = randomUUID();
-          checker.expect(eventId, orderId, step);
+          // The poison order's OrderPaid is meant to end in the dead-letter topic, not in the projection.
+          const poison = orderId === poisonOrder && lifecycle[step] === 'OrderPaid';
+          if (!poison) checker.expect(eventId, orderId, step);
           await bus.publishEnvelope('orders', {
             eventId,
             aggregateId: orderId,

@@ -51,6 +51,8 @@ export interface OrderChecker {
   observe(id: string, key: string, index: number): void;
   /** Messages acknowledged but not yet consumed. */
   outstanding(): number;
+  /** Messages announced with expect() so far (cheap, for wait conditions). */
+  expectedCount(): number;
   report(): CheckerReport;
 }
 
@@ -101,6 +103,7 @@ export function createOrderChecker(): OrderChecker {
       }
     },
     outstanding: () => pendingAcked,
+    expectedCount: () => expected.size,
     report() {
       let ok = 0;
       let lost = 0;

@@ -168,7 +168,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const producer = await bus({ onPublishResult: ackInto(checker) });
       const consumer = await bus();
       const done = until(
-        () => checker.report().published > 0 && checker.outstanding() === 0,
+        () => checker.expectedCount() > 0 && checker.outstanding() === 0,
         () => formatReport(checker.report()),
       );
       await consumer.subscribeEnvelope<TestPayload>(topic, (env) => {
@@ -214,7 +214,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const consumer = await bus();
       let failures = 0;
       const done = until(
-        () => checker.report().published === 100 && checker.outstanding() === 0,
+        () => checker.expectedCount() === 100 && checker.outstanding() === 0,
         () => formatReport(checker.report()),
       );
       await consumer.subscribeEnvelope(
@@ -306,7 +306,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const producer = await bus({ onPublishResult: ackInto(checker) });
       const consumer = await bus();
       const done = until(
-        () => checker.report().published === 50 && checker.outstanding() === 0,
+        () => checker.expectedCount() === 50 && checker.outstanding() === 0,
         () => formatReport(checker.report()),
       );
       await consumer.subscribeEnvelope(
@@ -331,7 +331,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const producer = await bus({ onPublishResult: ackInto(checker) });
       const consumer = await bus();
       const done = until(
-        () => checker.report().published === n(1000) && checker.outstanding() === 0,
+        () => checker.expectedCount() === n(1000) && checker.outstanding() === 0,
         () => formatReport(checker.report()),
       );
       await consumer.subscribeEnvelope(
@@ -517,7 +517,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const total = n(200) * 50;
       let dead = 0;
       const done = until(
-        () => checker.report().published === total && checker.outstanding() === 0,
+        () => checker.expectedCount() === total && checker.outstanding() === 0,
         () => formatReport(checker.report()),
       );
       await consumer.subscribe(`${topic}.DLQ`, () => {
