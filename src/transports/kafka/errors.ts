@@ -58,8 +58,15 @@ export function describeKafkaError(error: unknown): string {
       server.push(e.serverErrorMessage);
   }
   if (ids.length > 0) return `${ids.join(', ')}${server.length > 0 ? ` (${server.join('; ')})` : ''}`;
-  if (error instanceof Error) return error.message;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  // The client nests the real reason (e.g. ECONNREFUSED) a few levels down: name the distinct root causes.
+  const roots: string[] = [];
+  for (const e of walkErrors(error)) {
+    const leaf = !(Array.isArray(e.errors) && e.errors.length > 0) && e.cause === undefined;
+    if (leaf && e !== error && typeof e.message === 'string' && !roots.includes(e.message))
+      roots.push(e.message);
+  }
+  return roots.length > 0 ? `${error.message} (${roots.slice(0, 3).join('; ')})` : error.message;
 }
 
 /** Broker answers that mean "this record will never be accepted as is". */

@@ -1,0 +1,78 @@
+/**
+ * Topic preparation: creates a missing topic with the configured partition
+ * count and replication factor, once per topic per transport (cached;
+ * concurrent calls share one attempt; a failed attempt is retried on the
+ * next call).
+ *
+ * "Already exists" is success. Any other refusal (invalid replication factor,
+ * policy violation, missing ACL) is a TransportError naming the topic and the
+ * broker's reason, unless the topic turns out to exist anyway (a user allowed
+ * to write to a topic but not to create topics).
+ */
+import { TransportError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import { brokerErrorIds, describeKafkaError } from './errors.ts';
+
+/** The part of the client's Admin used here (client.ts adapts the real one; fakes in tests). */
+export interface AdminClient {
+  /** Creates the topic and waits until its partitions have leaders. */
+  createTopic(topic: string, partitions: number, replicationFactor: number): Promise<void>;
+  listTopics(): Promise<string[]>;
+}
+
+export interface TopicSettings {
+  readonly partitions: number;
+  readonly replicationFactor: number;
+}
+
+export class TopicManager {
+  readonly #admin: AdminClient;
+  readonly #settings: TopicSettings;
+  readonly #logger: Logger;
+  readonly #ready = new Set<string>();
+  readonly #pending = new Map<string, Promise<void>>();
+
+  constructor(admin: AdminClient, settings: TopicSettings, logger: Logger) {
+    this.#admin = admin;
+    this.#settings = settings;
+    this.#logger = logger;
+  }
+
+  /** Undefined when the topic is known to exist (no promise on the hot path), else the attempt. */
+  ensure(topic: string): Promise<void> | undefined {
+    if (this.#ready.has(topic)) return undefined;
+    let pending = this.#pending.get(topic);
+    if (pending === undefined) {
+      pending = this.#create(topic).finally(() => this.#pending.delete(topic));
+      this.#pending.set(topic, pending);
+    }
+    return pending;
+  }
+
+  async #create(topic: string): Promise<void> {
+    const { partitions, replicationFactor } = this.#settings;
+    try {
+      await this.#admin.createTopic(topic, partitions, replicationFactor);
+      this.#logger.info({ topic, partitions, replicationFactor }, 'Kafka: topic created');
+    } catch (error) {
+      const ids = brokerErrorIds(error);
+      if (!ids.includes('TOPIC_ALREADY_EXISTS')) {
+        let exists = false;
+        try {
+          exists = (await this.#admin.listTopics()).includes(topic);
+        } catch {
+          exists = false;
+        }
+        if (!exists) {
+          throw new TransportError(
+            `Expected Kafka to create topic "${topic}" with ${partitions} partitions and replication factor ${replicationFactor}, the broker refused: ${describeKafkaError(error)}`,
+            // A broker answer (an error id) is a refusal; no answer at all may be transient.
+            { cause: error, retryable: ids.length === 0 },
+          );
+        }
+        this.#logger.debug({ topic, err: error }, 'Kafka: topic exists although it could not be created');
+      }
+    }
+    this.#ready.add(topic);
+  }
+}
