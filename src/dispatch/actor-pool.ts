@@ -146,9 +146,9 @@ class KeyedActorPool implements ActorPool {
       const finish = (abandoned: number): void => {
         this.#onIdle = undefined;
         deadline.removeEventListener('abort', onDeadline);
+        resolve({ completed: this.#settled - settledBefore, abandoned });
         this.#sweep.stop();
         this.#reportDepth();
-        resolve({ completed: this.#settled - settledBefore, abandoned });
       };
       const onDeadline = (): void => finish(this.#abandonAll(deadline.reason));
       if (this.#idle()) {
@@ -234,20 +234,22 @@ class KeyedActorPool implements ActorPool {
 
   #parkSettled(task: PoolTask, key: string, failure: Error | undefined): void {
     if (!this.#parking.delete(task)) return; // nak-ed at the drain deadline
-    const { logger, metrics, topic, group } = this.#options;
+    const { metrics, topic, group } = this.#options;
     try {
       if (failure === undefined) {
         task.message.term(`parked: aggregate "${key}" is parked`);
         metrics.deadLettered('parked');
       } else {
         task.message.nak();
-        logger.error({ topic, group, key, err: failure }, 'Parking a message failed; message nak-ed');
+        this.#logError({ topic, group, key, err: failure }, 'Parking a message failed; message nak-ed');
       }
     } catch (error) {
-      logger.error({ topic, group, key, err: toError(error) }, 'Settling a parked message failed');
+      this.#logError({ topic, group, key, err: toError(error) }, 'Settling a parked message failed');
+    } finally {
+      // Runs inside a promise reaction: nothing here may throw (no unhandled rejection).
+      this.#settled++;
+      if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
     }
-    this.#settled++;
-    if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
   }
 
   readonly #tick = (): boolean => {
@@ -258,24 +260,39 @@ class KeyedActorPool implements ActorPool {
       this.#reportDepth();
     } catch (error) {
       // A timer callback must never throw: that would kill the process.
-      const { logger, topic, group } = this.#options;
-      logger.error({ topic, group, err: toError(error) }, 'Actor pool sweep failed');
+      const { topic, group } = this.#options;
+      this.#logError({ topic, group, err: toError(error) }, 'Actor pool sweep failed');
     }
     return this.#load > 0 || this.#parking.size > 0;
   };
 
+  /** Sampled, never per message. Metrics must not break dispatch, so a throw is only logged. */
   #reportDepth(): void {
     let queued = 0;
     for (const actor of this.#actors) queued += actor.queued;
-    this.#options.metrics.inboxDepth(queued, queued / this.#capacity);
+    try {
+      this.#options.metrics.inboxDepth(queued, queued / this.#capacity);
+    } catch (error) {
+      const { topic, group } = this.#options;
+      this.#logError({ topic, group, err: toError(error) }, 'Reporting inbox depth failed');
+    }
   }
 
   #nak(message: InboundMessage): void {
     try {
       message.nak();
     } catch (error) {
-      const { logger, topic, group } = this.#options;
-      logger.error({ topic, group, err: toError(error) }, 'Nak failed');
+      const { topic, group } = this.#options;
+      this.#logError({ topic, group, err: toError(error) }, 'Nak failed');
+    }
+  }
+
+  /** Called from timers and promise reactions, where a throwing logger must not escape. */
+  #logError(fields: object, message: string): void {
+    try {
+      this.#options.logger.error(fields, message);
+    } catch {
+      // Nowhere left to report it.
     }
   }
 }

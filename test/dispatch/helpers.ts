@@ -216,13 +216,14 @@ export function settleAll(pool: ActorPool): Promise<unknown> {
 export function keysOnSameActor(
   actors: number,
   hash: (key: string, n: number) => number,
+  make: (i: number) => string = (i) => `agg-${i}`,
 ): [string, string, string] {
-  const first = 'agg-0';
+  const first = make(0);
   const target = hash(first, actors);
   let same: string | undefined;
   let other: string | undefined;
   for (let i = 1; same === undefined || other === undefined; i++) {
-    const key = `agg-${i}`;
+    const key = make(i);
     if (hash(key, actors) === target) same ??= key;
     else other ??= key;
   }

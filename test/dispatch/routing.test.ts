@@ -19,29 +19,37 @@ describe('routing', () => {
     timeout: 5_000,
   }, async () => {
     const actors = 8;
-    const [first, sameActor, otherActor] = keysOnSameActor(actors, actorIndexFor);
-    const { pool } = harness({ actors });
-    const gate = deferred();
-    const otherStarted = deferred();
-    let sameStarted = false;
-    const blocking = task(first, () => gate.promise);
-    pool.submit(blocking);
-    pool.submit(
-      task(sameActor, async () => {
-        sameStarted = true;
-      }),
-    );
-    pool.submit(
-      task(otherActor, async () => {
-        otherStarted.resolve();
-      }),
-    );
-    // Runs although the first actor is blocked: different actors are concurrent.
-    await otherStarted.promise;
-    await flush();
-    assert.equal(sameStarted, false, 'a different key on the same actor must wait');
-    gate.resolve();
-    await settleAll(pool);
-    assert.equal(sameStarted, true);
+    // Many key triples of different shapes: a wrong hash pairs some of them differently.
+    const shapes: Array<(round: number) => (i: number) => string> = [
+      (round) => (i) => `order-${round}-${i}`,
+      (round) => (i) => `${i}:customer:${round}`,
+      (round) => (i) => `${'x'.repeat(round % 5)}${i * 7919}`,
+    ];
+    for (let round = 0; round < 24; round++) {
+      const make = shapes[round % shapes.length]!(round);
+      const [first, sameActor, otherActor] = keysOnSameActor(actors, actorIndexFor, make);
+      const { pool } = harness({ actors });
+      const gate = deferred();
+      const otherStarted = deferred();
+      let sameStarted = false;
+      pool.submit(task(first, () => gate.promise));
+      pool.submit(
+        task(sameActor, async () => {
+          sameStarted = true;
+        }),
+      );
+      pool.submit(
+        task(otherActor, async () => {
+          otherStarted.resolve();
+        }),
+      );
+      // Runs although the first actor is blocked: different actors are concurrent.
+      await otherStarted.promise;
+      await flush();
+      assert.equal(sameStarted, false, `${sameActor} shares ${first}'s actor and must wait`);
+      gate.resolve();
+      await settleAll(pool);
+      assert.equal(sameStarted, true);
+    }
   });
 });
