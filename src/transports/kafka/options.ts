@@ -50,8 +50,9 @@ export interface KafkaTransportOptions {
   readonly rebalanceTimeoutMs?: number;
   /**
    * On a rebalance, how long the consumer waits for its in-flight messages
-   * before it commits and rejoins. Default 15 s; must stay below
-   * sessionTimeoutMs (no heartbeats are sent while rejoining).
+   * before it commits and rejoins. Default: half of sessionTimeoutMs (22.5 s
+   * with the default session). Must stay below sessionTimeoutMs: the client
+   * sends no heartbeats while it prepares to rejoin.
    */
   readonly revokeTimeoutMs?: number;
   /** Offset commits are coalesced: at most one per this interval (and on revocation/close). Default 1 s. */
@@ -123,7 +124,8 @@ export const kafkaDefaults = {
   sessionTimeoutMs: 45_000,
   heartbeatIntervalMs: 3_000,
   rebalanceTimeoutMs: 60_000,
-  revokeTimeoutMs: 15_000,
+  /** Half the default session timeout; follows sessionTimeoutMs when only that is set. */
+  revokeTimeoutMs: 22_500,
   commitIntervalMs: 1_000,
   fetchMaxWaitMs: 500,
   fetchMaxBytes: 8 * MiB,
@@ -231,12 +233,7 @@ export function resolveKafkaOptions(
     fail('heartbeatIntervalMs', `below sessionTimeoutMs (${sessionTimeoutMs})`, heartbeatIntervalMs);
   }
   const rebalanceTimeoutMs = int('rebalanceTimeoutMs', o.rebalanceTimeoutMs, d.rebalanceTimeoutMs, 1_000);
-  const revokeTimeoutMs = int(
-    'revokeTimeoutMs',
-    o.revokeTimeoutMs,
-    Math.min(d.revokeTimeoutMs, Math.floor(sessionTimeoutMs / 2)),
-    0,
-  );
+  const revokeTimeoutMs = int('revokeTimeoutMs', o.revokeTimeoutMs, Math.floor(sessionTimeoutMs / 2), 0);
   if (revokeTimeoutMs >= sessionTimeoutMs) {
     fail('revokeTimeoutMs', `below sessionTimeoutMs (${sessionTimeoutMs})`, revokeTimeoutMs);
   }

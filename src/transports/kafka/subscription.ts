@@ -296,7 +296,7 @@ export class KafkaSubscription implements TransportSubscription {
     clearTimeout(this.#restartTimer);
     const deadline = AbortSignal.timeout(this.#settings.closeTimeoutMs);
     try {
-      if (this.#commitRunning !== undefined) await raceSignal(this.#commitRunning, deadline);
+      if (this.#commitRunning !== undefined) await raceSignal(this.#commitRunning, deadline).catch(() => {});
       await this.#commitNow(undefined, deadline);
     } catch (error) {
       this.#logger.warn({ err: error, topic: this.#settings.topic }, 'Kafka: final offset commit failed');
@@ -502,6 +502,7 @@ export class KafkaSubscription implements TransportSubscription {
       { topic: this.#settings.topic, group: this.#settings.group, generation, partitions: [...mine] },
       'Kafka: partitions assigned',
     );
+    this.#restartDelay = RESTART_MIN_MS;
     this.#unpause('rebalance');
   }
 
