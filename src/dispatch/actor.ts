@@ -319,10 +319,13 @@ export class Actor {
     const controller = this.#controller;
     this.#epoch++;
     this.#endAttempt();
-    this.#failed(error, false);
-    controller?.abort(error);
+    this.#error = error;
+    this.#crashed = false;
     // The handler may never settle; a fresh loop decides on retry/dead letter.
+    // Scheduled first, so nothing below (abort listeners, logging) can strand the actor.
     setImmediate(this.#restart, this.#epoch);
+    controller?.abort(error);
+    this.#failed(error, false);
   }
 
   #endAttempt(): void {
