@@ -64,7 +64,7 @@ describe('drain', () => {
     const signal = running.runs[0]?.signal;
     assert.equal(signal?.aborted, true);
     assert.ok(signal?.reason instanceof BusClosedError);
-    assert.equal((signal?.reason as Error).cause instanceof Error, true);
+    assert.equal((signal!.reason as Error).cause instanceof Error, true);
     // The handler finishing after the deadline must not ack what was nak-ed.
     gate.resolve();
     await flush();

@@ -41,7 +41,7 @@ describe('park policy', () => {
       ],
     );
     assert.ok(moves[0]?.request.error instanceof EventBusError);
-    assert.equal((moves[0]?.request.error.cause as Error).message, 'poison');
+    assert.equal((moves[0]!.request.error.cause as Error).message, 'poison');
     await flush();
     assert.deepEqual(parked1.message.calls, [], 'termed only after the move resolved');
     assert.deepEqual(pool.parkedKeys(), [poisoned]);
