@@ -47,3 +47,13 @@ describe('stable hash routing', () => {
     for (let i = 0; i < 10_000; i++) assert.ok(fnv1a32(`k${i}\u{1F600}`) >= 0);
   });
 });
+
+describe('actor routing for prefix-sharing keys', () => {
+  it('spreads keys whose last characters differ by multiples of 64 over 64 actors', () => {
+    // FNV-1a alone sends these 16 keys to only 4 actors (its low bits follow the
+    // last character's low bits); the murmur3 finaliser must spread them.
+    const keys = Array.from({ length: 16 }, (_, j) => `order-${String.fromCharCode(48 + 64 * j)}`);
+    const actors = new Set(keys.map((k) => actorIndexFor(k, 64)));
+    assert.ok(actors.size >= 12, `16 keys landed on only ${actors.size} actors`);
+  });
+});
