@@ -354,6 +354,32 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   throw lastError;
 }
 
+async function probeReplicatedStream(urls: string[], replicas: number, timeoutMs = 30_000): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: urls, timeout: 5_000 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await jsm.streams.add({ name: 'HARNESS_PROBE', subjects: ['harness.probe'], num_replicas: replicas });
+        await jsm.streams.delete('HARNESS_PROBE');
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `JetStream cluster not ready for R${replicas} streams within ${timeoutMs} ms: ${error}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
 export interface NatsClusterHandle extends AsyncDisposable {
   readonly nodes: readonly NatsServerHandle[];
   /** Client URLs of all nodes. */
@@ -396,8 +422,13 @@ export async function startNatsCluster(
   };
   try {
     await Promise.all(nodes.map((node) => node.start()));
-    // Streams can only be created once the JetStream meta group has a leader.
+    // Streams can only be created once the JetStream meta group has a leader and
+    // every peer is known: probe by creating (and deleting) an R<size> stream.
     await Promise.any(nodes.map((node) => node.waitForLog(/metadata leader/i, 30_000)));
+    await probeReplicatedStream(
+      nodes.map((node) => node.url),
+      size,
+    );
   } catch (error) {
     await stop();
     throw error;

@@ -61,6 +61,8 @@ export interface PublisherStats {
   readonly resends: number;
   readonly timeouts: number;
   readonly failed: number;
+  /** 503 answers (no stream leader / no stream); such sends are resent by the sweep. */
+  readonly noResponders: number;
 }
 
 function settle(done: PublishCallback, outcome: PublishOutcome, logger: Logger): void {
@@ -89,6 +91,7 @@ export class PipelinedPublisher {
   #resends = 0;
   #timeouts = 0;
   #failed = 0;
+  #noResponders = 0;
 
   constructor(conn: NatsConnectionManager, options: ResolvedNatsOptions, logger: Logger) {
     this.#conn = conn;
@@ -115,6 +118,7 @@ export class PipelinedPublisher {
       resends: this.#resends,
       timeouts: this.#timeouts,
       failed: this.#failed,
+      noResponders: this.#noResponders,
     };
   }
 
@@ -197,6 +201,15 @@ export class PipelinedPublisher {
     // Unknown ids are late answers to entries already settled (resend raced the first ack).
     if (entry === undefined) return;
     this.#pending.delete(id);
+    if (msg.headers?.code === 503 && entry.attempts <= this.#options.publishRetries) {
+      // No responders: no stream leader right now (cluster failover, JetStream still
+      // recovering after a restart) or no stream at all. Nothing was stored; keep the
+      // entry and let the sweep resend it after publishTimeoutMs like any other.
+      entry.sentAt = performance.now();
+      this.#pending.set(id, entry);
+      this.#noResponders++;
+      return;
+    }
     const outcome = this.#outcome(msg, entry);
     if (outcome.ok) {
       this.#acked++;
@@ -214,7 +227,7 @@ export class PipelinedPublisher {
       return {
         ok: false,
         error: new TransportError(
-          `No JetStream stream captures subject "${entry.subject}" (503 no responders): ensureTopic() it first, or check the stream was not deleted`,
+          `No JetStream stream captures subject "${entry.subject}" (503 no responders, ${entry.attempts} attempt(s)): ensureTopic() it first, or check the stream was not deleted`,
         ),
       };
     }

@@ -251,15 +251,19 @@ export async function publishUntilStored(
   firstRound: PipelineResult;
   rounds: number;
   failuresByCode: Record<string, number>;
+  /** One error message per code, for the log. */
+  sampleErrors: Record<string, string>;
   /** Retries the broker answered with duplicate:true (the first attempt had been stored). */
   retriedDuplicates: number;
 }> {
   const firstRound = await pipeline(transport, messages, window, onProgress);
   const failuresByCode: Record<string, number> = {};
+  const sampleErrors: Record<string, string> = {};
   let pending = messages.filter((_, i) => {
     const outcome = firstRound.outcomes[i];
     if (outcome === undefined || outcome.ok) return false;
     failuresByCode[outcome.error.code] = (failuresByCode[outcome.error.code] ?? 0) + 1;
+    sampleErrors[outcome.error.code] ??= outcome.error.message;
     return true;
   });
   let rounds = 1;
@@ -273,5 +277,5 @@ export async function publishUntilStored(
     for (const outcome of result.outcomes) if (outcome.ok && outcome.duplicate === true) retriedDuplicates++;
     pending = pending.filter((_, i) => !result.outcomes[i]?.ok);
   }
-  return { firstRound, rounds, failuresByCode, retriedDuplicates };
+  return { firstRound, rounds, failuresByCode, sampleErrors, retriedDuplicates };
 }

@@ -109,10 +109,19 @@ describe('nats send (pipelined confirmed publishing)', () => {
     assert.match(error.message, /10054/);
   });
 
-  it('no stream for the subject: TransportError saying so', async () => {
-    const error = expectError(await sendAsync(transport, message('nostream.topic', 'x')));
-    assert.ok(error instanceof TransportError);
-    assert.match(error.message, /No JetStream stream captures subject "nostream.topic"/);
+  it('no stream for the subject: resent like a timeout (failover), then TransportError saying so', async () => {
+    const quick = await openTransport(server.url, { publishTimeoutMs: 100, publishRetries: 2 });
+    try {
+      const error = expectError(await sendAsync(quick, message('nostream.topic', 'x')));
+      assert.ok(error instanceof TransportError);
+      assert.match(
+        error.message,
+        /No JetStream stream captures subject "nostream.topic" \(503 no responders, 3 attempt/,
+      );
+      assert.equal(publishStats(quick).noResponders, 2);
+    } finally {
+      await quick.close(AbortSignal.timeout(5_000));
+    }
   });
 
   it('caps unacknowledged sends at maxPendingPublishes', async () => {
