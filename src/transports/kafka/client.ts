@@ -174,10 +174,8 @@ export function createConsumer(
   };
   const consumer = new Consumer<Bytes, Bytes, Bytes, Bytes>(options);
   consumer.on('consumer:group:join', (payload) => {
-    hooks.onJoin(
-      payload.generationId ?? consumer.generationId,
-      (payload.assignments ?? []) as TopicAssignment[],
-    );
+    const assignments = payload.assignments ?? consumer.assignments ?? [];
+    hooks.onJoin(payload.generationId ?? consumer.generationId, assignments as TopicAssignment[]);
   });
   // The client emits 'error' when a rejoin fails; without a listener that would crash the process.
   consumer.on('error', (error) => hooks.onError(error));
