@@ -30,7 +30,12 @@ export interface KafkaTransportOptions {
   readonly lingerMs?: number;
   /** Most messages in one produce request. Default 10,000. */
   readonly maxBatchMessages?: number;
-  /** Most bytes (bodies + headers + keys) in one produce request. Default 1 MiB. */
+  /**
+   * Most bytes in one produce request, counting bodies, keys, headers and
+   * ~32 bytes of record framing each. Default 512 KiB: even a batch that all
+   * goes to one partition, uncompressed, stays below the broker's default
+   * `message.max.bytes` (1 MiB), so a batch is never refused for its size.
+   */
   readonly maxBatchBytes?: number;
   /** A publish without a broker answer after this long is reported as TimeoutError (unknown outcome). Default 30 s. */
   readonly publishTimeoutMs?: number;
@@ -115,7 +120,7 @@ export const kafkaDefaults = {
   maxInFlight: 1,
   lingerMs: 0,
   maxBatchMessages: 10_000,
-  maxBatchBytes: MiB,
+  maxBatchBytes: 512 * 1024,
   publishTimeoutMs: 30_000,
   requestTimeoutMs: 30_000,
   connectTimeoutMs: 5_000,

@@ -71,6 +71,9 @@ interface Batch {
   readonly startedAt: number;
 }
 
+/** Record framing in a batch (length, attributes, deltas, counts as varints), roughly, per record. */
+const RECORD_OVERHEAD = 32;
+
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 export class KafkaPublisher {
@@ -238,9 +241,10 @@ export class KafkaPublisher {
         this.#head++; // timed out while queued
         continue;
       }
-      if (items.length > 0 && bytes + item.size > this.#options.maxBatchBytes) break;
+      const cost = item.size + RECORD_OVERHEAD;
+      if (items.length > 0 && bytes + cost > this.#options.maxBatchBytes) break;
       items.push(item);
-      bytes += item.size;
+      bytes += cost;
       this.#head++;
     }
     if (this.#head >= queue.length) {

@@ -166,14 +166,14 @@ describe('KafkaPublisher', () => {
     const client = new FakeProducer();
     const p = new KafkaPublisher(
       client,
-      { ...options, maxInFlight: 5, maxBatchMessages: 4, maxBatchBytes: 250 },
+      { ...options, maxInFlight: 5, maxBatchMessages: 4, maxBatchBytes: 300 },
       {
         logger: silentLogger,
       },
     );
     for (let i = 0; i < 10; i++) p.send(message('orders', 'k', 'x'.repeat(100)), () => {});
     await tick();
-    // 100-byte bodies + 1-byte key: two per 250-byte batch.
+    // 100-byte bodies + 1-byte key + 32 bytes framing: two per 300-byte batch.
     assert.deepEqual(
       client.calls.map((call) => call.records.length),
       [2, 2, 2, 2, 2],
