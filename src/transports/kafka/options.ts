@@ -56,8 +56,9 @@ export interface KafkaTransportOptions {
   /**
    * On a rebalance, how long the consumer waits for its in-flight messages
    * before it commits and rejoins. Default: half of sessionTimeoutMs (22.5 s
-   * with the default session). Must stay below sessionTimeoutMs: the client
-   * sends no heartbeats while it prepares to rejoin.
+   * with the default session). Must stay below sessionTimeoutMs (the client
+   * sends no heartbeats while it prepares to rejoin), rebalanceTimeoutMs and
+   * requestTimeoutMs (the other members' JoinGroup requests wait meanwhile).
    */
   readonly revokeTimeoutMs?: number;
   /** Offset commits are coalesced: at most one per this interval (and on revocation/close). Default 1 s. */
@@ -245,6 +246,11 @@ export function resolveKafkaOptions(
   if (revokeTimeoutMs >= rebalanceTimeoutMs) {
     fail('revokeTimeoutMs', `below rebalanceTimeoutMs (${rebalanceTimeoutMs})`, revokeTimeoutMs);
   }
+  // While one member drains, the others' JoinGroup requests wait for it at the coordinator.
+  const requestTimeoutMs = int('requestTimeoutMs', o.requestTimeoutMs, d.requestTimeoutMs, 1);
+  if (revokeTimeoutMs >= requestTimeoutMs) {
+    fail('revokeTimeoutMs', `below requestTimeoutMs (${requestTimeoutMs})`, revokeTimeoutMs);
+  }
 
   if (o.tls !== undefined && (typeof o.tls !== 'object' || o.tls === null)) fail('tls', 'an object', o.tls);
   if (o.sasl !== undefined && (typeof o.sasl !== 'object' || o.sasl === null))
@@ -261,7 +267,7 @@ export function resolveKafkaOptions(
     maxBatchMessages: int('maxBatchMessages', o.maxBatchMessages, d.maxBatchMessages, 1),
     maxBatchBytes: int('maxBatchBytes', o.maxBatchBytes, d.maxBatchBytes, 1),
     publishTimeoutMs: int('publishTimeoutMs', o.publishTimeoutMs, d.publishTimeoutMs, 1),
-    requestTimeoutMs: int('requestTimeoutMs', o.requestTimeoutMs, d.requestTimeoutMs, 1),
+    requestTimeoutMs,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, d.connectTimeoutMs, 1),
     retries: int('retries', o.retries, d.retries, 0),
     retryDelayMs: int('retryDelayMs', o.retryDelayMs, d.retryDelayMs, 0),

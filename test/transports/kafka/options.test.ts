@@ -112,6 +112,10 @@ describe('resolveKafkaOptions', () => {
       () => resolveKafkaOptions({ ...b, heartbeatIntervalMs: 50_000 }, 'bus'),
       invalid(/`kafka.heartbeatIntervalMs` to be below sessionTimeoutMs/),
     );
+    assert.throws(
+      () => resolveKafkaOptions({ ...b, sessionTimeoutMs: 120_000, rebalanceTimeoutMs: 120_000 }, 'bus'),
+      invalid(/`kafka.revokeTimeoutMs` to be below requestTimeoutMs \(30000\), got number 60000/),
+    );
     // The default drain shrinks with a short session.
     assert.equal(resolveKafkaOptions({ ...b, sessionTimeoutMs: 10_000 }, 'bus').revokeTimeoutMs, 5_000);
   });
