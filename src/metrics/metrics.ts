@@ -15,6 +15,66 @@ function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? create();
 }
 
+/**
+ * prom-client's `inc()` costs ~0.4 µs (it hashes the label set on every
+ * call), several times per message. Hot-path counters therefore count into
+ * plain numbers ("cells") and are pushed into prom-client by the metric's
+ * `collect()` hook, which prom-client runs before every scrape: exact values,
+ * no per-message cost.
+ */
+interface Cell {
+  readonly labels: Record<string, string>;
+  value: number;
+  flushed: number;
+}
+
+const cellsByMetric = new WeakMap<object, Set<Cell>>();
+
+function flushCells(metric: client.Counter<string>): void {
+  const cells = cellsByMetric.get(metric);
+  if (!cells) return;
+  for (const cell of cells) {
+    const delta = cell.value - cell.flushed;
+    if (delta > 0) {
+      metric.inc(cell.labels, delta);
+      cell.flushed = cell.value;
+    }
+  }
+}
+
+function cellCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+): client.Counter<string> {
+  return getOrCreate(
+    registry,
+    name,
+    () =>
+      new client.Counter({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          flushCells(this);
+        },
+      }),
+  );
+}
+
+function cell(metric: client.Counter<string>, labels: Record<string, string>): Cell {
+  let cells = cellsByMetric.get(metric);
+  if (!cells) {
+    cells = new Set();
+    cellsByMetric.set(metric, cells);
+  }
+  const c: Cell = { labels, value: 0, flushed: 0 };
+  cells.add(c);
+  return c;
+}
+
 /** Per-subscription (topic label) actor-pool metrics. */
 export interface PoolMetrics {
   messageSent(): void;
@@ -65,27 +125,13 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
   const ns = `${metricNamespace(transport, clientId)}_actor_pool`;
   const pns = metricNamespace(transport, clientId);
   const labels = ['topic', 'group'];
-  const sent = getOrCreate(
-    reg,
-    `${ns}_messages_sent_total`,
-    () =>
-      new client.Counter({
-        name: `${ns}_messages_sent_total`,
-        help: 'Messages handed to the actor pool',
-        labelNames: labels,
-        registers: [reg],
-      }),
-  );
-  const processed = getOrCreate(
+  const buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
+  const sent = cellCounter(reg, `${ns}_messages_sent_total`, 'Messages handed to the actor pool', labels);
+  const processed = cellCounter(
     reg,
     `${ns}_messages_processed_total`,
-    () =>
-      new client.Counter({
-        name: `${ns}_messages_processed_total`,
-        help: 'Messages whose handler finished, by outcome',
-        labelNames: [...labels, 'outcome'],
-        registers: [reg],
-      }),
+    'Messages whose handler finished, by outcome',
+    [...labels, 'outcome'],
   );
   const latency = getOrCreate(
     reg,
@@ -95,7 +141,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         name: `${ns}_message_latency_seconds`,
         help: 'Handler latency per message (all attempts)',
         labelNames: labels,
-        buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+        buckets,
         registers: [reg],
       }),
   );
@@ -121,49 +167,29 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         registers: [reg],
       }),
   );
-  const restarted = getOrCreate(
+  const restarted = cellCounter(
     reg,
     `${ns}_actor_restarted_total`,
-    () =>
-      new client.Counter({
-        name: `${ns}_actor_restarted_total`,
-        help: 'Actors restarted by the supervisor after a crash',
-        labelNames: labels,
-        registers: [reg],
-      }),
+    'Actors restarted by the supervisor after a crash',
+    labels,
   );
-  const deadLetters = getOrCreate(
+  const deadLetters = cellCounter(
     reg,
     `${ns}_dead_letters_total`,
-    () =>
-      new client.Counter({
-        name: `${ns}_dead_letters_total`,
-        help: 'Messages dead-lettered (or parked), by reason',
-        labelNames: [...labels, 'reason'],
-        registers: [reg],
-      }),
+    'Messages dead-lettered (or parked), by reason',
+    [...labels, 'reason'],
   );
-  const published = getOrCreate(
+  const published = cellCounter(
     reg,
     `${pns}_publish_messages_total`,
-    () =>
-      new client.Counter({
-        name: `${pns}_publish_messages_total`,
-        help: 'Publishes acknowledged by the broker',
-        labelNames: ['topic'],
-        registers: [reg],
-      }),
+    'Publishes acknowledged by the broker',
+    ['topic'],
   );
-  const publishErrors = getOrCreate(
+  const publishErrors = cellCounter(
     reg,
     `${pns}_publish_errors_total`,
-    () =>
-      new client.Counter({
-        name: `${pns}_publish_errors_total`,
-        help: 'Publishes that failed, by error code',
-        labelNames: ['topic', 'code'],
-        registers: [reg],
-      }),
+    'Publishes that failed, by error code',
+    ['topic', 'code'],
   );
   const ackLatency = getOrCreate(
     reg,
@@ -172,11 +198,12 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
       new client.Histogram({
         name: `${pns}_publish_ack_latency_seconds`,
         help: 'Time from send to broker ack',
-        buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+        buckets,
         registers: [reg],
       }),
   );
-  const pending = getOrCreate(
+  let pendingNow = 0;
+  getOrCreate(
     reg,
     `${pns}_publish_pending`,
     () =>
@@ -184,6 +211,9 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         name: `${pns}_publish_pending`,
         help: 'Publishes awaiting a broker ack',
         registers: [reg],
+        collect() {
+          this.set(pendingNow);
+        },
       }),
   );
   const outboxPending = getOrCreate(
@@ -206,38 +236,69 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         registers: [reg],
       }),
   );
+  const publishedByTopic = new Map<string, Cell>();
+  const errorCells = new Map<string, Cell>();
 
   return {
     registry: reg,
     forPool(topic, group) {
       const l = { topic, group };
-      const sentL = sent.labels(l);
-      const okL = processed.labels({ ...l, outcome: 'success' });
-      const failL = processed.labels({ ...l, outcome: 'failure' });
+      const sentC = cell(sent, l);
+      const okC = cell(processed, { ...l, outcome: 'success' });
+      const failC = cell(processed, { ...l, outcome: 'failure' });
+      const restartC = cell(restarted, l);
+      const deadByReason = new Map<string, Cell>();
       const latencyL = latency.labels(l);
-      const depthL = depth.labels(l);
-      const utilL = utilization.labels(l);
-      const restartL = restarted.labels(l);
       return {
-        messageSent: () => sentL.inc(),
+        messageSent: () => {
+          sentC.value++;
+        },
         messageProcessed(success, seconds) {
-          (success ? okL : failL).inc();
+          (success ? okC : failC).value++;
           latencyL.observe(seconds);
         },
         inboxDepth(d, u) {
-          depthL.set(d);
-          utilL.set(u);
+          depth.set(l, d);
+          utilization.set(l, u);
         },
-        actorRestarted: () => restartL.inc(),
-        deadLettered: (reason) => deadLetters.inc({ ...l, reason }),
-        rawFailure: () => failL.inc(),
+        actorRestarted: () => {
+          restartC.value++;
+        },
+        deadLettered: (reason) => {
+          let c = deadByReason.get(reason);
+          if (!c) {
+            c = cell(deadLetters, { ...l, reason });
+            deadByReason.set(reason, c);
+          }
+          c.value++;
+        },
+        rawFailure: () => {
+          failC.value++;
+        },
       };
     },
     publish: {
-      published: (topic) => published.inc({ topic }),
-      failed: (topic, code) => publishErrors.inc({ topic, code }),
+      published: (topic) => {
+        let c = publishedByTopic.get(topic);
+        if (!c) {
+          c = cell(published, { topic });
+          publishedByTopic.set(topic, c);
+        }
+        c.value++;
+      },
+      failed: (topic, code) => {
+        const key = `${topic}\u0000${code}`;
+        let c = errorCells.get(key);
+        if (!c) {
+          c = cell(publishErrors, { topic, code });
+          errorCells.set(key, c);
+        }
+        c.value++;
+      },
       ackLatency: (s) => ackLatency.observe(s),
-      pending: (n) => pending.set(n),
+      pending: (n) => {
+        pendingNow = n;
+      },
     },
     outbox: {
       pending: (n) => outboxPending.set(n),
