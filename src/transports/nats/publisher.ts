@@ -93,10 +93,19 @@ export class PipelinedPublisher {
   #failed = 0;
   #noResponders = 0;
 
-  constructor(conn: NatsConnectionManager, options: ResolvedNatsOptions, logger: Logger) {
+  readonly #onNoResponders: (subject: string) => void;
+
+  /** `onNoResponders` hears about every 503 (e.g. to recreate a memory stream lost in a restart). */
+  constructor(
+    conn: NatsConnectionManager,
+    options: ResolvedNatsOptions,
+    logger: Logger,
+    onNoResponders: (subject: string) => void = () => {},
+  ) {
     this.#conn = conn;
     this.#options = options;
     this.#logger = logger;
+    this.#onNoResponders = onNoResponders;
     const inbox = createInbox(options.connectOptions.inboxPrefix);
     this.#prefix = `${inbox}.`;
     this.#sub = conn.nc.subscribe(`${inbox}.*`, { callback: (error, msg) => this.#onAck(error, msg) });
@@ -201,7 +210,9 @@ export class PipelinedPublisher {
     // Unknown ids are late answers to entries already settled (resend raced the first ack).
     if (entry === undefined) return;
     this.#pending.delete(id);
-    if (msg.headers?.code === 503 && entry.attempts <= this.#options.publishRetries) {
+    const noResponders = msg.headers?.code === 503;
+    if (noResponders) this.#onNoResponders(entry.subject);
+    if (noResponders && entry.attempts <= this.#options.publishRetries) {
       // No responders: no stream leader right now (cluster failover, JetStream still
       // recovering after a restart) or no stream at all. Nothing was stored; keep the
       // entry and let the sweep resend it after publishTimeoutMs like any other.

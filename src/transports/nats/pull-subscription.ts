@@ -39,6 +39,10 @@ interface ActivePull {
   readonly id: number;
   readonly batch: number;
   received: number;
+  /** When the broker ends this pull at the latest (performance.now() time). */
+  readonly expiresAt: number;
+  /** The broker ended it (batch filled or a status answered it). */
+  serverDone: boolean;
   readonly resolve: (outcome: PullOutcome) => void;
   timer: NodeJS.Timeout | undefined;
 }
@@ -134,6 +138,9 @@ export class NatsPullSubscription implements TransportSubscription {
   readonly #safetyMs: number;
   #streamCreated: string;
   #pull: ActivePull | undefined;
+  /** The newest pull sent (the loop may have stopped waiting for it). */
+  #lastPull: ActivePull | undefined;
+  #onServerDone: (() => void) | undefined;
   #pullSeq = 0;
   #loop: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -279,8 +286,17 @@ export class NatsPullSubscription implements TransportSubscription {
   #pullOnce(batch: number): Promise<PullOutcome> {
     return new Promise((resolve) => {
       const id = ++this.#pullSeq;
-      const pull: ActivePull = { id, batch, received: 0, resolve, timer: undefined };
+      const pull: ActivePull = {
+        id,
+        batch,
+        received: 0,
+        expiresAt: performance.now() + this.#deps.options.consumer.fetchMaxWaitMs,
+        serverDone: false,
+        resolve,
+        timer: undefined,
+      };
       this.#pull = pull;
+      this.#lastPull = pull;
       pull.timer = setTimeout(() => this.#finish(pull, { kind: 'no-response' }), this.#safetyMs);
       this.#pulls++;
       try {
@@ -312,7 +328,6 @@ export class NatsPullSubscription implements TransportSubscription {
       this.#onStatus(msg);
       return;
     }
-    const pull = this.#pull;
     const meta = this.#meta;
     if (!parseAckSubject(reply, meta)) {
       this.#deps.logger.warn({ reply }, 'nats: unexpected message on the pull inbox');
@@ -338,15 +353,30 @@ export class NatsPullSubscription implements TransportSubscription {
         }
       }
     }
-    if (pull !== undefined && ++pull.received >= pull.batch) this.#finish(pull, DONE);
+    // Messages count towards the newest pull, also when the loop already let go of it.
+    const last = this.#lastPull;
+    if (last !== undefined && ++last.received >= last.batch) {
+      this.#serverDone(last);
+      this.#finish(last, DONE);
+    }
+  }
+
+  #serverDone(pull: ActivePull): void {
+    if (pull.serverDone) return;
+    pull.serverDone = true;
+    const wake = this.#onServerDone;
+    this.#onServerDone = undefined;
+    wake?.();
   }
 
   #onStatus(msg: Msg): void {
     const headers = msg.headers;
     const code = headers?.code ?? 0;
     if (code === 100) return; // heartbeat / flow control: not requested
-    const pull = this.#pull;
     const id = Number(msg.subject.slice(this.#inboxPrefix.length));
+    const last = this.#lastPull;
+    if (last !== undefined && last.id === id) this.#serverDone(last);
+    const pull = this.#pull;
     if (pull === undefined || pull.id !== id) return; // answer to an earlier pull
     const description = headers?.description ?? '';
     switch (code) {
@@ -427,6 +457,18 @@ export class NatsPullSubscription implements TransportSubscription {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.stop();
+      // Keep the inbox until the broker ended the last pull: messages it still
+      // sends are handed back (nak) instead of waiting out AckWait unseen.
+      const last = this.#lastPull;
+      if (last !== undefined && !last.serverDone && this.#deps.conn.connected) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, last.expiresAt - performance.now()) + 250);
+          this.#onServerDone = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
       this.#unlistenReconnect();
       if (!this.#deps.conn.nc.isClosed()) this.#sub.unsubscribe();
     })();

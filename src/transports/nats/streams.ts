@@ -27,12 +27,15 @@ export interface StreamHandle {
 }
 
 const NANOS_PER_MS = 1_000_000;
+/** Pause before recreating a stream that a publish found missing (see repair()). */
+const REPAIR_DELAY_MS = 1_000;
 
 export class StreamRegistry {
   readonly #jsm: JetStreamManager;
   readonly #options: ResolvedNatsOptions;
   readonly #logger: Logger;
   readonly #cache = new Map<string, Promise<StreamHandle>>();
+  readonly #repairing = new Set<string>();
 
   constructor(jsm: JetStreamManager, options: ResolvedNatsOptions, logger: Logger) {
     this.#jsm = jsm;
@@ -68,6 +71,36 @@ export class StreamRegistry {
   recreate(topic: string, kind: MessageKind): Promise<StreamHandle> {
     this.#cache.delete(topic);
     return this.ensure(topic, kind);
+  }
+
+  /**
+   * A publish to `topic` found no stream (503). If we ensured that topic before
+   * and its stream is really gone (a memory stream does not survive a server
+   * restart; or someone deleted it), recreate it so the publisher's resends
+   * succeed. During a cluster failover the stream still exists: nothing happens.
+   * At most one repair per topic runs at a time; it starts after a pause
+   * because nats-server 2.9 answers before it finished deleting files.
+   */
+  repair(topic: string): void {
+    const cached = this.#cache.get(topic);
+    if (cached === undefined || this.#repairing.has(topic)) return;
+    this.#repairing.add(topic);
+    void (async () => {
+      try {
+        const handle = await cached;
+        await new Promise((resolve) => setTimeout(resolve, REPAIR_DELAY_MS).unref());
+        if ((await this.info(handle.name)) !== undefined) return;
+        this.#logger.warn(
+          { stream: handle.name, topic },
+          `nats: stream ${handle.name} is gone (memory stream after a server restart, or deleted); recreating it`,
+        );
+        await this.recreate(topic, handle.kind);
+      } catch (error) {
+        this.#logger.warn({ err: error, topic }, `nats: could not repair the stream of ${topic}`);
+      } finally {
+        this.#repairing.delete(topic);
+      }
+    })();
   }
 
   /** Fresh info, or undefined when the stream does not exist. */

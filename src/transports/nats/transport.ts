@@ -15,7 +15,7 @@ import type {
 } from '../../core/transport.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
-import { durableNameFor } from './names.ts';
+import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 import { PipelinedPublisher } from './publisher.ts';
 import { NatsPullSubscription } from './pull-subscription.ts';
@@ -41,6 +41,8 @@ export class NatsTransport implements Transport {
   readonly #streams: StreamRegistry;
   readonly #publisher: PipelinedPublisher;
   readonly #subscriptions = new Set<NatsPullSubscription>();
+  /** `<stream>/<durable>` of subscriptions whose fetch loop runs. */
+  readonly #activeConsumers = new Map<string, object>();
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -54,7 +56,7 @@ export class NatsTransport implements Transport {
     this.#options = options;
     this.#logger = logger;
     this.#streams = new StreamRegistry(jsm, options, logger);
-    this.#publisher = new PipelinedPublisher(conn, options, logger);
+    this.#publisher = new PipelinedPublisher(conn, options, logger, (topic) => this.#streams.repair(topic));
   }
 
   get maxPayloadBytes(): number {
@@ -78,7 +80,36 @@ export class NatsTransport implements Transport {
         `Expected \`handlerTimeoutMs\` to be a number >= 0, got ${String(handlerTimeoutMs)}`,
       );
     }
+    validateTopic(topic);
     const durable = durableNameFor(group);
+    // Two fetch loops on one durable would interleave deliveries and break ordering.
+    const key = `${this.#streams.nameFor(topic)}/${durable}`;
+    if (this.#activeConsumers.has(key)) {
+      throw new InvalidArgumentError(
+        `Expected one subscription per (topic, group), got a second one for topic "${topic}" and group "${group}" (durable ${key})`,
+      );
+    }
+    const owner = {};
+    this.#activeConsumers.set(key, owner);
+    const release = (): void => {
+      if (this.#activeConsumers.get(key) === owner) this.#activeConsumers.delete(key);
+    };
+    try {
+      return await this.#subscribe(topic, kind, handlerTimeoutMs, durable, release, flow);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  async #subscribe(
+    topic: string,
+    kind: MessageKind,
+    handlerTimeoutMs: number,
+    durable: string,
+    release: () => void,
+    flow: FlowControl,
+  ): Promise<TransportSubscription> {
     const stream = await this.#streams.ensure(topic, kind);
     const consumer = this.#options.consumer;
     const spec: ConsumerSpec = {
@@ -100,10 +131,14 @@ export class NatsTransport implements Transport {
     this.#subscriptions.add(subscription);
     subscription.start();
     return {
-      stop: () => subscription.stop(),
+      stop: async () => {
+        await subscription.stop();
+        release(); // its fetch loop ended: another may start
+      },
       close: async () => {
         await subscription.close();
         this.#subscriptions.delete(subscription);
+        release();
       },
     };
   }

@@ -140,6 +140,27 @@ describe('nats transport across server failures', () => {
     );
   });
 
+  it('a raw (memory) stream lost in a restart is recreated when a publish finds it missing', async () => {
+    await transport.ensureTopic('memory.topic', 'raw');
+    const raw = (i: number) => ({ ...message('memory.topic', `r${i}`), kind: 'raw' as const });
+    assert.deepEqual(
+      (await pipeline(transport, [raw(0)])).outcomes.filter((o) => !o.ok),
+      [],
+    );
+    await server.restart(); // graceful: memory streams are gone afterwards
+    await waitUntil(() => transport.health().connected, 'reconnected');
+    // No ensureTopic() again: the 503 answer makes the transport recreate the stream,
+    // and the sweep's same-id resend then lands in it.
+    const { outcomes } = await pipeline(transport, [raw(1)]);
+    assert.deepEqual(
+      outcomes.filter((o) => !o.ok),
+      [],
+    );
+    const info = await (await freshInspector()).jsm.streams.info('EVENTBUS_memory_topic');
+    assert.equal(info.config.storage, 'memory');
+    assert.equal(info.state.messages, 1);
+  });
+
   it('acks lost in a crash: the redeliveries are acked again and skipped, not delivered twice', async () => {
     await transport.ensureTopic('lostack.topic', 'envelope');
     await publishUntilStored(

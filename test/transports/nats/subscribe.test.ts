@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TransportError } from '../../../src/core/errors.ts';
+import { InvalidArgumentError, TransportError } from '../../../src/core/errors.ts';
 import type { Transport, TransportSubscription } from '../../../src/core/transport.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import {
@@ -210,6 +210,26 @@ describe('nats subscribe (pull loop)', () => {
       ],
     );
     await sub.stop();
+  });
+
+  it('refuses a second fetch loop on the same (topic, group)', async () => {
+    const flow = new FakeFlow(10);
+    const first = await subscribe('twice.topic', flow, 'same');
+    await assert.rejects(
+      transport.subscribe(
+        { topic: 'twice.topic', group: 'same', kind: 'envelope', handlerTimeoutMs: 0 },
+        flow,
+      ),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError && /one subscription per \(topic, group\)/.test(error.message),
+    );
+    await first.close();
+    subscriptions.push(
+      await transport.subscribe(
+        { topic: 'twice.topic', group: 'same', kind: 'envelope', handlerTimeoutMs: 0 },
+        flow,
+      ),
+    );
   });
 
   it('after stop() nothing more is delivered; what arrives is handed back to the group', async () => {
