@@ -33,7 +33,7 @@ export interface OutboxRelayOptions {
   readonly bus: Pick<EventBus, 'publishEnvelope' | 'publishResults'>;
   /** Identifies this relay's leases. Default `<hostname>-<pid>-<random>`. */
   readonly relayId?: string;
-  /** Most rows claimed at once, and most rows held. Default 256. */
+  /** Most rows claimed at once, and most rows held (in memory and leased). Default 1000. */
   readonly batchSize?: number;
   /** Poll for due rows this often (besides NOTIFY and `notify()`). Default 1000 ms. */
   readonly pollIntervalMs?: number;
@@ -212,7 +212,7 @@ class Relay implements OutboxRelay {
     this.relayId = relayId;
     this.#store = options.store;
     this.#bus = options.bus;
-    this.#batchSize = positiveInt('batchSize', options.batchSize, 256);
+    this.#batchSize = positiveInt('batchSize', options.batchSize, 1000);
     this.#minClaim = Math.max(1, Math.floor(this.#batchSize / 4));
     this.#pollIntervalMs = positiveInt('pollIntervalMs', options.pollIntervalMs, 1000);
     this.#leaseMs = positiveInt('leaseMs', options.leaseMs, 30_000);

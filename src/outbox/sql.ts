@@ -35,33 +35,108 @@ export const insertRows = `
     WITH ORDINALITY AS r(id, topic, aggregate_id, event_type, envelope, ord)
   ORDER BY ord`;
 
-/** Step 1 of a claim: lock the oldest claimable aggregate heads. */
-export const lockHeads = `
+/**
+ * The claimable conditions, repeated on the locked row itself: when another
+ * relay changed the row after our snapshot, Postgres re-checks exactly these
+ * on the new version before granting the lock (so a head leased meanwhile is
+ * skipped, never claimed twice).
+ */
+const claimableRow = `o.published_at IS NULL
+    AND o.next_attempt_at <= now()
+    AND (o.claimed_until IS NULL OR o.claimed_until < now())`;
+
+/**
+ * Step 1 of a claim, fast path: look for heads among the oldest $2 pending
+ * rows (seq order), lock up to $1 of them. Cheap when most old rows are heads
+ * (many aggregates, short backlogs).
+ */
+export const lockHeadsBySeq = `
   SELECT o.aggregate_id
   FROM eventbus_outbox o
-  WHERE o.published_at IS NULL
-    AND o.next_attempt_at <= now()
-    AND (o.claimed_until IS NULL OR o.claimed_until < now())
-    AND NOT EXISTS (
-      SELECT 1 FROM eventbus_outbox p
-      WHERE p.aggregate_id = o.aggregate_id AND p.published_at IS NULL AND p.seq < o.seq
+  WHERE o.id IN (
+      SELECT c.id
+      FROM (
+        SELECT id, aggregate_id, seq FROM eventbus_outbox
+        WHERE published_at IS NULL
+        ORDER BY seq
+        LIMIT $2
+      ) c
+      -- A correlated scalar subquery: one index probe per candidate, never a join over the backlog.
+      WHERE c.seq = (
+        SELECT min(p.seq) FROM eventbus_outbox p
+        WHERE p.aggregate_id = c.aggregate_id AND p.published_at IS NULL
+      )
     )
+    AND ${claimableRow}
   ORDER BY o.seq
   LIMIT $1
   FOR UPDATE OF o SKIP LOCKED`;
 
 /**
+ * Step 1 of a claim, when the fast path found too few: enumerate the
+ * aggregates with pending rows by a skip scan of the (aggregate_id, seq)
+ * index, take each one's head, lock the oldest $1 claimable ones. Costs one
+ * index probe per pending aggregate however long the backlog is (the case
+ * after a broker outage: few aggregates, many rows each).
+ */
+export const lockHeadsByAggregate = `
+  WITH RECURSIVE aggregates(aggregate_id) AS (
+    (SELECT aggregate_id FROM eventbus_outbox WHERE published_at IS NULL ORDER BY aggregate_id LIMIT 1)
+    UNION ALL
+    SELECT (
+      SELECT e.aggregate_id FROM eventbus_outbox e
+      WHERE e.published_at IS NULL AND e.aggregate_id > a.aggregate_id
+      ORDER BY e.aggregate_id LIMIT 1
+    )
+    FROM aggregates a
+    WHERE a.aggregate_id IS NOT NULL
+  ), heads AS (
+    SELECT h.id
+    FROM aggregates a
+    CROSS JOIN LATERAL (
+      SELECT e.id FROM eventbus_outbox e
+      WHERE e.aggregate_id = a.aggregate_id AND e.published_at IS NULL
+      ORDER BY e.seq LIMIT 1
+    ) h
+    WHERE a.aggregate_id IS NOT NULL
+  )
+  SELECT o.aggregate_id
+  FROM eventbus_outbox o
+  WHERE o.id IN (SELECT id FROM heads)
+    AND ${claimableRow}
+  ORDER BY o.seq
+  LIMIT $1
+  FOR UPDATE OF o SKIP LOCKED`;
+
+/**
+ * Planner settings for the claim transaction only: queue tables change faster
+ * than autovacuum's statistics, and stale estimates turn the bounded ordered
+ * index scans above into bitmap scans plus sorts over the whole backlog.
+ */
+export const claimPlannerSettings = `
+  SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`;
+
+/**
  * Step 2 of a claim: lease a contiguous prefix of each locked aggregate's
- * pending rows, breadth first (every head, then every second row, ...), at
- * most $2 rows in all.
+ * pending rows (at most $5 each), breadth first (every head, then every
+ * second row, ...), at most $2 rows in all. Reads at most $5 rows per
+ * aggregate, however long its backlog.
  */
 export const leasePrefixes = `
-  WITH ranked AS (
-    SELECT id, seq, row_number() OVER (PARTITION BY aggregate_id ORDER BY seq) AS rn
-    FROM eventbus_outbox
-    WHERE aggregate_id = ANY($1::text[]) AND published_at IS NULL
-  ), chosen AS (
-    SELECT id FROM ranked ORDER BY rn, seq LIMIT $2
+  WITH chosen AS (
+    SELECT p.id
+    FROM unnest($1::text[]) AS a(aggregate_id)
+    CROSS JOIN LATERAL (
+      SELECT x.id, x.seq, row_number() OVER (ORDER BY x.seq) AS rn
+      FROM (
+        SELECT e.id, e.seq FROM eventbus_outbox e
+        WHERE e.aggregate_id = a.aggregate_id AND e.published_at IS NULL
+        ORDER BY e.seq
+        LIMIT $5
+      ) x
+    ) p
+    ORDER BY p.rn, p.seq
+    LIMIT $2
   ), leased AS (
     UPDATE eventbus_outbox o
     SET claimed_by = $3, claimed_until = now() + $4::integer * interval '1 millisecond'

@@ -205,10 +205,23 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
     async claim(relayId: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       if (limit <= 0) return [];
       const rows = await driver.transaction(async (_tx, q) => {
-        const heads = await q.query<{ aggregate_id: string }>(sql.lockHeads, [limit]);
+        await q.query(sql.claimPlannerSettings);
+        let heads = await q.query<{ aggregate_id: string }>(sql.lockHeadsBySeq, [limit, limit * 2 + 64]);
+        if (heads.rows.length < limit) {
+          // The oldest rows are mostly behind held heads: find heads per aggregate instead.
+          // (Rows locked by the first query stay locked by us; they are found again.)
+          heads = await q.query<{ aggregate_id: string }>(sql.lockHeadsByAggregate, [limit]);
+        }
         if (heads.rows.length === 0) return [];
         const aggregates = heads.rows.map((r) => r.aggregate_id);
-        const leased = await q.query<ClaimedRowSql>(sql.leasePrefixes, [aggregates, limit, relayId, leaseMs]);
+        const perAggregate = Math.ceil(limit / aggregates.length);
+        const leased = await q.query<ClaimedRowSql>(sql.leasePrefixes, [
+          aggregates,
+          limit,
+          relayId,
+          leaseMs,
+          perAggregate,
+        ]);
         return leased.rows;
       });
       return rows.map((r) => ({
