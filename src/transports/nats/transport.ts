@@ -41,8 +41,8 @@ export class NatsTransport implements Transport {
   readonly #streams: StreamRegistry;
   readonly #publisher: PipelinedPublisher;
   readonly #subscriptions = new Set<NatsPullSubscription>();
-  /** `<stream>/<durable>` of subscriptions whose fetch loop runs. */
-  readonly #activeConsumers = new Map<string, object>();
+  /** Running fetch loops per `<stream>/<durable>`. */
+  readonly #members = new Map<string, number>();
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -82,17 +82,24 @@ export class NatsTransport implements Transport {
     }
     validateTopic(topic);
     const durable = durableNameFor(group);
-    // Two fetch loops on one durable would interleave deliveries and break ordering.
+    // Several members of one group share the durable's messages (like members in
+    // other processes): per-aggregate order holds only within one member.
     const key = `${this.#streams.nameFor(topic)}/${durable}`;
-    if (this.#activeConsumers.has(key)) {
-      throw new InvalidArgumentError(
-        `Expected one subscription per (topic, group), got a second one for topic "${topic}" and group "${group}" (durable ${key})`,
+    const members = (this.#members.get(key) ?? 0) + 1;
+    this.#members.set(key, members);
+    if (members > 1) {
+      this.#logger.warn(
+        { topic, group, members },
+        `nats: ${members} subscriptions share durable ${key} in this process; they split its messages, so per-aggregate order holds only within each`,
       );
     }
-    const owner = {};
-    this.#activeConsumers.set(key, owner);
+    let released = false;
     const release = (): void => {
-      if (this.#activeConsumers.get(key) === owner) this.#activeConsumers.delete(key);
+      if (released) return;
+      released = true;
+      const left = (this.#members.get(key) ?? 1) - 1;
+      if (left > 0) this.#members.set(key, left);
+      else this.#members.delete(key);
     };
     try {
       return await this.#subscribe(topic, kind, handlerTimeoutMs, durable, release, flow);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { InvalidArgumentError, TransportError } from '../../../src/core/errors.ts';
+import { TransportError } from '../../../src/core/errors.ts';
 import type { Transport, TransportSubscription } from '../../../src/core/transport.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import {
+  captureLogger,
   FakeFlow,
   type Inspector,
   inspector,
@@ -21,11 +22,12 @@ describe('nats subscribe (pull loop)', () => {
   let transport: Transport;
   let inspect: Inspector;
   const subscriptions: TransportSubscription[] = [];
+  const logger = captureLogger();
 
   before(async () => {
     server = await startNatsServer({ jetstream: true });
     // AckWait 100 ms is raised to handlerTimeoutMs + 1 s: 1 s with handlerTimeoutMs 0.
-    transport = await openTransport(server.url, { consumer: { ackWaitMs: 100 } });
+    transport = await openTransport(server.url, { consumer: { ackWaitMs: 100 } }, logger);
     inspect = await inspector(server.url);
   });
 
@@ -212,24 +214,18 @@ describe('nats subscribe (pull loop)', () => {
     await sub.stop();
   });
 
-  it('refuses a second fetch loop on the same (topic, group)', async () => {
-    const flow = new FakeFlow(10);
-    const first = await subscribe('twice.topic', flow, 'same');
-    await assert.rejects(
-      transport.subscribe(
-        { topic: 'twice.topic', group: 'same', kind: 'envelope', handlerTimeoutMs: 0 },
-        flow,
-      ),
-      (error: unknown) =>
-        error instanceof InvalidArgumentError && /one subscription per \(topic, group\)/.test(error.message),
-    );
-    await first.close();
-    subscriptions.push(
-      await transport.subscribe(
-        { topic: 'twice.topic', group: 'same', kind: 'envelope', handlerTimeoutMs: 0 },
-        flow,
-      ),
-    );
+  it('two subscriptions of one group in one process share the messages (with a warning)', async () => {
+    await publish('twice.topic', 100);
+    const a = new FakeFlow(1_000);
+    const b = new FakeFlow(1_000);
+    a.onDeliver = (m) => m.ack();
+    b.onDeliver = (m) => m.ack();
+    await subscribe('twice.topic', a, 'same');
+    await subscribe('twice.topic', b, 'same');
+    await waitUntil(() => a.delivered.length + b.delivered.length === 100, 'all 100 between them');
+    const sequences = [...a.delivered, ...b.delivered].map((m) => m.sequence);
+    assert.equal(new Set(sequences).size, 100);
+    assert.ok(logger.entries.some((e) => e.level === 'warn' && /2 subscriptions share durable/.test(e.msg)));
   });
 
   it('after stop() nothing more is delivered; what arrives is handed back to the group', async () => {
