@@ -43,6 +43,8 @@ interface ActivePull {
   readonly expiresAt: number;
   /** The broker ended it (batch filled or a status answered it). */
   serverDone: boolean;
+  /** Published while disconnected: nats.js buffers it and sends it after the reconnect. */
+  readonly buffered: boolean;
   readonly resolve: (outcome: PullOutcome) => void;
   timer: NodeJS.Timeout | undefined;
 }
@@ -186,8 +188,11 @@ export class NatsPullSubscription implements TransportSubscription {
       this.#abort.signal.addEventListener('abort', () => resolve(), { once: true }),
     );
     this.#unlistenReconnect = conn.onReconnect(() => {
+      // A pull sent on the old connection died with it: pull again. One sent while
+      // disconnected is flushed now, so keep waiting for it (two would overfill).
       const pull = this.#pull;
-      if (pull !== undefined) this.#finish(pull, { kind: 'reconnected' });
+      if (pull !== undefined && !pull.buffered) this.#finish(pull, { kind: 'reconnected' });
+      else if (pull !== undefined) this.#armSafety(pull);
     });
   }
 
@@ -218,7 +223,7 @@ export class NatsPullSubscription implements TransportSubscription {
     };
     while (!signal.aborted) {
       try {
-        const free = this.#flow.freeCapacity();
+        const free = Math.floor(this.#flow.freeCapacity());
         if (free <= 0) {
           await this.#flow.waitForCapacity(signal);
           continue;
@@ -292,12 +297,13 @@ export class NatsPullSubscription implements TransportSubscription {
         received: 0,
         expiresAt: performance.now() + this.#deps.options.consumer.fetchMaxWaitMs,
         serverDone: false,
+        buffered: !this.#deps.conn.connected,
         resolve,
         timer: undefined,
       };
       this.#pull = pull;
       this.#lastPull = pull;
-      pull.timer = setTimeout(() => this.#finish(pull, { kind: 'no-response' }), this.#safetyMs);
+      this.#armSafety(pull);
       this.#pulls++;
       try {
         this.#deps.conn.nc.publish(
@@ -309,6 +315,19 @@ export class NatsPullSubscription implements TransportSubscription {
         this.#finish(pull, { kind: 'error', reason: (error as Error).message });
       }
     });
+  }
+
+  /**
+   * The one timer per pull: no answer within expires + margin means the pull is
+   * lost (or, on 2.9, the consumer is gone). While disconnected the reconnect
+   * handler decides instead.
+   */
+  #armSafety(pull: ActivePull): void {
+    clearTimeout(pull.timer);
+    pull.timer = setTimeout(() => {
+      if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
+      else this.#armSafety(pull);
+    }, this.#safetyMs);
   }
 
   #finish(pull: ActivePull, outcome: PullOutcome): void {

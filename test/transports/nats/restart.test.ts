@@ -140,6 +140,40 @@ describe('nats transport across server failures', () => {
     );
   });
 
+  it('consumption survives a stalled server (SIGSTOP past stale detection); pulls stay within capacity', async () => {
+    await transport.ensureTopic('stall.consume', 'envelope');
+    await publishUntilStored(
+      transport,
+      Array.from({ length: 200 }, (_, i) => message('stall.consume', `a${i}`)),
+    );
+    const flow = new FakeFlow(50);
+    flow.onDeliver = (m) =>
+      setImmediate(() => {
+        m.ack();
+        flow.release(1);
+      });
+    subscriptions.push(
+      await transport.subscribe(
+        { topic: 'stall.consume', group: 'g', kind: 'envelope', handlerTimeoutMs: 0 },
+        flow,
+      ),
+    );
+    await waitUntil(() => flow.delivered.length >= 200, 'first 200');
+    await server.kill('SIGSTOP');
+    try {
+      // pingInterval 2 s × maxPingOut 2: the client gives up on the connection within ~6 s.
+      await waitUntil(() => !transport.health().connected, 'stale connection detected', 15_000, 50);
+    } finally {
+      await server.kill('SIGCONT');
+    }
+    await publishUntilStored(
+      transport,
+      Array.from({ length: 200 }, (_, i) => message('stall.consume', `b${i}`)),
+    );
+    await waitUntil(() => new Set(flow.delivered.map((m) => m.sequence)).size === 400, 'all 400', 20_000);
+    assert.ok(flow.lowestCapacity >= 0, `capacity went to ${flow.lowestCapacity}`);
+  });
+
   it('a raw (memory) stream lost in a restart is recreated when a publish finds it missing', async () => {
     await transport.ensureTopic('memory.topic', 'raw');
     const raw = (i: number) => ({ ...message('memory.topic', `r${i}`), kind: 'raw' as const });
