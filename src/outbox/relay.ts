@@ -363,7 +363,12 @@ class Relay implements OutboxRelay {
     const validUntil = claimedAt + this.#leaseMs - this.#leaseMarginMs;
     const touched = new Set<Lane>();
     for (const row of rows) {
-      if (this.#held.has(row.id)) continue; // already ours (re-leased by this claim)
+      const known = this.#held.get(row.id);
+      // Already ours and tracked (the claim merely re-leased it).
+      if (known !== undefined && known.state !== 'releasing') continue;
+      // A row we were releasing came back: the release committed (else the claim could not
+      // have taken it), so this claim's grant is current. Track it afresh, in seq order with
+      // the rest of its aggregate, so nothing later of the aggregate can overtake it.
       let lane = this.#lanes.get(row.aggregateId);
       if (lane === undefined) {
         lane = {
@@ -436,9 +441,12 @@ class Relay implements OutboxRelay {
     const retryDelayMs = backoffDelayMs(attempts, this.#backoff);
     const later = lane.queue.splice(0);
     const ids = [row.id, ...later.map((r) => r.id)];
+    const releasing: Held[] = [];
     for (const id of ids) {
       const held = this.#held.get(id);
-      if (held !== undefined) held.state = 'releasing';
+      if (held === undefined) continue;
+      held.state = 'releasing';
+      releasing.push(held);
     }
     lane.releasing += ids.length;
     const err = toError(error);
@@ -459,7 +467,7 @@ class Relay implements OutboxRelay {
     this.#enqueueWrite(() =>
       this.#store.release(this.relayId, ids, { id: row.id, error: message, retryDelayMs }),
     ).then(
-      () => this.#afterRelease(lane, ids),
+      () => this.#afterRelease(lane, ids.length, releasing),
       (releaseError: unknown) => {
         if (this.#state === 'aborted') return;
         // The leases run out by themselves (they are no longer renewed); the attempt is not counted.
@@ -467,15 +475,16 @@ class Relay implements OutboxRelay {
           { relayId: this.relayId, eventId: row.id, err: toError(releaseError) },
           'Outbox relay: releasing a failed row failed; it becomes claimable when its lease expires',
         );
-        this.#afterRelease(lane, ids);
+        this.#afterRelease(lane, ids.length, releasing);
       },
     );
   }
 
-  #afterRelease(lane: Lane, ids: readonly string[]): void {
+  #afterRelease(lane: Lane, count: number, released: readonly Held[]): void {
     if (this.#state === 'aborted') return;
-    for (const id of ids) this.#held.delete(id);
-    lane.releasing -= ids.length;
+    // Entries a newer claim re-granted to us (see #ingest) stay.
+    for (const held of released) if (this.#held.get(held.row.id) === held) this.#held.delete(held.row.id);
+    lane.releasing -= count;
     this.#maybeRetire(lane);
     this.#pump(lane);
   }
@@ -533,7 +542,7 @@ class Relay implements OutboxRelay {
     if (this.#state === 'aborted') return;
     for (const id of ids) {
       const held = this.#held.get(id);
-      if (held === undefined) continue;
+      if (held === undefined || held.state !== 'acked') continue;
       this.#held.delete(id);
       this.#published++;
       held.lane.awaitingMark--;

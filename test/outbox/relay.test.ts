@@ -129,6 +129,62 @@ for (const factory of storeFactories) {
         assert.ok(entries.some((e) => e.level === 'warn' && /publish failed/.test(String(e.msg))));
       }));
 
+    test('a released row re-claimed before the release is acknowledged keeps its place ahead of newer rows', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.failWith = (e, attempt) =>
+          (e.payload as { index: number }).index === 0 && attempt === 1
+            ? new TransportError('first try fails')
+            : undefined;
+        let openGate!: () => void;
+        const gate = new Promise<void>((r) => {
+          openGate = r;
+        });
+        let releases = 0;
+        const claimed: string[] = [];
+        const store = {
+          ...f.store,
+          // The release commits at once, but the relay hears about it only when the gate opens.
+          release: async (...args: Parameters<typeof f.store.release>) => {
+            const n = await f.store.release(...args);
+            releases++;
+            await gate;
+            return n;
+          },
+          claim: async (...args: Parameters<typeof f.store.claim>) => {
+            const rows = await f.store.claim(...args);
+            claimed.push(...rows.map((r) => r.id));
+            return rows;
+          },
+        };
+        await addAggregates(f, 1, 2);
+        const relay = createOutboxRelay({
+          store,
+          bus,
+          pollIntervalMs: 600_000,
+          listen: false,
+          backoff: { initialMs: 0, maxMs: 0, jitter: 0 },
+        });
+        await withRelay(relay, async () => {
+          await waitUntil(() => releases === 1, { what: 'the failed row released (in the database)' });
+          const [newer] = await f.store.transaction((tx) =>
+            f.store.add(tx, eventsFor('orders', 'agg-0', 2, 1)),
+          );
+          relay.notify();
+          await waitUntil(() => claimed.includes(newer?.eventId as string), {
+            what: 'a claim returning the released rows and the newer one',
+          });
+          openGate();
+          await waitUntil(async () => (await unpublishedCount(f)) === 0, { what: 'all three published' });
+        });
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 3, summary(report));
+        assert.deepEqual(bus.concurrentPerAggregate, []);
+      }));
+
     test('a duplicate:true result (broker already had it) counts as published', () =>
       withStore(factory, async (f) => {
         const bus = new FakeBus();
