@@ -112,7 +112,10 @@ for (const factory of storeFactories) {
         await assert.rejects(
           f.store.transaction((tx) =>
             f.store.add(tx, [
-              { topic: 'no spaces', envelope: { aggregateId: 'a', eventType: 'x', eventVersion: 1, payload: 1 } },
+              {
+                topic: 'no spaces',
+                envelope: { aggregateId: 'a', eventType: 'x', eventVersion: 1, payload: 1 },
+              },
             ]),
           ),
           { code: 'EVENTBUS_INVALID_ARGUMENT' },
