@@ -348,3 +348,37 @@ for (const factory of storeFactories) {
       }));
   });
 }
+
+describe('outbox relay (postgres): LISTEN connection lost', () => {
+  const factory = storeFactories.find((f) => f.kind === 'postgres');
+  test('falls back to polling and listens again on a new connection', { skip: !factory }, () =>
+    withStore(factory as (typeof storeFactories)[number], async (f) => {
+      const bus = new FakeBus();
+      const { logger, entries } = captureLogger();
+      const relay = createOutboxRelay({ store: f.store, bus, pollIntervalMs: 50, logger });
+      const listenerPids = async () =>
+        (
+          await f.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN eventbus_outbox' AND datname = current_database()",
+          )
+        ).map((r) => r.pid);
+      await withRelay(relay, async () => {
+        await waitUntil(async () => (await listenerPids()).length === 1, { what: 'the LISTEN connection' });
+        const [first] = await listenerPids();
+        await f.query('SELECT pg_terminate_backend($1)', [first]);
+        await waitUntil(() => entries.some((e) => /LISTEN connection lost/.test(String(e.msg))), {
+          what: 'the relay to notice',
+        });
+        await waitUntil(
+          async () => {
+            const pids = await listenerPids();
+            return pids.length === 1 && pids[0] !== first;
+          },
+          { what: 'a new LISTEN connection' },
+        );
+        await addAggregates(f, 2, 2);
+        await waitUntil(async () => (await unpublishedCount(f)) === 0, { what: 'rows published' });
+      });
+    }),
+  );
+});
