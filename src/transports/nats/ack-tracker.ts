@@ -71,7 +71,7 @@ export class NatsInboundMessage implements InboundMessage {
       delayMs !== undefined && delayMs > 0
         ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * 1_000_000}}`)
         : NAK;
-    this.#tracker.send(this.reply, payload);
+    this.#tracker.sendNak(this.sequence, this.reply, payload);
     this.#tracker.settled(this, false);
   }
 
@@ -106,6 +106,7 @@ export class AckTracker {
   #floor = 0;
   #skippedAcked = 0;
   #skippedInFlight = 0;
+  #heldNaks: Map<number, { reply: string; readonly payload: Uint8Array }> | undefined;
 
   constructor(send: AckSend, termWithReason: () => boolean) {
     this.send = send;
@@ -143,10 +144,40 @@ export class AckTracker {
   /** A message that arrived after intake stopped: never delivered, handed back to the broker. */
   refuse(sequence: number, reply: string): void {
     if (this.#absorbDuplicate(sequence, reply)) return;
-    this.send(reply, NAK);
+    this.sendNak(sequence, reply, NAK);
+  }
+
+  /**
+   * The broker redelivers nak'ed messages in the order the naks arrive, before
+   * anything new. Naks sent while shutting down (the bus releasing unfinished
+   * messages, plus messages refused after stop) are therefore held and sent in
+   * stream order by releaseNaks(), so the next consumer sees them in order.
+   */
+  sendNak(sequence: number, reply: string, payload: Uint8Array): void {
+    if (this.#heldNaks === undefined) this.send(reply, payload);
+    else this.#heldNaks.set(sequence, { reply, payload });
+  }
+
+  holdNaks(): void {
+    this.#heldNaks ??= new Map();
+  }
+
+  releaseNaks(): void {
+    const held = this.#heldNaks;
+    this.#heldNaks = undefined;
+    if (held === undefined) return;
+    for (const sequence of [...held.keys()].sort((a, b) => a - b)) {
+      const nak = held.get(sequence);
+      if (nak !== undefined) this.send(nak.reply, nak.payload);
+    }
   }
 
   #absorbDuplicate(sequence: number, reply: string): boolean {
+    const held = this.#heldNaks?.get(sequence);
+    if (held !== undefined) {
+      held.reply = reply; // a redelivery of one we are about to nak: nak the live one
+      return true;
+    }
     const live = this.#inFlight.get(sequence);
     if (live !== undefined) {
       live.reply = reply;
@@ -166,6 +197,18 @@ export class AckTracker {
     if (message.generation !== this.#generation) return;
     if (this.#inFlight.get(message.sequence) === message) this.#inFlight.delete(message.sequence);
     if (forGood) this.#settled.add(message.sequence);
+    if (this.#inFlight.size === 0) this.onIdle?.();
+  }
+
+  /** Called whenever the last in-flight message was settled. */
+  onIdle: (() => void) | undefined;
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get holdingNaks(): boolean {
+    return this.#heldNaks !== undefined;
   }
 
   /** Where a recreated consumer must start so nothing unsettled is skipped. */

@@ -51,6 +51,8 @@ interface ActivePull {
 
 /** Pause before recreating a consumer or stream someone deleted (see #recover). */
 const RECREATE_DELAY_MS = 1_000;
+/** How long after its expiry a pull may still deliver (network, busy server). */
+const SERVER_PULL_GRACE_MS = 250;
 const DONE: PullOutcome = { kind: 'done' };
 const EXPIRED: PullOutcome = { kind: 'expired' };
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
@@ -386,6 +388,7 @@ export class NatsPullSubscription implements TransportSubscription {
     const wake = this.#onServerDone;
     this.#onServerDone = undefined;
     wake?.();
+    this.#maybeReleaseNaks();
   }
 
   #onStatus(msg: Msg): void {
@@ -465,12 +468,32 @@ export class NatsPullSubscription implements TransportSubscription {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped = true;
+      this.#tracker.holdNaks(); // released in stream order, see #maybeReleaseNaks
+      this.#tracker.onIdle = () => this.#maybeReleaseNaks();
       this.#abort.abort();
       const pull = this.#pull;
       if (pull !== undefined) this.#finish(pull, { kind: 'aborted' });
       await this.#loop.catch(() => {});
+      const last = this.#lastPull;
+      if (last !== undefined && !last.serverDone) {
+        const wait = Math.max(0, last.expiresAt - performance.now()) + SERVER_PULL_GRACE_MS;
+        setTimeout(() => this.#maybeReleaseNaks(), wait).unref();
+      }
+      this.#maybeReleaseNaks();
     })();
     return this.#stopping;
+  }
+
+  /**
+   * After stop(): once every delivered message is settled and the broker ended
+   * the last pull, all naks of the shutdown are known: send them in stream order.
+   */
+  #maybeReleaseNaks(): void {
+    if (!this.#stopped || !this.#tracker.holdingNaks || this.#tracker.inFlight > 0) return;
+    const last = this.#lastPull;
+    if (last !== undefined && !last.serverDone && performance.now() < last.expiresAt + SERVER_PULL_GRACE_MS)
+      return;
+    this.#tracker.releaseNaks();
   }
 
   close(): Promise<void> {
@@ -481,13 +504,17 @@ export class NatsPullSubscription implements TransportSubscription {
       const last = this.#lastPull;
       if (last !== undefined && !last.serverDone && this.#deps.conn.connected) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, last.expiresAt - performance.now()) + 250);
+          const timer = setTimeout(
+            resolve,
+            Math.max(0, last.expiresAt - performance.now()) + SERVER_PULL_GRACE_MS,
+          );
           this.#onServerDone = () => {
             clearTimeout(timer);
             resolve();
           };
         });
       }
+      this.#tracker.releaseNaks();
       this.#unlistenReconnect();
       if (!this.#deps.conn.nc.isClosed()) this.#sub.unsubscribe();
     })();

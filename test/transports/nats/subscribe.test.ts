@@ -127,7 +127,10 @@ describe('nats subscribe (pull loop)', () => {
       m.nak(); // idempotent: ignored after the first settlement
     };
     const sub = await subscribe('nak.topic', flow);
-    await waitUntil(() => flow.delivered.length === 3, 'two redeliveries');
+    await waitUntil(
+      () => flow.delivered.length === 3,
+      `two redeliveries (got deliveryCounts ${JSON.stringify(flow.delivered.map((m) => m.deliveryCount))}, errors ${flow.errors.map((e) => e.message).join('; ')})`,
+    );
     const third = flow.delivered[2];
     assert.ok(third !== undefined);
     assert.equal(third.sequence, 1);
@@ -226,6 +229,25 @@ describe('nats subscribe (pull loop)', () => {
     const sequences = [...a.delivered, ...b.delivered].map((m) => m.sequence);
     assert.equal(new Set(sequences).size, 100);
     assert.ok(logger.entries.some((e) => e.level === 'warn' && /2 subscriptions share durable/.test(e.msg)));
+  });
+
+  it('naks after stop() reach the broker in stream order, so the next member gets them in order', async () => {
+    await publish('handover.topic', 10);
+    const first = new FakeFlow(10);
+    const sub = await subscribe('handover.topic', first, 'handover');
+    await waitUntil(() => first.delivered.length === 10, '10 in flight');
+    await sub.stop();
+    // Actors finish in any order at shutdown; the bus naks what did not finish.
+    for (const m of [...first.delivered].reverse()) m.nak();
+    await sub.close();
+    const next = new FakeFlow(100);
+    next.onDeliver = (m) => m.ack();
+    await subscribe('handover.topic', next, 'handover');
+    await waitUntil(() => next.delivered.length === 10, 'the next member gets all 10');
+    assert.deepEqual(
+      next.delivered.map((m) => m.sequence),
+      Array.from({ length: 10 }, (_, i) => i + 1),
+    );
   });
 
   it('after stop() nothing more is delivered; what arrives is handed back to the group', async () => {
