@@ -138,14 +138,48 @@ function installExitHook(): void {
     for (const s of live) {
       if (s.child.pid !== undefined && s.child.exitCode === null) {
         try {
-          process.kill(s.child.pid, 'SIGQUIT');
+          process.kill(s.child.pid, 'SIGQUIT'); // immediate shutdown; the watchdog removes the dir
         } catch {}
       }
-      try {
-        rmSync(s.dataDir, { recursive: true, force: true });
-      } catch {}
     }
   });
+}
+
+/**
+ * A detached shell that outlives us only to clean up: once this process is
+ * gone (however it died: SIGKILL, a closed stdout pipe, ...), it stops our
+ * postgres (checking by its command line that the PID is still ours) and
+ * removes the data dir. stop() kills the watchdog first.
+ */
+const WATCHDOG = `
+parent=$1; pg=$2; dir=$3
+ours() { tr '\\0' ' ' < /proc/$pg/cmdline 2>/dev/null | grep -qF -- "$dir"; }
+while kill -0 "$parent" 2>/dev/null; do sleep 1; done
+if ours; then
+  kill -INT "$pg" 2>/dev/null
+  i=0
+  while ours && [ $i -lt 40 ]; do sleep 0.5; i=$((i+1)); done
+  ours && kill -KILL "$pg" 2>/dev/null
+fi
+rm -rf -- "$dir"
+`;
+
+function startWatchdog(pgPid: number, dataDir: string): ChildProcess | undefined {
+  try {
+    const watchdog = spawn(
+      'sh',
+      ['-c', WATCHDOG, 'eventbus-pg-watchdog', String(process.pid), String(pgPid), dataDir],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
+    watchdog.on('error', () => {});
+    watchdog.unref();
+    return watchdog;
+  } catch {
+    return undefined; // the exit hook still stops the server on a normal exit
+  }
 }
 
 async function waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -258,9 +292,15 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     });
     const host = '127.0.0.1';
     const url = `postgres://${superuser}@${host}:${port}/postgres`;
+    const watchdog = startWatchdog(child.pid as number, dataDir);
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
+        if (watchdog?.pid !== undefined && watchdog.exitCode === null) {
+          try {
+            process.kill(-watchdog.pid, 'SIGKILL'); // its own process group (detached): sh and its sleep
+          } catch {}
+        }
         if (child.exitCode === null && child.pid !== undefined) {
           process.kill(child.pid, 'SIGINT');
           const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
