@@ -1,19 +1,25 @@
 /**
- * The demo (`npm start`): an order service emits domain events for many
- * orders (aggregates) concurrently; a projection consumes them through
- * `subscribeEnvelope`, some first attempts fail on purpose (retried in place),
+ * The demo (`npm start`): an order service changes orders in an embedded
+ * PostgreSQL (PGlite) and writes each domain event into the transactional
+ * outbox in the same transaction; an outbox relay publishes them through the
+ * bus (in-memory transport) in order per aggregate, marking rows published
+ * only on the broker's ack. A projection consumes them through
+ * `subscribeEnvelope`; some first attempts fail on purpose (retried in place),
  * one order is poison (dead-lettered). The order checker judges every event.
  */
-import { randomUUID } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
 import cliProgress from 'cli-progress';
 import { createEventBus } from '../bus/create-event-bus.ts';
 import type { EventBus } from '../core/types.ts';
+import { createOutboxRelay, createPgliteOutboxStore, type PgliteTransaction } from '../outbox/index.ts';
 import { createOrderChecker, formatReport } from '../testing/checker.ts';
 import { until } from '../testing/waiters.ts';
 import { createMemoryBroker } from '../transports/memory/index.ts';
 
 export interface DemoOptions {
   readonly orders: number;
+  /** Order commands per database transaction. */
+  readonly batch: number;
   readonly failureRate: number;
   readonly progress: boolean;
 }
@@ -26,6 +32,8 @@ export interface DemoSummary {
   readonly duplicates: number;
   readonly deadLettered: number;
   readonly retried: number;
+  readonly outboxPublished: number;
+  readonly outboxPending: number;
   readonly seconds: number;
   readonly msgPerSec: number;
 }
@@ -46,6 +54,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     clientId: 'projection',
     memory: { broker },
   });
+  const db = new PGlite();
+  const outbox = createPgliteOutboxStore(db);
+  await outbox.migrate();
+  await db.exec(
+    'CREATE TABLE IF NOT EXISTS demo_orders (id text PRIMARY KEY, status text NOT NULL, version int NOT NULL)',
+  );
+  const relay = createOutboxRelay({ store: outbox, bus: orderService, pollIntervalMs: 200 });
+  let outboxStats = { pending: 0, published: 0 };
   const total = options.orders * lifecycle.length;
   const poisonOrder = 'order-poison';
   const bar = options.progress
@@ -92,15 +108,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       },
       { maxAttempts: 3, backoff: { initialMs: 1, maxMs: 20 } },
     );
-    await publishOrders(orderService, options.orders, checker, poisonOrder);
-    await orderService.flush();
+    await relay.start();
+    await runOrderService(db, outbox, options, checker, poisonOrder);
     done.check();
-    await done.wait(120_000);
+    await done.wait(300_000);
+    // Marking rows published happens on the ack, right after delivery: wait for the relay to catch up.
+    await relay.close();
+    outboxStats = { pending: (await outbox.stats()).pending, published: relay.stats().published };
   } finally {
     clearInterval(tick);
     bar?.update(processed, { rate: Math.round(processed / ((performance.now() - started) / 1000)) });
     bar?.stop();
+    await relay.close();
     await Promise.all([orderService.close(), projection.close()]);
+    await db.close();
   }
   const seconds = (performance.now() - started) / 1000;
   const report = checker.report();
@@ -112,44 +133,60 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     duplicates: report.duplicated,
     deadLettered,
     retried,
+    outboxPublished: outboxStats.published,
+    outboxPending: outboxStats.pending,
     seconds,
     msgPerSec: Math.round(report.consumed / seconds),
   };
 }
 
-async function publishOrders(
-  bus: EventBus,
-  orders: number,
+type Outbox = ReturnType<typeof createPgliteOutboxStore>;
+
+/**
+ * The order service: each command updates the order row and adds its event
+ * to the outbox in the same transaction, `batch` commands per transaction.
+ * Orders advance one lifecycle step per round, so each aggregate's events are
+ * written in order.
+ */
+async function runOrderService(
+  db: PGlite,
+  outbox: Outbox,
+  options: { orders: number; batch: number },
   checker: ReturnType<typeof createOrderChecker>,
   poisonOrder: string,
 ): Promise<void> {
-  const ids = [...Array.from({ length: orders }, (_, i) => `order-${i}`), poisonOrder];
-  const publishers = 16;
-  await Promise.all(
-    Array.from({ length: publishers }, async (_, p) => {
-      for (let i = p; i < ids.length; i += publishers) {
-        const orderId = ids[i] as string;
-        for (let step = 0; step < lifecycle.length; step++) {
-          const eventId = randomUUID();
+  const ids = [...Array.from({ length: options.orders }, (_, i) => `order-${i}`), poisonOrder];
+  for (let step = 0; step < lifecycle.length; step++) {
+    const eventType = lifecycle[step] as string;
+    for (let from = 0; from < ids.length; from += options.batch) {
+      const slice = ids.slice(from, from + options.batch);
+      await db.transaction(async (tx: PgliteTransaction) => {
+        await tx.query(
+          `INSERT INTO demo_orders (id, status, version)
+           SELECT id, $2, $3 FROM unnest($1::text[]) AS id
+           ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, version = EXCLUDED.version`,
+          [slice, eventType, step],
+        );
+        const envelopes = await outbox.add(
+          tx,
+          slice.map((orderId) => ({
+            topic: 'orders',
+            envelope: { aggregateId: orderId, eventType, eventVersion: step, payload: { orderId, step } },
+          })),
+        );
+        for (const e of envelopes) {
           // The poison order's OrderPaid is meant to end in the dead-letter topic, not in the projection.
-          const poison = orderId === poisonOrder && lifecycle[step] === 'OrderPaid';
-          if (!poison) checker.expect(eventId, orderId, step);
-          await bus.publishEnvelope('orders', {
-            eventId,
-            aggregateId: orderId,
-            eventType: lifecycle[step] as string,
-            eventVersion: step,
-            payload: { orderId, step },
-          });
+          const poison = e.aggregateId === poisonOrder && eventType === 'OrderPaid';
+          if (!poison) checker.expect(e.eventId, e.aggregateId, step);
         }
-      }
-    }),
-  );
+      });
+    }
+  }
 }
 
 export function formatSummary(s: DemoSummary): string {
   return [
-    'demo summary (in-memory transport)',
+    'demo summary (outbox on PGlite → relay → in-memory transport → projection)',
     `  published      ${s.published}`,
     `  processed      ${s.processed}`,
     `  lost           ${s.lost}`,
@@ -157,6 +194,7 @@ export function formatSummary(s: DemoSummary): string {
     `  duplicates     ${s.duplicates}`,
     `  retried        ${s.retried} (simulated transient failures, retried in place)`,
     `  dead-lettered  ${s.deadLettered} (the poison order's OrderPaid → orders.DLQ)`,
+    `  outbox rows    ${s.outboxPublished} marked published on broker ack, ${s.outboxPending} pending`,
     `  throughput     ${s.msgPerSec} msg/s over ${s.seconds.toFixed(2)} s`,
   ].join('\n');
 }

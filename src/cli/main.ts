@@ -6,8 +6,9 @@ import { formatSummary, runDemo } from './demo.ts';
 const usage = `Usage: eventbus <command> [options]
 
 Commands:
-  demo [--orders N] [--failure-rate R] [--no-progress]
-      Order service → projection on the in-memory transport, judged by the order checker.
+  demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
+      Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
+      judged by the order checker.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -17,19 +18,25 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          orders: { type: 'string', default: '10000' },
+          orders: { type: 'string', default: '2000' },
+          batch: { type: 'string', default: '50' },
           'failure-rate': { type: 'string', default: '0.05' },
           'no-progress': { type: 'boolean', default: false },
         },
       });
       const orders = Number(values.orders);
       const failureRate = Number(values['failure-rate']);
+      const batch = Number(values.batch);
+      if (!Number.isSafeInteger(batch) || batch <= 0) {
+        throw new Error(`Expected --batch to be a positive integer, got ${values.batch}`);
+      }
       if (!Number.isSafeInteger(orders) || orders <= 0)
         throw new Error(`Expected --orders to be a positive integer, got ${values.orders}`);
       if (!(failureRate >= 0 && failureRate < 1))
         throw new Error(`Expected --failure-rate in [0, 1), got ${values['failure-rate']}`);
       const summary = await runDemo({
         orders,
+        batch,
         failureRate,
         progress: !values['no-progress'] && process.stderr.isTTY === true,
       });
