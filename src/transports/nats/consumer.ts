@@ -44,7 +44,11 @@ function configFor(spec: ConsumerSpec, startSequence: number | undefined): Parti
   };
 }
 
-async function consumerInfo(jsm: JetStreamManager, spec: ConsumerSpec): Promise<ConsumerInfo | undefined> {
+/** The consumer's info, or undefined when it (or its stream) does not exist. */
+export async function consumerInfo(
+  jsm: JetStreamManager,
+  spec: ConsumerSpec,
+): Promise<ConsumerInfo | undefined> {
   try {
     return await jsm.consumers.info(spec.stream, spec.durable);
   } catch (error) {
@@ -107,5 +111,3 @@ export async function ensureConsumer(
   }
   return info;
 }
-
-export { consumerInfo };

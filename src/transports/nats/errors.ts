@@ -7,9 +7,6 @@ export const ApiCodes = {
   streamNotFound: 10059,
   streamNameInUse: 10058,
   subjectsOverlap: 10065,
-  consumerAlreadyExists: 10105,
-  consumerNameExists: 10013,
-  messageTooLarge: 10054,
 } as const;
 
 /** The JetStream API error code (`err_code`), when `error` is one. */

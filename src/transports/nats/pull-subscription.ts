@@ -244,10 +244,15 @@ export class NatsPullSubscription implements TransportSubscription {
               await this.#untilReconnected();
               break;
             }
-            await Promise.race([
-              this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to pull'),
-              this.#aborted,
-            ]);
+            {
+              const recovered = await Promise.race([
+                this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to pull'),
+                this.#aborted.then(() => 'recreated' as const),
+              ]);
+              // 409/503 while the consumer exists (e.g. no consumer leader during a
+              // cluster failover): do not hammer the broker.
+              if (recovered === 'present' && outcome.kind === 'missing') await backoff();
+            }
             break;
           case 'retry':
             this.#deps.logger.debug(
@@ -422,15 +427,15 @@ export class NatsPullSubscription implements TransportSubscription {
   }
 
   /** Consumer there → nothing to do; consumer or stream gone → recreate (loudly). */
-  async #recover(reason: string): Promise<void> {
+  async #recover(reason: string): Promise<'present' | 'recreated'> {
     const { jsm, streams, logger } = this.#deps;
-    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return; // the pull was lost (restart): pull again
+    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return 'present'; // the pull was lost: pull again
     // nats-server 2.9 answers "Consumer Deleted" while it is still removing the
     // deleted consumer's (or stream's) files: recreating at once races with that
     // ("directory not empty", "error opening msg block file"). Let it finish.
     await delay(RECREATE_DELAY_MS, this.#abort.signal);
-    if (this.#abort.signal.aborted) return;
-    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return; // another member recreated it
+    if (this.#abort.signal.aborted) return 'present';
+    if ((await consumerInfo(jsm, this.#spec)) !== undefined) return 'present'; // another member recreated it
     const stream = await streams.info(this.#spec.stream);
     let startSequence: number | undefined;
     let what: string;
@@ -451,6 +456,7 @@ export class NatsPullSubscription implements TransportSubscription {
     this.#recreated++;
     logger.warn({ topic: this.#topic, reason }, `nats: ${what}`);
     this.#report(new TransportError(`${what} (${reason})`));
+    return 'recreated';
   }
 
   #report(error: EventBusError): void {
