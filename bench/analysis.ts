@@ -1,0 +1,157 @@
+/** Ratios (ours ÷ raw, same run) and the issue-5 targets, from the measured rows. */
+import type {
+  BenchReport,
+  LatencyRow,
+  RatioRow,
+  TargetResult,
+  ThroughputRow,
+  ThroughputScenario,
+} from './types.ts';
+
+const SCENARIO_ORDER: readonly ThroughputScenario[] = ['publish', 'consume', 'e2e'];
+
+export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
+  const out: RatioRow[] = [];
+  for (const scenario of SCENARIO_ORDER) {
+    const levels = [
+      ...new Map(rows.filter((r) => r.scenario === scenario).map((r) => [r.level, r.messages])),
+    ];
+    for (const [level, messages] of levels) {
+      const find = (system: string) =>
+        rows.find((r) => r.scenario === scenario && r.level === level && r.system === system)?.msgPerSec;
+      const ours = find('ours-nats');
+      const raw = find('raw-nats');
+      out.push({
+        scenario,
+        level,
+        messages,
+        oursMsgPerSec: ours,
+        rawMsgPerSec: raw,
+        memoryMsgPerSec: find('ours-memory'),
+        ratio:
+          ours !== undefined && raw !== undefined && raw > 0
+            ? Math.round((ours / raw) * 100) / 100
+            : undefined,
+      });
+    }
+  }
+  return out;
+}
+
+function ratioTarget(
+  all: readonly RatioRow[],
+  scenario: ThroughputScenario,
+  id: string,
+  description: string,
+  threshold: number,
+): TargetResult {
+  const rows = all.filter((r) => r.scenario === scenario && r.ratio !== undefined);
+  const headline = [...rows].sort((a, b) => b.messages - a.messages)[0];
+  if (headline === undefined) return { id, description, measured: 'not run', holds: undefined };
+  const perLevel = rows.map((r) => `${r.level} ${r.ratio?.toFixed(2)}×`).join(', ');
+  return {
+    id,
+    description,
+    measured: `${headline.ratio?.toFixed(2)}× at ${headline.level} (all levels: ${perLevel})`,
+    holds: (headline.ratio ?? 0) >= threshold,
+  };
+}
+
+export interface MemoryGrowth {
+  readonly rssAfter100k: number | undefined;
+  readonly rssAfter1M: number | undefined;
+  readonly inRun100k: number | undefined;
+  readonly inRun1M: number | undefined;
+}
+
+export function memoryGrowth(rows: readonly ThroughputRow[]): MemoryGrowth {
+  const e2e = (messages: number) =>
+    rows.find((r) => r.scenario === 'e2e' && r.system === 'ours-nats' && r.messages === messages);
+  const r100k = e2e(100_000);
+  const r1M = e2e(1_000_000);
+  const at = (processed: number) => r1M?.resources.checkpoints.find((c) => c.processed === processed)?.rss;
+  return {
+    rssAfter100k: r100k?.resources.after.rss,
+    rssAfter1M: r1M?.resources.after.rss,
+    inRun100k: at(100_000),
+    inRun1M: at(1_000_000),
+  };
+}
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+
+export function targets(
+  throughput: readonly ThroughputRow[],
+  latency: readonly LatencyRow[],
+  ratioRows: readonly RatioRow[],
+  growth: MemoryGrowth,
+): TargetResult[] {
+  const out: TargetResult[] = [
+    ratioTarget(ratioRows, 'publish', 'publish', 'envelope publish ≥ 3.0× raw js.publish', 3.0),
+  ];
+  const consume = ratioTarget(
+    ratioRows,
+    'consume',
+    'consume',
+    'consumption ≥ 2.0× raw consume() with acks, 0 order violations',
+    2.0,
+  );
+  const violations = throughput
+    .filter((r) => r.scenario === 'consume' && r.system === 'ours-nats')
+    .reduce((sum, r) => sum + r.checker.outOfOrder, 0);
+  out.push({
+    ...consume,
+    measured: `${consume.measured}; order violations ${violations}`,
+    holds: consume.holds === undefined ? undefined : consume.holds && violations === 0,
+  });
+  out.push(ratioTarget(ratioRows, 'e2e', 'e2e', 'end-to-end ≥ 2.5× the raw pair', 2.5));
+
+  const p99 = latency.find((r) => r.system === 'ours-nats' && r.rate === 5_000);
+  out.push({
+    id: 'latency',
+    description: 'p99 publish→handler ≤ 5 ms at 5,000 msg/s',
+    measured: p99 ? `p99 ${p99.p99} ms (p50 ${p99.p50}, max ${p99.max})` : 'not run',
+    holds: p99 ? p99.p99 <= 5 : undefined,
+  });
+
+  const inRun = growth.inRun100k !== undefined && growth.inRun1M !== undefined;
+  const a = inRun ? growth.inRun100k : growth.rssAfter100k;
+  const b = inRun ? growth.inRun1M : growth.rssAfter1M;
+  out.push({
+    id: 'rss',
+    description: 'RSS after 1,000,000 within 10% of RSS after 100,000',
+    measured:
+      a !== undefined && b !== undefined
+        ? `${mib(b)} vs ${mib(a)} (${(((b - a) / a) * 100).toFixed(1)}%, ${inRun ? 'within the 1M e2e run' : 'after the e2e runs'})`
+        : 'needs the 100k and 1M levels',
+    holds: a !== undefined && b !== undefined ? b <= a * 1.1 : undefined,
+  });
+
+  const ours = [...throughput, ...latency].filter((r) => r.system !== 'raw-nats');
+  const leaking = ours.filter((r) => r.resources.handleDelta > 0);
+  out.push({
+    id: 'handles',
+    description: 'active handles back to baseline after close',
+    measured:
+      ours.length === 0
+        ? 'not run'
+        : leaking.length === 0
+          ? `all ${ours.length} runs of our bus back to baseline`
+          : `${leaking.length}/${ours.length} runs above baseline, e.g. ${JSON.stringify(leaking[0]?.resources.leakedHandleTypes)}`,
+    holds: ours.length === 0 ? undefined : leaking.length === 0,
+  });
+  return out;
+}
+
+export function analyse(
+  throughput: readonly ThroughputRow[],
+  latency: readonly LatencyRow[],
+): Pick<BenchReport, 'ratios' | 'targets' | 'memoryGrowth'> {
+  const ratioRows = ratios(throughput);
+  const growth = memoryGrowth(throughput);
+  return {
+    ratios: ratioRows,
+    targets: targets(throughput, latency, ratioRows, growth),
+    memoryGrowth: growth,
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * `npm run bench` / `eventbus bench`: options, the one nats-server, the suite,
+ * and the three outputs (terminal table, JSON, HTML).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyse } from './analysis.ts';
+import {
+  type BenchConfig,
+  DEFAULT_LEVELS,
+  DEFAULTS,
+  LATENCY_RATES,
+  LEVELS,
+  type Level,
+  QUICK,
+  QUICK_LEVELS,
+  SCENARIOS,
+  type ScenarioName,
+  SYSTEMS,
+  type SystemName,
+} from './config.ts';
+import { type NatsEnv, startNatsEnv } from './nats-env.ts';
+import { formatProfile } from './profile.ts';
+import { createProgress } from './progress.ts';
+import { renderHtml } from './report/html.ts';
+import { formatReport } from './report/table.ts';
+import { Sampler } from './resources.ts';
+import { runSuite } from './suite.ts';
+import type { BenchReport } from './types.ts';
+
+export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
+
+Runs our bus on NATS, the raw official client on the same nats-server, and our
+bus on the in-memory transport side by side in this process; prints the ratio
+table and writes <out>/<date>.json and <out>/<date>.html.
+
+Options:
+  --levels LIST     levels to run, by name or message count, comma-separated
+                    (default: low,medium,high,extreme,100k = 500,2000,5000,10000,100000)
+  --1m              add the 1M level (1,000,000 messages; tens of minutes on 2 cores)
+  --repeat N        runs per cell for levels up to 10,000 messages, median reported (default 3)
+  --quick           small levels and short latency runs (CI smoke; ratios not meaningful)
+  --rates LIST      latency offered rates in msg/s (default 1000,5000,20000)
+  --latency-seconds N   seconds per latency rate (default 5)
+  --scenarios LIST  publish,consume,e2e,latency (default all)
+  --systems LIST    ours-nats,raw-nats,ours-memory (default all)
+  --profile         also CPU-profile our publish and consume paths (inspector; .cpuprofile files in --out)
+  --out DIR         output directory (default bench/results)
+  --no-progress     no progress bars (they are off anyway when stderr is not a TTY)
+  -h, --help        this text
+`;
+
+function list(value: string | undefined): string[] | undefined {
+  return value === undefined
+    ? undefined
+    : value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+}
+
+function parseLevels(names: string[]): Level[] {
+  return names.map((name) => {
+    const known = LEVELS.find((l) => l.name.toLowerCase() === name.toLowerCase());
+    if (known) return known;
+    const count = Number(name.replace(/_/g, ''));
+    if (Number.isSafeInteger(count) && count > 0) {
+      const byCount = LEVELS.find((l) => l.messages === count);
+      return byCount ?? { name: String(count), messages: count };
+    }
+    throw new Error(
+      `Expected --levels to name levels (${LEVELS.map((l) => l.name).join(', ')}) or message counts, got "${name}"`,
+    );
+  });
+}
+
+function pick<T extends string>(what: string, values: string[] | undefined, allowed: readonly T[]): T[] {
+  if (values === undefined) return [...allowed];
+  for (const v of values) {
+    if (!allowed.includes(v as T))
+      throw new Error(`Expected --${what} from ${allowed.join(', ')}, got "${v}"`);
+  }
+  return values as T[];
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      levels: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      '1m': { type: 'boolean', default: false },
+      repeat: { type: 'string' },
+      rates: { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      scenarios: { type: 'string' },
+      systems: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      'no-progress': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) return 'help';
+  const quick = values.quick === true;
+  let levels: Level[] = list(values.levels) ? parseLevels(list(values.levels) as string[]) : [];
+  if (levels.length === 0) levels = quick ? [...QUICK_LEVELS] : [...DEFAULT_LEVELS];
+  if (values['1m'] && !levels.some((l) => l.messages === 1_000_000)) levels.push(LEVELS[5]);
+  const repeat =
+    values.repeat === undefined ? (quick ? QUICK.repeat : DEFAULTS.repeat) : Number(values.repeat);
+  if (!(Number.isSafeInteger(repeat) && repeat >= 1)) {
+    throw new Error(`Expected --repeat to be a positive integer, got ${values.repeat}`);
+  }
+  const rates = (list(values.rates) ?? (quick ? QUICK.latencyRates : LATENCY_RATES).map(String)).map((r) => {
+    const n = Number(r);
+    if (!(Number.isFinite(n) && n > 0))
+      throw new Error(`Expected --rates to be positive numbers, got "${r}"`);
+    return n;
+  });
+  const latencySeconds =
+    values['latency-seconds'] === undefined
+      ? quick
+        ? QUICK.latencySeconds
+        : DEFAULTS.latencySeconds
+      : Number(values['latency-seconds']);
+  if (!(latencySeconds > 0))
+    throw new Error(`Expected --latency-seconds > 0, got ${values['latency-seconds']}`);
+  return {
+    levels,
+    latencyRates: rates,
+    latencySeconds,
+    topics: DEFAULTS.topics,
+    aggregates: DEFAULTS.aggregates,
+    payloadBytes: DEFAULTS.payloadBytes,
+    warmupMessages: quick ? QUICK.warmupMessages : DEFAULTS.warmupMessages,
+    outDir: resolve(values.out ?? DEFAULTS.outDir),
+    quick,
+    progress: !values['no-progress'] && process.stderr.isTTY === true,
+    profile: values.profile === true,
+    systems: pick<SystemName>('systems', list(values.systems), SYSTEMS),
+    scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
+    sampleIntervalMs: DEFAULTS.sampleIntervalMs,
+    repeat,
+  };
+}
+
+function git(args: string[]): string | undefined {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `2026-11-23T01-50-12Z`: sortable and safe in file names. */
+function stampOf(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
+}
+
+export interface BenchFiles {
+  readonly json: string;
+  readonly html: string;
+  readonly report: BenchReport;
+}
+
+/** Runs the bench with `config`; writes the JSON and HTML; returns their paths and the report. */
+export async function runBench(config: BenchConfig, argv: readonly string[] = []): Promise<BenchFiles> {
+  const started = new Date();
+  const stamp = stampOf(started);
+  await mkdir(config.outDir, { recursive: true });
+  const sampler = new Sampler(config.sampleIntervalMs);
+  const progress = createProgress(config.progress);
+  const needsNats = config.systems.some((s) => s !== 'ours-memory');
+  sampler.start();
+  let env: NatsEnv | undefined;
+  try {
+    env = needsNats ? await startNatsEnv() : undefined;
+    const result = await runSuite(config, env, {
+      sampler,
+      progress,
+      stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
+      fileStamp: stamp,
+    });
+    sampler.stop();
+    const report: BenchReport = {
+      meta: {
+        date: started.toISOString(),
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        totalMemoryBytes: totalmem(),
+        natsServer: env?.version ?? 'not used',
+        gitCommit: git(['rev-parse', '--short', 'HEAD']),
+        gitDirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '')
+          .split('\n')
+          .map((l) => l.slice(3).trim())
+          .filter((l) => l.length > 0),
+        quick: config.quick,
+        levels: config.levels,
+        latencyRates: config.latencyRates,
+        latencySeconds: config.latencySeconds,
+        topics: config.topics,
+        aggregates: config.aggregates,
+        payloadBytes: config.payloadBytes,
+        warmupMessages: config.warmupMessages,
+        repeat: config.repeat,
+        durationMs: Date.now() - started.getTime(),
+        argv,
+      },
+      throughput: result.throughput,
+      latency: result.latency,
+      profiles: result.profiles,
+      ...analyse(result.throughput, result.latency),
+      timeline: sampler.samples,
+    };
+    const json = join(config.outDir, `${stamp}.json`);
+    const html = join(config.outDir, `${stamp}.html`);
+    await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
+    await writeFile(html, renderHtml(report));
+    return { json, html, report };
+  } finally {
+    sampler.stop();
+    await env?.close();
+  }
+}
+
+/** The command: returns the process exit code (1 when a run lost or reordered messages). */
+export async function benchMain(argv: readonly string[]): Promise<number> {
+  const config = parseBenchArgs(argv);
+  if (config === 'help') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const { json, html, report } = await runBench(config, argv);
+  process.stdout.write(`${formatReport(report)}\n`);
+  for (const p of report.profiles) process.stdout.write(`\n${formatProfile(p)}\n`);
+  process.stdout.write(`\nJSON: ${json}\nHTML: ${html}\n`);
+  const broken = [...report.throughput, ...report.latency].some(
+    (r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.checker.unexpected > 0,
+  );
+  return broken ? 1 : 0;
+}

@@ -1,0 +1,250 @@
+/**
+ * Our bus doing the work: publishEnvelope with PublishResults, subscribeEnvelope
+ * with the default actor pool, on NATS or on the in-memory transport. Each
+ * runner opens its buses, measures, verifies, and closes everything it opened.
+ */
+import { createEventBus, type EventBus, type PublishResult } from '../src/index.ts';
+import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
+import type { MemoryBroker } from '../src/transports/memory/index.ts';
+import { createRecorder, type LatencyRecorder, paced } from './latency.ts';
+import { Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
+import { acksSettled, type NatsEnv, readBack } from './nats-env.ts';
+import type { Workload } from './workload.ts';
+
+/** Where our buses connect: a NATS server, or a memory broker shared by the run's buses. */
+export type OursTarget =
+  | { readonly kind: 'nats'; readonly env: NatsEnv }
+  | { readonly kind: 'memory'; readonly broker: MemoryBroker };
+
+export const SUB_CLIENT = 'bench-sub';
+
+export function openBus(
+  target: OursTarget,
+  clientId: string,
+  onPublishResult?: (r: PublishResult) => void,
+): Promise<EventBus> {
+  const common = {
+    clientId,
+    metrics: { enabled: false },
+    ...(onPublishResult ? { onPublishResult } : {}),
+  };
+  return target.kind === 'nats'
+    ? createEventBus({ ...common, transport: 'nats', nats: { servers: [target.env.url] } })
+    : createEventBus({ ...common, transport: 'memory', memory: { broker: target.broker } });
+}
+
+function resultHandler(checker: OrderChecker, counter: Counter, notes: string[]): (r: PublishResult) => void {
+  let firstError = true;
+  return (r) => {
+    if (r.success) checker.acknowledged(r.eventId);
+    else {
+      checker.failed(r.eventId);
+      if (firstError) {
+        firstError = false;
+        notes.push(`publish failed: ${r.error?.code} ${r.error?.message}`);
+      }
+    }
+    counter.inc();
+  };
+}
+
+/** The publish loop as an application writes it: await each publishEnvelope (admission into the window). */
+async function publishAll(
+  bus: EventBus,
+  w: Workload,
+  n: number,
+  checker: OrderChecker,
+  notes: string[],
+): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    w.expect(checker, i);
+    try {
+      await bus.publishEnvelope(w.topicOf(i), w.envelope(i));
+    } catch (error) {
+      checker.failed(w.eventIdOf(i));
+      notes.push(`publishEnvelope threw at #${i}: ${(error as Error).message}`);
+      return;
+    }
+  }
+}
+
+/** Stored contents → checker (NATS: read the streams back; memory: the broker's logs). */
+async function verifyStored(target: OursTarget, w: Workload, checker: OrderChecker): Promise<void> {
+  if (target.kind === 'nats') {
+    await readBack(target.env, w.topics, checker);
+    return;
+  }
+  for (const topic of w.topics) {
+    for (const m of target.broker.messages(topic)) {
+      checker.observe(
+        m.headers['X-Event-ID'] ?? '',
+        m.headers['X-Aggregate-ID'] ?? '',
+        Number(m.headers['X-Event-Version']),
+      );
+    }
+  }
+}
+
+/**
+ * Publish throughput: from the first publishEnvelope until every PublishResult
+ * arrived. Then (untimed) the stored messages are read back into the checker.
+ */
+export async function oursPublish(
+  target: OursTarget,
+  w: Workload,
+  n: number,
+  results: Counter,
+): Promise<RunOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const bus = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
+  try {
+    const started = performance.now();
+    await publishAll(bus, w, n, checker, notes);
+    if (!(await within(results.reached(n), deadlineFor(n)))) notes.push(`only ${results.n}/${n} results`);
+    const elapsedMs = performance.now() - started;
+    await verifyStored(target, w, checker);
+    return { elapsedMs, checker, notes };
+  } finally {
+    await bus.close();
+  }
+}
+
+/** Preloads a topic set (untimed): publish through a bus and wait for all results. */
+export async function oursPreloadMemory(
+  broker: MemoryBroker,
+  w: Workload,
+  n: number,
+  checker: OrderChecker,
+  counter: Counter,
+): Promise<void> {
+  const notes: string[] = [];
+  const bus = await openBus(
+    { kind: 'memory', broker },
+    'bench-preload',
+    resultHandler(checker, counter, notes),
+  );
+  try {
+    await publishAll(bus, w, n, checker, notes);
+    await bus.flush();
+  } finally {
+    await bus.close();
+  }
+  if (notes.length > 0) throw new Error(`Preload failed: ${notes.join('; ')}`);
+}
+
+function subscribeAll(
+  bus: EventBus,
+  w: Workload,
+  onEvent: (eventId: string, aggregateId: string, version: number) => void,
+): Promise<unknown[]> {
+  return Promise.all(
+    w.topics.map((topic) =>
+      bus.subscribeEnvelope(topic, (e) => {
+        onEvent(e.eventId, e.aggregateId, e.eventVersion);
+      }),
+    ),
+  );
+}
+
+/**
+ * Consumption of a pre-loaded topic set: from the first subscribeEnvelope call
+ * (consumer creation included) until every message was handled; acks go out
+ * as each handler returns. Untimed afterwards: did all acks reach the broker?
+ */
+export async function oursConsume(
+  target: OursTarget,
+  w: Workload,
+  n: number,
+  checker: OrderChecker,
+  consumed: Counter,
+): Promise<RunOutcome> {
+  const notes: string[] = [];
+  const bus = await openBus(target, SUB_CLIENT);
+  try {
+    const started = performance.now();
+    await subscribeAll(bus, w, (id, key, version) => {
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    if (!(await within(consumed.reached(n), deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
+    const elapsedMs = performance.now() - started;
+    const settled = target.kind === 'nats' ? await acksSettled(target.env, w.topics, SUB_CLIENT) : undefined;
+    if (settled === false) notes.push('acks had not all reached the broker 5 s after the run');
+    return settled === undefined
+      ? { elapsedMs, checker, notes }
+      : { elapsedMs, checker, notes, acksSettled: settled };
+  } finally {
+    await bus.close();
+  }
+}
+
+/**
+ * End to end: subscriptions up first (untimed), then from the first publish
+ * until every PublishResult arrived AND every message was handled.
+ */
+export async function oursEndToEnd(
+  target: OursTarget,
+  w: Workload,
+  n: number,
+  consumed: Counter,
+  results: Counter,
+): Promise<RunOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const pub = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
+  const sub = await openBus(target, SUB_CLIENT);
+  try {
+    await subscribeAll(sub, w, (id, key, version) => {
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    const started = performance.now();
+    await publishAll(pub, w, n, checker, notes);
+    const done = Promise.all([results.reached(n), consumed.reached(n)]);
+    if (!(await within(done, deadlineFor(n)))) {
+      notes.push(`only ${results.n}/${n} results and ${consumed.n}/${n} consumed`);
+    }
+    return { elapsedMs: performance.now() - started, checker, notes };
+  } finally {
+    await Promise.all([pub.close(), sub.close()]);
+  }
+}
+
+export interface LatencyOutcome extends RunOutcome {
+  readonly recorder: LatencyRecorder;
+  readonly offerMs: number;
+}
+
+/** publish→handler latency at a fixed offered rate. */
+export async function oursLatency(
+  target: OursTarget,
+  w: Workload,
+  n: number,
+  rate: number,
+  consumed: Counter,
+): Promise<LatencyOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const recorder = createRecorder(n);
+  const results = new Counter(n, 'results');
+  const pub = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
+  const sub = await openBus(target, SUB_CLIENT);
+  try {
+    await subscribeAll(sub, w, (id, key, version) => {
+      recorder.arrived(w.indexOf(id));
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    const started = performance.now();
+    const offerMs = await paced(n, rate, recorder.sentAt, (i) => {
+      w.expect(checker, i);
+      return pub.publishEnvelope(w.topicOf(i), w.envelope(i));
+    });
+    if (!(await within(consumed.reached(n), deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
+    await pub.flush();
+    return { elapsedMs: performance.now() - started, checker, notes, recorder, offerMs };
+  } finally {
+    await Promise.all([pub.close(), sub.close()]);
+  }
+}

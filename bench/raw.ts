@@ -1,0 +1,238 @@
+/**
+ * The raw official client doing the same work as our bus, the way it is used
+ * per call: `await js.publish()` one message at a time (msgID + the same
+ * headers), and `consumer.consume()` on a durable explicit-ack consumer with
+ * one `m.ack()` per message, one consume loop per topic. Same bytes as ours
+ * (see workload.ts), same server, fresh streams.
+ */
+import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
+import { createRecorder, paced } from './latency.ts';
+import { Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
+import {
+  acksSettled,
+  addRawConsumer,
+  type NatsEnv,
+  rawConnect,
+  readBack,
+  STREAM_PREFIX,
+  streamNameFor,
+} from './nats-env.ts';
+import type { LatencyOutcome } from './ours.ts';
+import { decodeRaw, rawMessage, type Workload } from './workload.ts';
+
+export const RAW_DURABLE = 'bench-raw';
+/** consume() batch: the same 500 our transport pulls per request (the client's default is 100). */
+export const RAW_CONSUME_BATCH = 500;
+
+async function publishOne(
+  js: JetStreamClient,
+  w: Workload,
+  i: number,
+  checker: OrderChecker,
+  notes: string[],
+): Promise<void> {
+  const m = rawMessage(w, i);
+  w.expect(checker, i);
+  try {
+    await js.publish(m.subject, m.data, { msgID: m.msgID, headers: m.headers });
+    checker.acknowledged(m.msgID);
+  } catch (error) {
+    checker.failed(m.msgID);
+    if (notes.length < 3) notes.push(`js.publish failed at #${i}: ${(error as Error).message}`);
+  }
+}
+
+/** Publish throughput: `await js.publish` per message, sequential. Untimed read-back after. */
+export async function rawPublish(
+  env: NatsEnv,
+  w: Workload,
+  n: number,
+  results: Counter,
+): Promise<RunOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const nc = await rawConnect(env, 'bench-raw-pub');
+  try {
+    const js = jetstream(nc);
+    const started = performance.now();
+    for (let i = 0; i < n; i++) {
+      await publishOne(js, w, i, checker, notes);
+      results.inc();
+    }
+    const elapsedMs = performance.now() - started;
+    await readBack(env, w.topics, checker);
+    return { elapsedMs, checker, notes };
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Preloads a topic set (untimed) with up to `window` js.publish promises in
+ * flight; marks every stored message as acknowledged in `checker`.
+ */
+export async function rawPreload(
+  env: NatsEnv,
+  w: Workload,
+  n: number,
+  checker: OrderChecker,
+  counter: Counter,
+  window = 4_000,
+): Promise<void> {
+  const nc = await rawConnect(env, 'bench-preload');
+  try {
+    const js = jetstream(nc);
+    const inFlight = new Set<Promise<unknown>>();
+    const errors: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const m = rawMessage(w, i);
+      w.expect(checker, i);
+      const p: Promise<unknown> = js
+        .publish(m.subject, m.data, { msgID: m.msgID, headers: m.headers })
+        .then(
+          () => checker.acknowledged(m.msgID),
+          (error: unknown) => errors.push(String(error)),
+        )
+        .finally(() => {
+          inFlight.delete(p);
+          counter.inc();
+        });
+      inFlight.add(p);
+      if (inFlight.size >= window) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    if (errors.length > 0) throw new Error(`Preload failed (${errors.length} errors), e.g. ${errors[0]}`);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** One consume() loop per topic, explicit ack per message, until each topic's share arrived. */
+async function consumeTopics(
+  nc: NatsConnection,
+  w: Workload,
+  n: number,
+  onEvent: (eventId: string, aggregateId: string, version: number) => void,
+): Promise<{ started: Promise<void>; finished: Promise<void> }> {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const counts = w.countsPerTopic(n);
+  const loops = w.topics.map(async (topic) => {
+    const expected = counts.get(topic) ?? 0;
+    await addRawConsumer(jsm, topic, RAW_DURABLE);
+    const consumer = await js.consumers.get(streamNameFor(STREAM_PREFIX, topic), RAW_DURABLE);
+    const messages = await consumer.consume({ max_messages: RAW_CONSUME_BATCH });
+    return async () => {
+      let seen = 0;
+      if (expected > 0) {
+        for await (const m of messages) {
+          const e = decodeRaw(m.data);
+          onEvent(e.eventId, e.aggregateId, e.eventVersion);
+          m.ack();
+          if (++seen >= expected) break;
+        }
+      }
+      await messages.close();
+    };
+  });
+  const ready = Promise.all(loops);
+  return {
+    started: ready.then(() => undefined),
+    finished: ready.then((runs) => Promise.all(runs.map((run) => run())).then(() => undefined)),
+  };
+}
+
+/** Consumption of a pre-loaded topic set: from consumer creation until every message was handled. */
+export async function rawConsume(
+  env: NatsEnv,
+  w: Workload,
+  n: number,
+  checker: OrderChecker,
+  consumed: Counter,
+): Promise<RunOutcome> {
+  const notes: string[] = [];
+  const nc = await rawConnect(env, 'bench-raw-sub');
+  try {
+    const started = performance.now();
+    const { finished } = await consumeTopics(nc, w, n, (id, key, version) => {
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    if (!(await within(finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
+    const elapsedMs = performance.now() - started;
+    const settled = await acksSettled(env, w.topics, RAW_DURABLE);
+    if (!settled) notes.push('acks had not all reached the broker 5 s after the run');
+    return { elapsedMs, checker, notes, acksSettled: settled };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** End to end, the raw pair: consume loops up first (untimed), then sequential awaited publishes. */
+export async function rawEndToEnd(
+  env: NatsEnv,
+  w: Workload,
+  n: number,
+  consumed: Counter,
+  results: Counter,
+): Promise<RunOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const pubNc = await rawConnect(env, 'bench-raw-pub');
+  const subNc = await rawConnect(env, 'bench-raw-sub');
+  try {
+    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version) => {
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    await ready;
+    const js = jetstream(pubNc);
+    const started = performance.now();
+    for (let i = 0; i < n; i++) {
+      await publishOne(js, w, i, checker, notes);
+      results.inc();
+    }
+    if (!(await within(finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
+    return { elapsedMs: performance.now() - started, checker, notes };
+  } finally {
+    await Promise.all([pubNc.close(), subNc.close()]);
+  }
+}
+
+/** publish→handler latency, raw pair: paced js.publish calls (each awaited on its own), consume() loops. */
+export async function rawLatency(
+  env: NatsEnv,
+  w: Workload,
+  n: number,
+  rate: number,
+  consumed: Counter,
+): Promise<LatencyOutcome> {
+  const checker = createOrderChecker();
+  const notes: string[] = [];
+  const recorder = createRecorder(n);
+  const pubNc = await rawConnect(env, 'bench-raw-pub');
+  const subNc = await rawConnect(env, 'bench-raw-sub');
+  try {
+    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version) => {
+      recorder.arrived(w.indexOf(id));
+      checker.observe(id, key, version);
+      consumed.inc();
+    });
+    await ready;
+    const js = jetstream(pubNc);
+    const acks = new Counter(n, 'acks');
+    const started = performance.now();
+    const offerMs = await paced(n, rate, recorder.sentAt, (i) => {
+      void publishOne(js, w, i, checker, notes).then(() => acks.inc());
+      return undefined;
+    });
+    if (!(await within(Promise.all([finished, acks.reached(n)]), deadlineFor(n)))) {
+      notes.push(`only ${consumed.n}/${n} consumed, ${acks.n}/${n} acked`);
+    }
+    return { elapsedMs: performance.now() - started, checker, notes, recorder, offerMs };
+  } finally {
+    await Promise.all([pubNc.close(), subNc.close()]);
+  }
+}

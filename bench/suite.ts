@@ -1,0 +1,413 @@
+/**
+ * The whole run: one nats-server, a warm-up of every path, then per level the
+ * publish, consumption and end-to-end scenarios for each system side by side,
+ * then the latency rates, then (optionally) CPU profiles of our paths.
+ * Every scenario gets fresh streams (created untimed, deleted afterwards).
+ */
+import { join } from 'node:path';
+import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
+import { createMemoryBroker } from '../src/transports/memory/index.ts';
+import type { BenchConfig, Level, SystemName } from './config.ts';
+import { summarize } from './latency.ts';
+import { Counter, type MeasureContext, measured, type RunOutcome } from './measure.ts';
+import { createStreams, deleteStreams, type NatsEnv } from './nats-env.ts';
+import {
+  type OursTarget,
+  oursConsume,
+  oursEndToEnd,
+  oursLatency,
+  oursPreloadMemory,
+  oursPublish,
+} from './ours.ts';
+import { profiled } from './profile.ts';
+import type { Progress } from './progress.ts';
+import { rawConsume, rawEndToEnd, rawLatency, rawPreload, rawPublish } from './raw.ts';
+import type { RunProbe } from './resources.ts';
+import {
+  type CheckerCounts,
+  checkerCounts,
+  type LatencyRow,
+  type ProfileSummary,
+  type ThroughputRow,
+  type ThroughputScenario,
+} from './types.ts';
+import { createWorkload, type Workload } from './workload.ts';
+
+/** Levels up to this size run `config.repeat` times (median reported); larger levels run once. */
+export const REPEAT_UP_TO = 10_000;
+
+export interface SuiteResult {
+  readonly throughput: ThroughputRow[];
+  readonly latency: LatencyRow[];
+  readonly profiles: ProfileSummary[];
+}
+
+interface SuiteContext extends MeasureContext {
+  readonly config: BenchConfig;
+  readonly env: NatsEnv | undefined;
+  readonly progress: Progress;
+  /** Digits only: goes into topic names. */
+  readonly stamp: string;
+  /** Prefix of files written next to the report (profiles). */
+  readonly fileStamp: string;
+}
+
+function workload(ctx: SuiteContext, name: string): Workload {
+  return createWorkload({
+    name,
+    topics: ctx.config.topics,
+    aggregates: ctx.config.aggregates,
+    payloadBytes: ctx.config.payloadBytes,
+  });
+}
+
+function wants(ctx: SuiteContext, system: SystemName): boolean {
+  return ctx.config.systems.includes(system) && (system === 'ours-memory' || ctx.env !== undefined);
+}
+
+function natsEnv(ctx: SuiteContext): NatsEnv {
+  if (ctx.env === undefined) throw new Error('Expected a NATS environment');
+  return ctx.env;
+}
+
+async function row(
+  ctx: SuiteContext,
+  scenario: ThroughputScenario,
+  level: Level,
+  system: SystemName,
+  body: (probe: RunProbe, counter: Counter) => Promise<RunOutcome>,
+): Promise<ThroughputRow> {
+  const { outcome, resources, stalls } = await measured(
+    ctx,
+    { label: `${scenario} ${level.name} ${system}`, total: level.messages },
+    body,
+  );
+  const report = outcome.checker.report();
+  return {
+    scenario,
+    level: level.name,
+    messages: level.messages,
+    system,
+    elapsedMs: Math.round(outcome.elapsedMs * 10) / 10,
+    msgPerSec: Math.round((level.messages / outcome.elapsedMs) * 1000),
+    checker: checkerCounts(report),
+    resources,
+    stalls,
+    ...(outcome.acksSettled === undefined ? {} : { acksSettled: outcome.acksSettled }),
+    notes: outcome.notes,
+  };
+}
+
+/** Untimed bulk load with its own progress bar. */
+async function preload(
+  ctx: SuiteContext,
+  label: string,
+  n: number,
+  load: (counter: Counter) => Promise<void>,
+): Promise<void> {
+  ctx.sampler.phase = label;
+  const counter = new Counter(n, label);
+  const phase = ctx.progress.phase(label, n, () => counter.n);
+  try {
+    await load(counter);
+  } finally {
+    phase.stop();
+  }
+}
+
+let runSeq = 0;
+/** Unique per run: every run gets fresh topics (hence fresh streams). */
+function name(ctx: SuiteContext, scenario: string, level: string, system: string): string {
+  return `${ctx.stamp}-${++runSeq}-${scenario}-${level}-${system}`;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
+}
+
+/**
+ * Repeated runs of one cell → one row: the run with the median throughput
+ * (lower median for even counts), with the checker counts summed over all
+ * repeats (a loss in any repeat shows), every repeat's msg/s in `samples`,
+ * and the notes of all repeats.
+ */
+export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
+  const groups = new Map<string, ThroughputRow[]>();
+  for (const r of runs) {
+    const key = `${r.scenario}|${r.level}|${r.system}`;
+    const list = groups.get(key);
+    if (list) list.push(r);
+    else groups.set(key, [r]);
+  }
+  return [...groups.values()].map((list) => {
+    if (list.length === 1) return list[0] as ThroughputRow;
+    const mid = median(list.map((r) => r.msgPerSec));
+    const chosen = list.find((r) => r.msgPerSec === mid) as ThroughputRow;
+    const sum = (k: keyof Omit<CheckerCounts, 'successRate' | 'examples'>) =>
+      list.reduce((total, r) => total + r.checker[k], 0);
+    const published = sum('published');
+    const ok = sum('ok');
+    const checker: CheckerCounts = {
+      published,
+      acknowledged: sum('acknowledged'),
+      consumed: sum('consumed'),
+      ok,
+      lost: sum('lost'),
+      duplicated: sum('duplicated'),
+      outOfOrder: sum('outOfOrder'),
+      unexpected: sum('unexpected'),
+      unknown: sum('unknown'),
+      recovered: sum('recovered'),
+      successRate: published === 0 ? 0 : ok / published,
+      examples: chosen.checker.examples,
+    };
+    const notes = list.flatMap((r, i) => r.notes.map((n) => `repeat ${i + 1}: ${n}`));
+    return {
+      ...chosen,
+      checker,
+      samples: list.map((r) => r.msgPerSec),
+      stalls: {
+        count: list.reduce((t, r) => t + r.stalls.count, 0),
+        totalMs: list.reduce((t, r) => t + r.stalls.totalMs, 0),
+        longestGapMs: Math.max(...list.map((r) => r.stalls.longestGapMs)),
+      },
+      notes,
+    };
+  });
+}
+
+async function publishScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
+  const n = level.messages;
+  if (wants(ctx, 'ours-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'pub', level.name, 'ours'));
+    await createStreams(env, w.topics);
+    rows.push(
+      await row(ctx, 'publish', level, 'ours-nats', (_, c) => oursPublish({ kind: 'nats', env }, w, n, c)),
+    );
+    await deleteStreams(env, w.topics);
+  }
+  if (wants(ctx, 'raw-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'pub', level.name, 'raw'));
+    await createStreams(env, w.topics);
+    rows.push(await row(ctx, 'publish', level, 'raw-nats', (_, c) => rawPublish(env, w, n, c)));
+    await deleteStreams(env, w.topics);
+  }
+  if (wants(ctx, 'ours-memory')) {
+    const w = workload(ctx, name(ctx, 'pub', level.name, 'mem'));
+    const target: OursTarget = { kind: 'memory', broker: createMemoryBroker() };
+    rows.push(await row(ctx, 'publish', level, 'ours-memory', (_, c) => oursPublish(target, w, n, c)));
+  }
+}
+
+async function consumeScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
+  const n = level.messages;
+  const nats = (['ours-nats', 'raw-nats'] as const).filter((s) => wants(ctx, s));
+  if (nats.length > 0) {
+    const env = natsEnv(ctx);
+    // Identical topic sets, both loaded before either is consumed.
+    const sets = nats.map((system) => {
+      const w = workload(ctx, name(ctx, 'con', level.name, system === 'ours-nats' ? 'ours' : 'raw'));
+      return { system, w, checker: createOrderChecker() as OrderChecker };
+    });
+    for (const set of sets) {
+      await createStreams(env, set.w.topics);
+      await preload(ctx, `preload ${level.name} for ${set.system}`, n, (c) =>
+        rawPreload(env, set.w, n, set.checker, c),
+      );
+    }
+    for (const { system, w, checker } of sets) {
+      rows.push(
+        await row(ctx, 'consume', level, system, (_, c) =>
+          system === 'ours-nats'
+            ? oursConsume({ kind: 'nats', env }, w, n, checker, c)
+            : rawConsume(env, w, n, checker, c),
+        ),
+      );
+      await deleteStreams(env, w.topics);
+    }
+  }
+  if (wants(ctx, 'ours-memory')) {
+    const w = workload(ctx, name(ctx, 'con', level.name, 'mem'));
+    const broker = createMemoryBroker();
+    const checker = createOrderChecker();
+    await preload(ctx, `preload ${level.name} for ours-memory`, n, (c) =>
+      oursPreloadMemory(broker, w, n, checker, c),
+    );
+    rows.push(
+      await row(ctx, 'consume', level, 'ours-memory', (_, c) =>
+        oursConsume({ kind: 'memory', broker }, w, n, checker, c),
+      ),
+    );
+  }
+}
+
+async function endToEndScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
+  const n = level.messages;
+  if (wants(ctx, 'ours-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'e2e', level.name, 'ours'));
+    await createStreams(env, w.topics);
+    rows.push(
+      await row(ctx, 'e2e', level, 'ours-nats', (_, c) =>
+        oursEndToEnd({ kind: 'nats', env }, w, n, c, new Counter(n, 'results')),
+      ),
+    );
+    await deleteStreams(env, w.topics);
+  }
+  if (wants(ctx, 'raw-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'e2e', level.name, 'raw'));
+    await createStreams(env, w.topics);
+    rows.push(
+      await row(ctx, 'e2e', level, 'raw-nats', (_, c) =>
+        rawEndToEnd(env, w, n, c, new Counter(n, 'results')),
+      ),
+    );
+    await deleteStreams(env, w.topics);
+  }
+  if (wants(ctx, 'ours-memory')) {
+    const w = workload(ctx, name(ctx, 'e2e', level.name, 'mem'));
+    const target: OursTarget = { kind: 'memory', broker: createMemoryBroker() };
+    rows.push(
+      await row(ctx, 'e2e', level, 'ours-memory', (_, c) =>
+        oursEndToEnd(target, w, n, c, new Counter(n, 'results')),
+      ),
+    );
+  }
+}
+
+async function latencyScenario(ctx: SuiteContext, rate: number, rows: LatencyRow[]): Promise<void> {
+  const n = Math.max(100, Math.round(rate * ctx.config.latencySeconds));
+  for (const system of ['ours-nats', 'raw-nats', 'ours-memory'] as const) {
+    if (!wants(ctx, system)) continue;
+    const w = workload(ctx, name(ctx, `lat${rate}`, 'r', system));
+    if (system !== 'ours-memory') await createStreams(natsEnv(ctx), w.topics);
+    const { outcome, resources, stalls } = await measured(
+      ctx,
+      { label: `latency ${rate}/s ${system}`, total: n },
+      (_, c) => {
+        if (system === 'ours-nats') return oursLatency({ kind: 'nats', env: natsEnv(ctx) }, w, n, rate, c);
+        if (system === 'raw-nats') return rawLatency(natsEnv(ctx), w, n, rate, c);
+        return oursLatency({ kind: 'memory', broker: createMemoryBroker() }, w, n, rate, c);
+      },
+    );
+    if (system !== 'ours-memory') await deleteStreams(natsEnv(ctx), w.topics);
+    const s = summarize(outcome.recorder.histogram);
+    rows.push({
+      system,
+      rate,
+      messages: n,
+      recorded: s.recorded,
+      achievedRate: Math.round((n / outcome.offerMs) * 1000),
+      p50: s.p50,
+      p90: s.p90,
+      p99: s.p99,
+      p999: s.p999,
+      max: s.max,
+      mean: s.mean,
+      checker: checkerCounts(outcome.checker.report()),
+      resources,
+      stalls,
+      notes: outcome.notes,
+    });
+  }
+}
+
+/** Every path once at a small size, discarded: the measured runs start with warm JIT and pools. */
+async function warmup(ctx: SuiteContext): Promise<void> {
+  const n = ctx.config.warmupMessages;
+  const level: Level = { name: 'warmup', messages: n };
+  const scratch: ThroughputRow[] = [];
+  await endToEndScenario(ctx, level, scratch);
+  await publishScenario(ctx, level, scratch);
+  await consumeScenario(ctx, level, scratch);
+  const bad = scratch.filter((r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.notes.length > 0);
+  for (const r of bad) {
+    ctx.progress.note(`warm-up ${r.scenario} ${r.system}: ${r.notes.join('; ')} lost=${r.checker.lost}`);
+  }
+}
+
+/** Profiles our NATS publish and consume paths at `level` (extra runs, not in the table). */
+async function profileOurs(ctx: SuiteContext, level: Level): Promise<ProfileSummary[]> {
+  const env = natsEnv(ctx);
+  const n = level.messages;
+  const out: ProfileSummary[] = [];
+  const base = join(ctx.config.outDir, `${ctx.fileStamp}-${level.name}`);
+
+  const pub = workload(ctx, name(ctx, 'prof-pub', level.name, 'ours'));
+  await createStreams(env, pub.topics);
+  const publish = await profiled(`ours-nats publish ${level.name}`, `${base}-publish.cpuprofile`, () =>
+    measured(ctx, { label: `profile publish ${level.name}`, total: n }, (_, c) =>
+      oursPublish({ kind: 'nats', env }, pub, n, c),
+    ),
+  );
+  out.push(publish.summary);
+  await deleteStreams(env, pub.topics);
+
+  const con = workload(ctx, name(ctx, 'prof-con', level.name, 'ours'));
+  await createStreams(env, con.topics);
+  const checker = createOrderChecker();
+  await preload(ctx, `preload ${level.name} for the profile`, n, (c) => rawPreload(env, con, n, checker, c));
+  const consume = await profiled(`ours-nats consume ${level.name}`, `${base}-consume.cpuprofile`, () =>
+    measured(ctx, { label: `profile consume ${level.name}`, total: n }, (_, c) =>
+      oursConsume({ kind: 'nats', env }, con, n, checker, c),
+    ),
+  );
+  out.push(consume.summary);
+  await deleteStreams(env, con.topics);
+
+  const raw = workload(ctx, name(ctx, 'prof-raw', level.name, 'raw'));
+  await createStreams(env, raw.topics);
+  const rawChecker = createOrderChecker();
+  await preload(ctx, `preload ${level.name} for the raw profile`, n, (c) =>
+    rawPreload(env, raw, n, rawChecker, c),
+  );
+  const rawRun = await profiled(`raw-nats consume ${level.name}`, `${base}-raw-consume.cpuprofile`, () =>
+    measured(ctx, { label: `profile raw consume ${level.name}`, total: n }, (_, c) =>
+      rawConsume(env, raw, n, rawChecker, c),
+    ),
+  );
+  out.push(rawRun.summary);
+  await deleteStreams(env, raw.topics);
+  return out;
+}
+
+export async function runSuite(
+  config: BenchConfig,
+  env: NatsEnv | undefined,
+  base: MeasureContext & { readonly stamp: string; readonly fileStamp: string },
+): Promise<SuiteResult> {
+  const ctx: SuiteContext = { ...base, config, env };
+  const throughput: ThroughputRow[] = [];
+  const latency: LatencyRow[] = [];
+  let profiles: ProfileSummary[] = [];
+  const scenarios = new Set(config.scenarios);
+  await warmup(ctx);
+  const kinds = [
+    ['publish', publishScenario],
+    ['consume', consumeScenario],
+    ['e2e', endToEndScenario],
+  ] as const;
+  for (const level of config.levels) {
+    const repeats = level.messages <= REPEAT_UP_TO ? config.repeat : 1;
+    for (const [scenario, run] of kinds) {
+      if (!scenarios.has(scenario)) continue;
+      const runs: ThroughputRow[] = [];
+      for (let i = 0; i < repeats; i++) await run(ctx, level, runs);
+      throughput.push(...mergeRepeats(runs));
+    }
+  }
+  if (scenarios.has('latency')) {
+    for (const rate of config.latencyRates) await latencyScenario(ctx, rate, latency);
+  }
+  if (config.profile && env !== undefined) {
+    const candidates = config.levels.filter((l) => l.messages <= 100_000);
+    const level = candidates.at(-1) ?? config.levels[0];
+    if (level !== undefined) profiles = await profileOurs(ctx, level);
+  }
+  ctx.sampler.phase = 'done';
+  return { throughput, latency, profiles };
+}

@@ -1,0 +1,165 @@
+/** Shapes of bench results (what the JSON report holds). */
+import type { CheckerReport } from '../src/testing/checker.ts';
+import type { ScenarioName, SystemName } from './config.ts';
+import type { StallStats } from './measure.ts';
+import type { RunResources, TimelineSample } from './resources.ts';
+
+export type ThroughputScenario = Exclude<ScenarioName, 'latency'>;
+
+/** The order checker's classification of a run (examples trimmed to 3). */
+export interface CheckerCounts {
+  readonly published: number;
+  readonly acknowledged: number;
+  readonly consumed: number;
+  readonly ok: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly outOfOrder: number;
+  readonly unexpected: number;
+  readonly unknown: number;
+  readonly recovered: number;
+  /** ok / published. */
+  readonly successRate: number;
+  readonly examples: CheckerReport['examples'];
+}
+
+export function checkerCounts(r: CheckerReport): CheckerCounts {
+  return {
+    published: r.published,
+    acknowledged: r.acknowledged,
+    consumed: r.consumed,
+    ok: r.ok,
+    lost: r.lost,
+    duplicated: r.duplicated,
+    outOfOrder: r.outOfOrder,
+    unexpected: r.unexpected,
+    unknown: r.unknown,
+    recovered: r.recovered,
+    successRate: r.published === 0 ? 0 : r.ok / r.published,
+    examples: {
+      lost: r.examples.lost.slice(0, 3),
+      outOfOrder: r.examples.outOfOrder.slice(0, 3),
+      unexpected: r.examples.unexpected.slice(0, 3),
+    },
+  };
+}
+
+export interface ThroughputRow {
+  readonly scenario: ThroughputScenario;
+  readonly level: string;
+  readonly messages: number;
+  readonly system: SystemName;
+  /** The measured interval (see bench/README.md for where it starts and ends per scenario). */
+  readonly elapsedMs: number;
+  readonly msgPerSec: number;
+  /** With repeats: every repeat's msg/s (the row shows the median run). */
+  readonly samples?: readonly number[];
+  readonly checker: CheckerCounts;
+  readonly resources: RunResources;
+  /** Gaps > 500 ms between consecutive messages (handled, or publish results for publish runs). */
+  readonly stalls: StallStats;
+  /** Consumption runs on NATS: every ack reached the broker (ack floor = last sequence). */
+  readonly acksSettled?: boolean;
+  /** Anything unusual (timeouts, errors); empty when the run was clean. */
+  readonly notes: readonly string[];
+}
+
+export interface LatencyRow {
+  readonly system: SystemName;
+  /** Offered rate (msg/s). */
+  readonly rate: number;
+  readonly messages: number;
+  /** Messages recorded (the first `warmup` are not). */
+  readonly recorded: number;
+  /** Rate the paced sender actually achieved. */
+  readonly achievedRate: number;
+  /** publish→handler, milliseconds, from the message's scheduled send time. */
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly checker: CheckerCounts;
+  readonly resources: RunResources;
+  readonly stalls: StallStats;
+  readonly notes: readonly string[];
+}
+
+export interface RatioRow {
+  readonly scenario: ThroughputScenario;
+  readonly level: string;
+  readonly messages: number;
+  readonly oursMsgPerSec: number | undefined;
+  readonly rawMsgPerSec: number | undefined;
+  readonly memoryMsgPerSec: number | undefined;
+  /** ours-nats msg/s ÷ raw-nats msg/s. */
+  readonly ratio: number | undefined;
+}
+
+export interface TargetResult {
+  readonly id: string;
+  readonly description: string;
+  readonly measured: string;
+  readonly holds: boolean | undefined;
+}
+
+export interface ProfileSummary {
+  readonly label: string;
+  readonly file: string;
+  readonly totalMs: number;
+  /** Top self-time functions overall. */
+  readonly top: readonly ProfileEntry[];
+  /** Top self-time functions of our code (src/). */
+  readonly ours: readonly ProfileEntry[];
+  /** Self time per file of our code. */
+  readonly oursByFile: readonly { readonly file: string; readonly selfMs: number; readonly pct: number }[];
+}
+
+export interface ProfileEntry {
+  readonly functionName: string;
+  readonly location: string;
+  readonly selfMs: number;
+  readonly pct: number;
+}
+
+export interface BenchReport {
+  readonly meta: {
+    readonly date: string;
+    readonly node: string;
+    readonly platform: string;
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly totalMemoryBytes: number;
+    readonly natsServer: string;
+    readonly gitCommit: string | undefined;
+    /** Files under src/ with uncommitted changes when the run started (the run used them). */
+    readonly gitDirtySrc: readonly string[];
+    readonly quick: boolean;
+    readonly levels: readonly { readonly name: string; readonly messages: number }[];
+    readonly latencyRates: readonly number[];
+    readonly latencySeconds: number;
+    readonly topics: number;
+    readonly aggregates: number;
+    readonly payloadBytes: number;
+    readonly warmupMessages: number;
+    /** Runs per cell for levels up to 10,000 messages (median reported). */
+    readonly repeat: number;
+    readonly durationMs: number;
+    readonly argv: readonly string[];
+  };
+  readonly throughput: readonly ThroughputRow[];
+  readonly ratios: readonly RatioRow[];
+  readonly latency: readonly LatencyRow[];
+  readonly targets: readonly TargetResult[];
+  readonly memoryGrowth: {
+    /** RSS after our e2e run of the 100k level / of the 1M level (after close + GC). */
+    readonly rssAfter100k: number | undefined;
+    readonly rssAfter1M: number | undefined;
+    /** Within the 1M e2e run: RSS when 100k were processed, and at 1M. */
+    readonly inRun100k: number | undefined;
+    readonly inRun1M: number | undefined;
+  };
+  readonly profiles: readonly ProfileSummary[];
+  readonly timeline: readonly TimelineSample[];
+}

@@ -1,0 +1,123 @@
+/**
+ * Smoke test of the bench: `node bench/run.ts --quick` end to end (its own
+ * nats-server, all three systems, every scenario), then the JSON must hold
+ * every row with 0 lost / 0 out of order and the HTML must carry the charts.
+ * No timing assertions: the numbers are machine-dependent by nature.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { QUICK, QUICK_LEVELS, SCENARIOS, SYSTEMS } from '../../bench/config.ts';
+import type { BenchReport } from '../../bench/types.ts';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('bench --quick', { timeout: 120_000 }, () => {
+  let dir: string;
+  let report: BenchReport;
+  let html: string;
+  let stdout: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'eventbus-bench-'));
+    const result = await run(process.execPath, ['bench/run.ts', '--quick', '--no-progress', '--out', dir], {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    stdout = result.stdout;
+    const files = await readdir(dir);
+    const json = files.find((f) => f.endsWith('.json'));
+    const page = files.find((f) => f.endsWith('.html'));
+    assert.ok(json, `Expected a JSON report in ${dir}, got ${files.join(', ')}`);
+    assert.ok(page, `Expected an HTML report in ${dir}, got ${files.join(', ')}`);
+    report = JSON.parse(await readFile(join(dir, json), 'utf8')) as BenchReport;
+    html = await readFile(join(dir, page), 'utf8');
+  });
+
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('has a row for every scenario, level and system, each with 0 lost and 0 out of order', () => {
+    for (const scenario of SCENARIOS.filter((s) => s !== 'latency')) {
+      for (const level of QUICK_LEVELS) {
+        for (const system of SYSTEMS) {
+          const row = report.throughput.find(
+            (r) => r.scenario === scenario && r.level === level.name && r.system === system,
+          );
+          assert.ok(row, `Expected a ${scenario} row for ${level.name} on ${system}`);
+          const what = `${scenario} ${level.name} ${system}`;
+          assert.equal(row.messages, level.messages, what);
+          assert.equal(row.checker.published, level.messages, `${what}: published`);
+          assert.equal(row.checker.lost, 0, `${what}: lost ${JSON.stringify(row.checker.examples)}`);
+          assert.equal(
+            row.checker.outOfOrder,
+            0,
+            `${what}: out of order ${JSON.stringify(row.checker.examples)}`,
+          );
+          assert.equal(row.checker.unexpected, 0, `${what}: unexpected`);
+          assert.equal(row.checker.ok, level.messages, `${what}: ok`);
+          assert.ok(row.msgPerSec > 0, `${what}: msg/s`);
+        }
+      }
+    }
+  });
+
+  it('has latency rows for every offered rate and system, with percentiles and a clean checker', () => {
+    for (const rate of QUICK.latencyRates) {
+      for (const system of SYSTEMS) {
+        const row = report.latency.find((r) => r.rate === rate && r.system === system);
+        assert.ok(row, `Expected a latency row for ${rate}/s on ${system}`);
+        assert.ok(row.recorded > 0, `${rate}/s ${system}: recorded`);
+        assert.ok(row.p50 <= row.p99 && row.p99 <= row.max, `${rate}/s ${system}: p50 <= p99 <= max`);
+        assert.equal(row.checker.lost, 0, `${rate}/s ${system}: lost`);
+        assert.equal(row.checker.outOfOrder, 0, `${rate}/s ${system}: out of order`);
+      }
+    }
+  });
+
+  it('computes ratios, targets, resources and a timeline', () => {
+    assert.equal(report.ratios.length, 3 * QUICK_LEVELS.length);
+    for (const r of report.ratios)
+      assert.ok(r.ratio !== undefined && r.ratio > 0, `ratio ${r.scenario} ${r.level}`);
+    assert.deepEqual(
+      report.targets.map((t) => t.id),
+      ['publish', 'consume', 'e2e', 'latency', 'rss', 'handles'],
+    );
+    for (const row of report.throughput) {
+      assert.ok(row.resources.before.rss > 0 && row.resources.after.rss > 0);
+      assert.ok(row.resources.during.handlesMax >= row.resources.before.handles.total);
+    }
+    assert.ok(report.timeline.length > 2);
+    assert.equal(report.meta.natsServer.startsWith('2.'), true, report.meta.natsServer);
+    assert.match(stdout, /RATIO/);
+    assert.match(stdout, /Targets \(issue 5\)/);
+  });
+
+  it('writes a self-contained HTML report with the charts', () => {
+    assert.match(html, /^<!doctype html>/);
+    for (const title of [
+      'Publish throughput',
+      'Consumption of a pre-loaded stream',
+      'End to end',
+      'Ratio ours-nats ÷ raw-nats',
+      'Latency publish→handler at 1,000 msg/s',
+      'Memory of the bench process over time',
+      'Active handles over time',
+    ]) {
+      assert.ok(html.includes(title), `Expected a chart titled "${title}"`);
+    }
+    assert.ok((html.match(/<svg /g) ?? []).length >= 8, 'Expected at least 8 inline SVG charts');
+    assert.doesNotMatch(
+      html,
+      /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+      'no scripts, no external resources',
+    );
+  });
+});
