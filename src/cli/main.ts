@@ -9,6 +9,8 @@ Commands:
   demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
       Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
       judged by the order checker.
+  bench [--levels LIST] [--quick] [--1m] [--out DIR]   (bench --help for all options)
+      Our bus vs the raw NATS client vs the in-memory transport, side by side (source checkout only).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -42,6 +44,18 @@ async function main(argv: string[]): Promise<number> {
       });
       process.stdout.write(`${formatSummary(summary)}\n`);
       return summary.lost === 0 && summary.outOfOrder === 0 ? 0 : 1;
+    }
+    case 'bench': {
+      // bench/ sits next to src/ in a source checkout; it is not part of the published package.
+      const url = new URL('../../bench/cli.ts', import.meta.url);
+      let bench: { benchMain(argv: readonly string[]): Promise<number> };
+      try {
+        bench = (await import(url.href)) as typeof bench;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+        throw new Error(`eventbus bench needs a source checkout with bench/ (${(error as Error).message})`);
+      }
+      return bench.benchMain(rest);
     }
     case undefined:
     case 'help':
