@@ -324,39 +324,46 @@ class Relay implements OutboxRelay {
     if (this.#listen && this.#unlisten === undefined) void this.#ensureListening();
   }
 
+  /**
+   * Claims now, or right after the claim in progress (requests in between
+   * coalesce into one). Every trigger — a lane retiring, NOTIFY, notify(), the
+   * poll tick — goes through here, so none is lost while a claim runs.
+   */
   #requestClaim(): void {
     if (this.#state !== 'running') return;
     if (this.#claiming !== undefined) {
       this.#claimAgain = true;
       return;
     }
-    this.#claiming = this.#claimLoop().finally(() => {
+    this.#claimAgain = false;
+    this.#claiming = this.#claimOnce().finally(() => {
       this.#claiming = undefined;
+      if (this.#claimAgain) this.#requestClaim();
     });
   }
 
-  async #claimLoop(): Promise<void> {
-    do {
-      this.#claimAgain = false;
-      const capacity = this.#batchSize - this.#held.size;
-      if (capacity <= 0 || (capacity < this.#minClaim && this.#held.size > 0)) return;
-      const startedAt = Date.now();
-      let rows: ClaimedRow[];
-      try {
-        rows = await this.#store.claim(this.relayId, capacity, this.#leaseMs);
-      } catch (error) {
-        if (this.#state === 'running') {
-          this.#logger.error({ relayId: this.relayId, err: toError(error) }, 'Outbox relay: claim failed');
-        }
-        return; // the next poll tick tries again
+  async #claimOnce(): Promise<void> {
+    const capacity = this.#batchSize - this.#held.size;
+    // Wait for a worthwhile batch unless idle (the lanes still running will ask again).
+    if (capacity <= 0 || (capacity < this.#minClaim && this.#held.size > 0)) return;
+    const startedAt = Date.now();
+    let rows: ClaimedRow[];
+    try {
+      rows = await this.#store.claim(this.relayId, capacity, this.#leaseMs);
+    } catch (error) {
+      this.#claimAgain = false; // no hot loop against a failing database: the next poll tick retries
+      if (this.#state === 'running') {
+        this.#logger.error({ relayId: this.relayId, err: toError(error) }, 'Outbox relay: claim failed');
       }
-      if (this.#state === 'aborted') return;
-      if (rows.length > 0) {
-        this.#logger.debug({ relayId: this.relayId, rows: rows.length }, 'Outbox relay: claimed');
-        this.#ingest(rows, startedAt);
-      }
-      if (rows.length >= capacity) this.#claimAgain = true;
-    } while (this.#claimAgain && this.#state === 'running');
+      return;
+    }
+    if (this.#state === 'aborted') return;
+    if (rows.length > 0) {
+      this.#logger.debug({ relayId: this.relayId, rows: rows.length }, 'Outbox relay: claimed');
+      this.#ingest(rows, startedAt);
+    }
+    // A full batch: there is probably more.
+    if (rows.length >= capacity) this.#claimAgain = true;
   }
 
   #ingest(rows: readonly ClaimedRow[], claimedAt: number): void {
