@@ -40,7 +40,7 @@ import type {
   Subscription,
 } from '../core/types.ts';
 import { createActorPool } from '../dispatch/actor-pool.ts';
-import { resolvePoolOptions } from '../dispatch/options.ts';
+import { poolDefaults, resolvePoolOptions } from '../dispatch/options.ts';
 import type { DeadLetterRequest } from '../dispatch/types.ts';
 import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
 import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
@@ -272,10 +272,23 @@ class EventBusImpl implements EventBus {
     const group = options.group ?? this.clientId;
     const deadLetterTopic = options.deadLetterTopic ?? `${topic}.DLQ`;
     assertTopic(deadLetterTopic);
+    // working() must reach the broker well before its ack deadline, also for
+    // messages that wait behind a slow one or sit in backoff between attempts.
+    const ackDeadline = this.#transport.ackDeadlineMs?.(
+      options.handlerTimeoutMs ?? poolDefaults.handlerTimeoutMs,
+    );
     const poolOptions = resolvePoolOptions(topic, group, kind, options, {
       deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request),
       metrics: this.#metrics.forPool(topic, group),
       logger: this.#options.logger,
+      ...(ackDeadline === undefined
+        ? {}
+        : {
+            workingIntervalMs: Math.max(
+              50,
+              Math.min(poolDefaults.workingIntervalMs, Math.floor(ackDeadline / 3)),
+            ),
+          }),
     });
     await this.#ensureTopic(topic, kind);
     const subscription = new BusSubscription({

@@ -114,6 +114,12 @@ export interface Transport {
   readonly features: TransportFeatures;
   /** Largest encoded message (body + headers) the broker accepts. */
   readonly maxPayloadBytes: number;
+  /**
+   * How long the broker waits for an ack before redelivering, for a
+   * subscription with this handler timeout (undefined: no such deadline).
+   * The pool signals `working()` well within it.
+   */
+  ackDeadlineMs?(handlerTimeoutMs: number): number;
   /** Prepares a topic for publishing (stream creation); idempotent, cached. */
   ensureTopic(topic: string, kind: MessageKind): Promise<void>;
   send(message: OutboundMessage, done: PublishCallback): void;

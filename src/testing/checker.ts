@@ -63,7 +63,8 @@ export function createOrderChecker(): OrderChecker {
   let unexpected = 0;
   let outOfOrder = 0;
   let pendingAcked = 0;
-  const examples = { lost: [] as string[], outOfOrder: [] as string[], unexpected: [] as string[] };
+  // Ordering and unexpected examples are found while observing; lost ones per report.
+  const seenExamples = { outOfOrder: [] as string[], unexpected: [] as string[] };
   const note = (list: string[], text: string): void => {
     if (list.length < 10) list.push(text);
   };
@@ -88,7 +89,7 @@ export function createOrderChecker(): OrderChecker {
       const e = expected.get(id);
       if (!e) {
         unexpected++;
-        note(examples.unexpected, `${key}#${index} (${id})`);
+        note(seenExamples.unexpected, `${key}#${index} (${id})`);
         return;
       }
       e.seen++;
@@ -97,7 +98,7 @@ export function createOrderChecker(): OrderChecker {
       const top = highest.get(key) ?? -1;
       if (index < top) {
         outOfOrder++;
-        note(examples.outOfOrder, `${key}: #${index} after #${top}`);
+        note(seenExamples.outOfOrder, `${key}: #${index} after #${top}`);
       } else {
         highest.set(key, index);
       }
@@ -111,6 +112,7 @@ export function createOrderChecker(): OrderChecker {
       let acknowledged = 0;
       let unknown = 0;
       let recovered = 0;
+      const lostExamples: string[] = [];
       for (const [id, e] of expected) {
         if (e.acked) acknowledged++;
         if (e.failed && !e.acked && e.seen === 0) unknown++;
@@ -120,7 +122,7 @@ export function createOrderChecker(): OrderChecker {
           else recovered++;
         } else if (e.acked) {
           lost++;
-          note(examples.lost, `${e.key}#${e.index} (${id})`);
+          note(lostExamples, `${e.key}#${e.index} (${id})`);
         }
       }
       return {
@@ -134,7 +136,7 @@ export function createOrderChecker(): OrderChecker {
         outOfOrder,
         unexpected,
         recovered,
-        examples,
+        examples: { lost: lostExamples, ...seenExamples },
       };
     },
   };

@@ -41,3 +41,16 @@ describe('order checker', () => {
     assert.equal(r.unknown, 1);
   });
 });
+
+describe('order checker reports', () => {
+  it('are snapshots: a message lost in an early report and consumed later is not listed again', () => {
+    const c = createOrderChecker();
+    c.expect('m', 'K', 0);
+    c.acknowledged('m');
+    assert.equal(c.report().examples.lost.length, 1);
+    c.observe('m', 'K', 0);
+    const r = c.report();
+    assert.equal(r.lost, 0);
+    assert.deepEqual(r.examples.lost, []);
+  });
+});

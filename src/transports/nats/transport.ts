@@ -109,6 +109,10 @@ export class NatsTransport implements Transport {
     }
   }
 
+  ackDeadlineMs(handlerTimeoutMs: number): number {
+    return ackWaitFor(this.#options.consumer.ackWaitMs, handlerTimeoutMs);
+  }
+
   async #subscribe(
     topic: string,
     kind: MessageKind,
