@@ -185,6 +185,48 @@ for (const factory of storeFactories) {
         assert.deepEqual(bus.concurrentPerAggregate, []);
       }));
 
+    test('drains a backlog many times its batch size with no poll tick and no NOTIFY', () =>
+      withStore(factory, async (f) => {
+        const bus = new FakeBus();
+        bus.hold = true;
+        await addAggregates(f, 16, 3);
+        // The first mark waits until every ack of the first batch is in, so the next mark
+        // covers most of the batch: most lanes retire in one go, while a claim is deciding.
+        let firstMark = true;
+        const store = {
+          ...f.store,
+          markPublished: async (ids: readonly string[]) => {
+            if (firstMark) {
+              firstMark = false;
+              await waitUntil(() => bus.results.length >= 16, { what: 'all acks of the first batch' });
+            }
+            return f.store.markPublished(ids);
+          },
+        };
+        // Only the start-up claim and the relay's own follow-up claims can move this backlog.
+        const relay = createOutboxRelay({
+          store,
+          bus,
+          batchSize: 16,
+          pollIntervalMs: 600_000,
+          listen: false,
+        });
+        await withRelay(relay, async () => {
+          await waitUntil(() => bus.heldCount === 16, { what: 'the first batch in flight' });
+          bus.hold = false;
+          bus.releaseHeld();
+          await waitUntil(async () => (await unpublishedCount(f)) === 0, {
+            what: 'all 48 rows published',
+            timeoutMs: 15_000,
+          });
+        });
+        const report = checkDelivery(
+          await expectedFromDb(f),
+          bus.log.map((e) => ({ eventId: e.envelope.eventId })),
+        );
+        assert.equal(report.ok, 48, summary(report));
+      }));
+
     test('a duplicate:true result (broker already had it) counts as published', () =>
       withStore(factory, async (f) => {
         const bus = new FakeBus();
