@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyse } from './analysis.ts';
@@ -173,6 +173,7 @@ export interface BenchFiles {
 /** Runs the bench with `config`; writes the JSON and HTML; returns their paths and the report. */
 export async function runBench(config: BenchConfig, argv: readonly string[] = []): Promise<BenchFiles> {
   const started = new Date();
+  const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
   const stamp = stampOf(started);
   await mkdir(config.outDir, { recursive: true });
   const sampler = new Sampler(config.sampleIntervalMs);
@@ -197,6 +198,7 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model ?? 'unknown',
         totalMemoryBytes: totalmem(),
+        loadAverage: { start: loadAtStart, end: loadavg().map((l) => Math.round(l * 100) / 100) },
         natsServer: env?.version ?? 'not used',
         gitCommit: git(['rev-parse', '--short', 'HEAD']),
         gitDirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '')

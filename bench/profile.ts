@@ -42,8 +42,29 @@ function location(frame: CallFrame): string {
   return `${path}:${frame.lineNumber + 1}`;
 }
 
+/** Library code: src/, except src/testing (the order checker is bench instrumentation here). */
 function isOurs(frame: CallFrame): boolean {
-  return frame.url.includes('/src/') && !frame.url.includes('/node_modules/');
+  return (
+    frame.url.includes('/src/') &&
+    !frame.url.includes('/src/testing/') &&
+    !frame.url.includes('/node_modules/')
+  );
+}
+
+/** Where a frame's self time goes in the bucket summary. */
+function bucketOf(frame: CallFrame): string {
+  const url = frame.url;
+  if (frame.functionName === '(idle)') return 'idle (waiting for I/O)';
+  if (frame.functionName === '(garbage collector)') return 'garbage collector';
+  if (frame.functionName === '(program)') return 'V8/runtime (program)';
+  if (url.includes('/node_modules/@nats-io/')) return 'nats.js client';
+  if (url.includes('/node_modules/')) return 'other dependencies';
+  if (url.includes('/src/testing/') || url.includes('/bench/'))
+    return 'bench instrumentation (checker, workload)';
+  if (url.includes('/src/')) return 'our code (src/)';
+  if (url.startsWith('node:')) return 'node internals (JS)';
+  if (!url) return `native: ${frame.functionName || '(anonymous)'}`;
+  return 'other';
 }
 
 /** Self time per function (ms), from samples and time deltas (falls back to hit counts). */
@@ -65,10 +86,13 @@ export function summarizeProfile(profile: CpuProfile, label: string, file: strin
   const totalUs = profile.endTime - profile.startTime;
   const byFunction = new Map<string, { frame: CallFrame; us: number }>();
   const byFile = new Map<string, number>();
+  const buckets = new Map<string, number>();
   for (const node of profile.nodes) {
     const us = selfUs.get(node.id) ?? 0;
     if (us === 0) continue;
     const frame = node.callFrame;
+    const bucket = bucketOf(frame);
+    buckets.set(bucket, (buckets.get(bucket) ?? 0) + us);
     const key = `${frame.functionName}|${frame.url}|${frame.lineNumber}`;
     const entry = byFunction.get(key);
     if (entry) entry.us += us;
@@ -94,6 +118,13 @@ export function summarizeProfile(profile: CpuProfile, label: string, file: strin
       .filter((e) => isOurs(e.frame))
       .slice(0, top)
       .map(toEntry),
+    buckets: [...buckets.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, us]) => ({
+        name,
+        selfMs: Math.round(us / 100) / 10,
+        pct: Math.round((us / totalUs) * 1000) / 10,
+      })),
     oursByFile: [...byFile.entries()]
       .sort((a, b) => b[1] - a[1])
       .map(([path, us]) => ({
@@ -132,13 +163,17 @@ export async function profiled<T>(
 }
 
 export function formatProfile(s: ProfileSummary): string {
-  const lines = [`${s.label}: ${s.totalMs} ms profiled (${s.file})`, '  top self time, all code:'];
+  const lines = [`${s.label}: ${s.totalMs} ms profiled (${s.file})`, '  self time by kind:'];
+  for (const b of s.buckets.slice(0, 10)) {
+    lines.push(`    ${b.pct.toFixed(1).padStart(5)}%  ${b.selfMs.toFixed(1).padStart(8)} ms  ${b.name}`);
+  }
+  lines.push('  top self time, all code:');
   for (const e of s.top.slice(0, 10)) {
     lines.push(
       `    ${e.pct.toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(1).padStart(8)} ms  ${e.functionName}  ${e.location}`,
     );
   }
-  lines.push('  top self time, our code (src/):');
+  lines.push('  top self time, our code (src/ without src/testing):');
   for (const e of s.ours.slice(0, 10)) {
     lines.push(
       `    ${e.pct.toFixed(1).padStart(5)}%  ${e.selfMs.toFixed(1).padStart(8)} ms  ${e.functionName}  ${e.location}`,

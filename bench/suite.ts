@@ -341,7 +341,7 @@ async function profileOurs(ctx: SuiteContext, level: Level): Promise<ProfileSumm
   await createStreams(env, pub.topics);
   const publish = await profiled(`ours-nats publish ${level.name}`, `${base}-publish.cpuprofile`, () =>
     measured(ctx, { label: `profile publish ${level.name}`, total: n }, (_, c) =>
-      oursPublish({ kind: 'nats', env }, pub, n, c),
+      oursPublish({ kind: 'nats', env }, pub, n, c, false),
     ),
   );
   out.push(publish.summary);

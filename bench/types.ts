@@ -110,7 +110,9 @@ export interface ProfileSummary {
   readonly totalMs: number;
   /** Top self-time functions overall. */
   readonly top: readonly ProfileEntry[];
-  /** Top self-time functions of our code (src/). */
+  /** Self time by kind: idle, GC, nats.js, our code, bench instrumentation, native calls... */
+  readonly buckets: readonly { readonly name: string; readonly selfMs: number; readonly pct: number }[];
+  /** Top self-time functions of our code (src/ without src/testing). */
   readonly ours: readonly ProfileEntry[];
   /** Self time per file of our code. */
   readonly oursByFile: readonly { readonly file: string; readonly selfMs: number; readonly pct: number }[];
@@ -131,6 +133,8 @@ export interface BenchReport {
     readonly cpus: number;
     readonly cpuModel: string;
     readonly totalMemoryBytes: number;
+    /** os.loadavg() at the start and at the end: other processes on the machine skew everything. */
+    readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
     readonly natsServer: string;
     readonly gitCommit: string | undefined;
     /** Files under src/ with uncommitted changes when the run started (the run used them). */

@@ -250,7 +250,14 @@ function profileSection(report: BenchReport): string {
               `<tr><td class="n">${e.pct.toFixed(1)}%</td><td class="n">${e.selfMs.toFixed(1)}</td><td><code>${esc(e.functionName)}</code></td><td><code>${esc(e.location)}</code></td></tr>`,
           )
           .join('');
-      return `<h3>${esc(p.label)} (${p.totalMs} ms)</h3><div class="cols"><div><h4>all code</h4><table><tbody>${list(p.top)}</tbody></table></div><div><h4>our code (src/)</h4><table><tbody>${list(p.ours)}</tbody></table></div></div>`;
+      const buckets = p.buckets
+        .slice(0, 10)
+        .map(
+          (b) =>
+            `<tr><td class="n">${b.pct.toFixed(1)}%</td><td class="n">${b.selfMs.toFixed(1)}</td><td>${esc(b.name)}</td></tr>`,
+        )
+        .join('');
+      return `<h3>${esc(p.label)} (${p.totalMs} ms)</h3><div class="cols"><div><h4>by kind</h4><table><tbody>${buckets}</tbody></table></div><div><h4>all code</h4><table><tbody>${list(p.top)}</tbody></table></div><div><h4>our code (src/ without src/testing)</h4><table><tbody>${list(p.ours)}</tbody></table></div></div>`;
     })
     .join('');
 }
@@ -276,7 +283,7 @@ th{background:#f4f6f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .cols{display:flex;gap:16px;flex-wrap:wrap}.meta{color:#555;font-size:13px}code{font-size:12px}
 </style></head><body>
 <h1>jxt-eventbus benchmark</h1>
-<p class="meta">${esc(m.date)} · node ${esc(m.node)} · nats-server ${esc(m.natsServer)} · ${m.cpus} × ${esc(m.cpuModel)} · ${(m.totalMemoryBytes / 1024 ** 3).toFixed(0)} GiB RAM · commit ${esc(m.gitCommit ?? 'unknown')}${m.gitDirtySrc.length > 0 ? ` (+ uncommitted changes in ${esc(m.gitDirtySrc.join(', '))})` : ''}<br>
+<p class="meta">${esc(m.date)} · node ${esc(m.node)} · nats-server ${esc(m.natsServer)} · ${m.cpus} × ${esc(m.cpuModel)} · ${(m.totalMemoryBytes / 1024 ** 3).toFixed(0)} GiB RAM · load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.end[0]} at the end · commit ${esc(m.gitCommit ?? 'unknown')}${m.gitDirtySrc.length > 0 ? ` (+ uncommitted changes in ${esc(m.gitDirtySrc.join(', '))})` : ''}<br>
 ${m.topics} topics · ${m.aggregates} aggregates · ${m.payloadBytes}-byte payloads · warm-up ${int(m.warmupMessages)} messages per path · levels ${m.levels.map((l) => `${esc(l.name)} (${int(l.messages)})`).join(', ')} · run took ${(m.durationMs / 1000).toFixed(0)} s${m.quick ? ' · <b>--quick</b> (smoke sizes: ratios are not meaningful)' : ''}</p>
 <p>All three systems ran in one process, one after the other, against the same freshly spawned nats-server (fresh streams per scenario). <b>ratio</b> = our bus on NATS ÷ the official client (<code>@nats-io/jetstream</code>) doing the same work; see <code>bench/README.md</code> for what each row measures. <b>o/l/d</b> = order violations / lost / duplicated from the order checker. <b>stalls</b> = gaps of more than 500 ms between two consecutive messages of a run (count and total time).</p>
 <h2>Targets (issue 5)</h2>${targetsTable(report)}

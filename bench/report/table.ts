@@ -42,7 +42,8 @@ export function formatReport(report: BenchReport): string {
 
   out.push(
     `jxt-eventbus bench — ${report.meta.date} — node ${report.meta.node}, nats-server ${report.meta.natsServer}, ` +
-      `${report.meta.cpus} CPUs, ${report.meta.topics} topics, ${report.meta.aggregates} aggregates, ${report.meta.payloadBytes}-byte payloads`,
+      `${report.meta.cpus} CPUs (load ${report.meta.loadAverage.start[0]} → ${report.meta.loadAverage.end[0]}), ` +
+      `${report.meta.topics} topics, ${report.meta.aggregates} aggregates, ${report.meta.payloadBytes}-byte payloads`,
     '',
     'Throughput (msg/s). ratio = ours-nats ÷ raw-nats in this run. o/l/d = order violations / lost / duplicated.',
     'stalls = gaps > 500 ms between two consecutive messages (count, total time).',
