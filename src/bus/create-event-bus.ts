@@ -43,6 +43,7 @@ import { createActorPool } from '../dispatch/actor-pool.ts';
 import { poolDefaults, resolvePoolOptions } from '../dispatch/options.ts';
 import type { DeadLetterRequest } from '../dispatch/types.ts';
 import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
+import { KeySequencer } from './key-sequencer.ts';
 import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
 import { PublishResultHub } from './publish-results.ts';
 import { PublishWindow } from './publish-window.ts';
@@ -105,6 +106,7 @@ class EventBusImpl implements EventBus {
   readonly #window: PublishWindow;
   readonly #topics = new Map<string, Promise<void> | true>();
   readonly #subscriptions = new Set<BusSubscription>();
+  readonly #sequencer: KeySequencer | undefined;
   #closing: Promise<void> | undefined;
   #resolveClosed!: () => void;
 
@@ -117,6 +119,10 @@ class EventBusImpl implements EventBus {
     this.#results = new PublishResultHub(options.onPublishResult, options.logger);
     this.#window = new PublishWindow(options.maxPendingPublishes, () => this.#results.maxBacklog());
     this.#results.onBacklogChange = () => this.#window.wake();
+    this.#sequencer =
+      options.publishOrdering === 'aggregate'
+        ? new KeySequencer((message, done) => transport.send(message, done))
+        : undefined;
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -216,7 +222,9 @@ class EventBusImpl implements EventBus {
   #send(message: OutboundMessage, meta: PendingMeta): void {
     const sentAt = performance.now();
     this.#metrics.publish.pending(this.#window.pending);
-    this.#transport.send(message, (outcome) => this.#settle(meta, sentAt, outcome));
+    const done = (outcome: PublishOutcome): void => this.#settle(meta, sentAt, outcome);
+    if (this.#sequencer) this.#sequencer.send(message, done);
+    else this.#transport.send(message, done);
   }
 
   #settle(meta: PendingMeta, sentAt: number, outcome: PublishOutcome): void {

@@ -12,6 +12,14 @@ export interface EventBusOptions extends EventBusOptionsBase {
   readonly nats?: Readonly<Record<string, unknown>>;
   /** Kafka settings (see `jxt-eventbus/kafka`): brokers, partitions, compression. */
   readonly kafka?: Readonly<Record<string, unknown>>;
+  /**
+   * 'aggregate' (default): at most one publish per aggregate (envelope
+   * aggregateId, raw `key`) is unacknowledged at a time, so a broker
+   * connection failure can never store an aggregate's events out of order.
+   * 'none': everything pipelined; faster for single hot aggregates, but a
+   * reconnect may reorder an aggregate's in-flight events.
+   */
+  readonly publishOrdering?: 'aggregate' | 'none';
 }
 
 export interface ResolvedBusOptions {
@@ -22,11 +30,13 @@ export interface ResolvedBusOptions {
   readonly onPublishResult: ((r: PublishResult) => void) | undefined;
   readonly maxPendingPublishes: number;
   readonly closeTimeoutMs: number;
+  readonly publishOrdering: 'aggregate' | 'none';
 }
 
 export const busDefaults = {
   maxPendingPublishes: 10_000,
   closeTimeoutMs: 30_000,
+  publishOrdering: 'aggregate',
 } as const;
 
 const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
@@ -70,5 +80,16 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       busDefaults.maxPendingPublishes,
     ),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, busDefaults.closeTimeoutMs),
+    publishOrdering: resolveOrdering(options.publishOrdering),
   };
+}
+
+function resolveOrdering(value: unknown): 'aggregate' | 'none' {
+  if (value === undefined) return busDefaults.publishOrdering;
+  if (value !== 'aggregate' && value !== 'none') {
+    throw new InvalidArgumentError(
+      `Expected \`publishOrdering\` to be 'aggregate' or 'none', got ${String(value)}`,
+    );
+  }
+  return value;
 }

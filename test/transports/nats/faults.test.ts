@@ -149,6 +149,53 @@ describe('nats faults (bus level)', { timeout: 300_000 }, () => {
     assert.equal(r.acknowledged, 10_000);
   });
 
+  it('pipelined publishing (many in flight per aggregate) through a kill -9 → stream order per aggregate holds', async () => {
+    const topic = `fault-pipelined-${randomUUID().slice(0, 6)}`;
+    const checker = createOrderChecker();
+    const producer = await bus('pipelined-p', {
+      onPublishResult: (r: PublishResult) =>
+        r.success ? checker.acknowledged(r.eventId) : checker.failed(r.eventId),
+    });
+    const consumer = await bus('pipelined-c');
+    const total = 20_000;
+    const done = until(
+      () => checker.expectedCount() === total && checker.outstanding() === 0,
+      () => formatReport(checker.report()),
+    );
+    await consumer.subscribeEnvelope(topic, (e) => {
+      checker.observe(e.eventId, e.aggregateId, e.eventVersion);
+      done.check();
+    });
+    let restarted: Promise<void> | undefined;
+    for (let i = 0; i < total; i++) {
+      const eventId = randomUUID();
+      const key = `p-${i % 20}`;
+      checker.expect(eventId, key, Math.floor(i / 20));
+      await producer.publishEnvelope(topic, {
+        eventId,
+        aggregateId: key,
+        eventType: 'T',
+        eventVersion: i,
+        payload: i,
+      });
+      if (i === 8000) {
+        restarted = (async () => {
+          await server.kill('SIGKILL');
+          await server.restart();
+        })();
+      }
+    }
+    await restarted;
+    await producer.flush({ timeoutMs: 60_000 });
+    done.check();
+    await done.wait(120_000);
+    const r = checker.report();
+    process.stdout.write(`# fault pipelined kill -9: ${formatReport(r)}\n`);
+    assert.equal(r.lost, 0, formatReport(r));
+    assert.equal(r.outOfOrder, 0, formatReport(r));
+    assert.equal(r.unexpected, 0, formatReport(r));
+  });
+
   it('SIGSTOP for 8 s, then SIGCONT: every publish settles within its timeout, nothing lost, processing resumes', async () => {
     const topic = `fault-stop-${randomUUID().slice(0, 6)}`;
     const checker = createOrderChecker();
