@@ -53,6 +53,8 @@ interface ActivePull {
 const RECREATE_DELAY_MS = 1_000;
 /** How long after its expiry a pull may still deliver (network, busy server). */
 const SERVER_PULL_GRACE_MS = 250;
+/** Slack after a pull's expiry before a partly answered pull counts as expired. */
+const PULL_EXPIRY_GRACE_MS = 25;
 const DONE: PullOutcome = { kind: 'done' };
 const EXPIRED: PullOutcome = { kind: 'expired' };
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
@@ -331,10 +333,26 @@ export class NatsPullSubscription implements TransportSubscription {
    */
   #armSafety(pull: ActivePull): void {
     clearTimeout(pull.timer);
+    // First check shortly after the pull's own expiry: nats-server 2.9 sends no
+    // 408 for a pull that expired after delivering part of its batch, and
+    // waiting for the long safety margin there stalled delivery for ~1 s
+    // (p99 publish→handler ≈ 980 ms at 1,000 msg/s). A pull that got messages
+    // was answered, so it is simply over; one that got nothing keeps the long
+    // margin (no answer at all is how 2.9 reports a missing consumer).
+    const early = this.#deps.options.consumer.fetchMaxWaitMs + PULL_EXPIRY_GRACE_MS;
     pull.timer = setTimeout(() => {
-      if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
-      else this.#armSafety(pull);
-    }, this.#safetyMs);
+      if (pull.received > 0 && this.#deps.conn.connected) {
+        this.#finish(pull, EXPIRED);
+        return;
+      }
+      pull.timer = setTimeout(
+        () => {
+          if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
+          else this.#armSafety(pull);
+        },
+        Math.max(0, this.#safetyMs - early),
+      );
+    }, early);
   }
 
   #finish(pull: ActivePull, outcome: PullOutcome): void {
