@@ -84,8 +84,23 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value).slice(0, 40)}`;
 }
 
+let lastNowMs = 0;
+let lastNowIso = '';
+
+/** The current time as ISO 8601, formatted once per millisecond (hot path of every publish). */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastNowMs) {
+    lastNowMs = now;
+    lastNowIso = new Date(now).toISOString();
+  }
+  return lastNowIso;
+}
+
+const ISO_PREFIX = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
 function normaliseTimestamp(value: unknown): string {
-  if (value === undefined || value === null) return new Date().toISOString();
+  if (value === undefined || value === null) return isoNow();
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) {
       throw new ValidationError(
@@ -144,20 +159,39 @@ export function createEnvelope<P>(input: EnvelopeInput<P>): Envelope<P> {
   return envelope;
 }
 
-/** Validates a complete envelope (e.g. one decoded from the wire). */
+/**
+ * Validates a complete envelope (e.g. one decoded from the wire) in place,
+ * without copying it: this runs for every consumed message.
+ */
 export function validateEnvelope(value: unknown): asserts value is Envelope {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ValidationError('envelope', `Expected an envelope object, got ${describe(value)}`);
   }
   const v = value as Record<string, unknown>;
   requireString(v.eventId, 'eventId');
-  if (v.timestamp === undefined) {
+  requireString(v.aggregateId, 'aggregateId');
+  requireString(v.eventType, 'eventType');
+  const version = v.eventVersion;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
     throw new ValidationError(
-      'timestamp',
-      'Expected envelope.timestamp to be an ISO 8601 string, got undefined',
+      'eventVersion',
+      `Expected envelope.eventVersion to be an integer >= 0, got ${describe(version)}`,
     );
   }
-  createEnvelope(v as unknown as EnvelopeInput);
+  if (typeof v.timestamp !== 'string' || !ISO_PREFIX.test(v.timestamp)) {
+    throw new ValidationError(
+      'timestamp',
+      `Expected envelope.timestamp to be an ISO 8601 string, got ${describe(v.timestamp)}`,
+    );
+  }
+  if (v.payload === undefined) {
+    throw new ValidationError(
+      'payload',
+      'Expected envelope.payload to be a JSON value or bytes, got undefined',
+    );
+  }
+  optionalString(v.traceId, 'traceId');
+  optionalString(v.correlationId, 'correlationId');
 }
 
 const encoder = new TextEncoder();

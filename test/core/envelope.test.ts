@@ -69,6 +69,24 @@ describe('envelope', () => {
       [Buffer.from([0xff, 0xfe]), /do not parse/],
       [Buffer.from('[]'), /envelope object/],
       [Buffer.from('{"aggregateId":"a"}'), /eventId/],
+      [
+        Buffer.from(
+          '{"eventId":"e","aggregateId":"a","eventType":"T","eventVersion":"1","timestamp":"2026-01-01T00:00:00Z","payload":1}',
+        ),
+        /eventVersion/,
+      ],
+      [
+        Buffer.from(
+          '{"eventId":"e","aggregateId":"a","eventType":"T","eventVersion":1,"timestamp":"yesterday","payload":1}',
+        ),
+        /timestamp/,
+      ],
+      [
+        Buffer.from(
+          '{"eventId":"e","aggregateId":"a","eventType":"T","eventVersion":1,"timestamp":"2026-01-01T00:00:00Z"}',
+        ),
+        /payload/,
+      ],
     ];
     for (const [data, reason] of bad) {
       assert.throws(
