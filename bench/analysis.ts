@@ -2,6 +2,7 @@
 import type {
   BenchReport,
   LatencyRow,
+  MemoryGrowth,
   RatioRow,
   TargetResult,
   ThroughputRow,
@@ -57,24 +58,39 @@ function ratioTarget(
   };
 }
 
-export interface MemoryGrowth {
-  readonly rssAfter100k: number | undefined;
-  readonly rssAfter1M: number | undefined;
-  readonly inRun100k: number | undefined;
-  readonly inRun1M: number | undefined;
-}
-
-export function memoryGrowth(rows: readonly ThroughputRow[]): MemoryGrowth {
+export function memoryGrowth(rows: readonly ThroughputRow[], soak: ThroughputRow | undefined): MemoryGrowth {
+  if (soak !== undefined) {
+    const at = (processed: number) => soak.resources.checkpoints.find((c) => c.processed === processed);
+    return {
+      source: 'soak',
+      rssAt100k: at(100_000)?.rss,
+      rssAtEnd: at(soak.messages)?.rss,
+      heapAt100k: at(100_000)?.heapUsed,
+      heapAtEnd: at(soak.messages)?.heapUsed,
+      endMessages: soak.messages,
+    };
+  }
   const e2e = (messages: number) =>
     rows.find((r) => r.scenario === 'e2e' && r.system === 'ours-nats' && r.messages === messages);
   const r100k = e2e(100_000);
   const r1M = e2e(1_000_000);
-  const at = (processed: number) => r1M?.resources.checkpoints.find((c) => c.processed === processed)?.rss;
+  if (r100k === undefined || r1M === undefined) {
+    return {
+      source: 'none',
+      rssAt100k: undefined,
+      rssAtEnd: undefined,
+      heapAt100k: undefined,
+      heapAtEnd: undefined,
+      endMessages: undefined,
+    };
+  }
   return {
-    rssAfter100k: r100k?.resources.after.rss,
-    rssAfter1M: r1M?.resources.after.rss,
-    inRun100k: at(100_000),
-    inRun1M: at(1_000_000),
+    source: 'e2e rows',
+    rssAt100k: r100k.resources.after.rss,
+    rssAtEnd: r1M.resources.after.rss,
+    heapAt100k: r100k.resources.after.heapUsed,
+    heapAtEnd: r1M.resources.after.heapUsed,
+    endMessages: 1_000_000,
   };
 }
 
@@ -85,6 +101,7 @@ export function targets(
   latency: readonly LatencyRow[],
   ratioRows: readonly RatioRow[],
   growth: MemoryGrowth,
+  soak?: ThroughputRow,
 ): TargetResult[] {
   const out: TargetResult[] = [
     ratioTarget(ratioRows, 'publish', 'publish', 'envelope publish ≥ 3.0× raw js.publish', 3.0),
@@ -114,20 +131,23 @@ export function targets(
     holds: p99 ? p99.p99 <= 5 : undefined,
   });
 
-  const inRun = growth.inRun100k !== undefined && growth.inRun1M !== undefined;
-  const a = inRun ? growth.inRun100k : growth.rssAfter100k;
-  const b = inRun ? growth.inRun1M : growth.rssAfter1M;
+  const a = growth.rssAt100k;
+  const b = growth.rssAtEnd;
+  const heap =
+    growth.heapAt100k !== undefined && growth.heapAtEnd !== undefined
+      ? `; heap used ${mib(growth.heapAtEnd)} vs ${mib(growth.heapAt100k)}`
+      : '';
   out.push({
     id: 'rss',
     description: 'RSS after 1,000,000 within 10% of RSS after 100,000',
     measured:
       a !== undefined && b !== undefined
-        ? `${mib(b)} vs ${mib(a)} (${(((b - a) / a) * 100).toFixed(1)}%, ${inRun ? 'within the 1M e2e run' : 'after the e2e runs'})`
-        : 'needs the 100k and 1M levels',
+        ? `${mib(b)} at ${(growth.endMessages ?? 0).toLocaleString('en-US')} vs ${mib(a)} at 100,000 (${(((b - a) / a) * 100).toFixed(1)}%${heap}; ${growth.source === 'soak' ? 'memory soak, GC before each sample' : 'after the 100k and 1M e2e runs'})`
+        : 'needs --1m (or --soak N)',
     holds: a !== undefined && b !== undefined ? b <= a * 1.1 : undefined,
   });
 
-  const ours = [...throughput, ...latency].filter((r) => r.system !== 'raw-nats');
+  const ours = [...throughput, ...latency, ...(soak ? [soak] : [])].filter((r) => r.system !== 'raw-nats');
   const leaking = ours.filter((r) => r.resources.handleDelta > 0);
   out.push({
     id: 'handles',
@@ -146,12 +166,13 @@ export function targets(
 export function analyse(
   throughput: readonly ThroughputRow[],
   latency: readonly LatencyRow[],
+  soak?: ThroughputRow,
 ): Pick<BenchReport, 'ratios' | 'targets' | 'memoryGrowth'> {
   const ratioRows = ratios(throughput);
-  const growth = memoryGrowth(throughput);
+  const growth = memoryGrowth(throughput, soak);
   return {
     ratios: ratioRows,
-    targets: targets(throughput, latency, ratioRows, growth),
+    targets: targets(throughput, latency, ratioRows, growth, soak),
     memoryGrowth: growth,
   };
 }

@@ -41,6 +41,7 @@ Options:
   --levels LIST     levels to run, by name or message count, comma-separated
                     (default: low,medium,high,extreme,100k = 500,2000,5000,10000,100000)
   --1m              add the 1M level (1,000,000 messages; tens of minutes on 2 cores)
+  --soak N          memory soak of N messages (our bus, e2e; RSS at 100k vs at N); default 1,000,000 with --1m
   --repeat N        runs per cell for levels up to 10,000 messages, median reported (default 3)
   --quick           small levels and short latency runs (CI smoke; ratios not meaningful)
   --rates LIST      latency offered rates in msg/s (default 1000,5000,20000)
@@ -94,6 +95,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
       quick: { type: 'boolean', default: false },
       '1m': { type: 'boolean', default: false },
       repeat: { type: 'string' },
+      soak: { type: 'string' },
       rates: { type: 'string' },
       'latency-seconds': { type: 'string' },
       scenarios: { type: 'string' },
@@ -145,15 +147,45 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
     sampleIntervalMs: DEFAULTS.sampleIntervalMs,
     repeat,
+    soak: parseSoak(values.soak),
   };
 }
 
-function git(args: string[]): string | undefined {
+function parseSoak(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value.replace(/_/g, ''));
+  if (!(Number.isSafeInteger(n) && n >= 100_000)) {
+    throw new Error(`Expected --soak to be a message count >= 100000, got "${value}"`);
+  }
+  return n;
+}
+
+function git(args: string[], trim = true): string | undefined {
   try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const out = execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return trim ? out.trim() : out;
   } catch {
     return undefined;
   }
+}
+
+interface GitState {
+  readonly commit: string | undefined;
+  readonly dirtySrc: readonly string[];
+}
+
+function gitState(): GitState {
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    dirtySrc: (git(['status', '--porcelain', '--', 'src'], false) ?? '')
+      .split('\n')
+      .filter((l) => l.length > 3)
+      .map((l) => l.slice(3)),
+  };
+}
+
+function sameGit(a: GitState, b: GitState): boolean {
+  return a.commit === b.commit && a.dirtySrc.join() === b.dirtySrc.join();
 }
 
 /** `2026-11-23T01-50-12Z`: sortable and safe in file names. */
@@ -173,6 +205,8 @@ export interface BenchFiles {
 /** Runs the bench with `config`; writes the JSON and HTML; returns their paths and the report. */
 export async function runBench(config: BenchConfig, argv: readonly string[] = []): Promise<BenchFiles> {
   const started = new Date();
+  // The process runs the src/ it loaded at start (and the transports it loads in the warm-up).
+  const gitAtStart = gitState();
   const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
   const stamp = stampOf(started);
   await mkdir(config.outDir, { recursive: true });
@@ -190,6 +224,7 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
       fileStamp: stamp,
     });
     sampler.stop();
+    const gitAtEnd = gitState();
     const report: BenchReport = {
       meta: {
         date: started.toISOString(),
@@ -200,11 +235,9 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         totalMemoryBytes: totalmem(),
         loadAverage: { start: loadAtStart, end: loadavg().map((l) => Math.round(l * 100) / 100) },
         natsServer: env?.version ?? 'not used',
-        gitCommit: git(['rev-parse', '--short', 'HEAD']),
-        gitDirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '')
-          .split('\n')
-          .map((l) => l.slice(3).trim())
-          .filter((l) => l.length > 0),
+        gitCommit: gitAtStart.commit,
+        gitDirtySrc: gitAtStart.dirtySrc,
+        ...(sameGit(gitAtStart, gitAtEnd) ? {} : { gitAtEnd }),
         quick: config.quick,
         levels: config.levels,
         latencyRates: config.latencyRates,
@@ -218,9 +251,10 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         argv,
       },
       throughput: result.throughput,
+      ...(result.soak ? { soak: result.soak } : {}),
       latency: result.latency,
       profiles: result.profiles,
-      ...analyse(result.throughput, result.latency),
+      ...analyse(result.throughput, result.latency, result.soak),
       timeline: sampler.samples,
     };
     const json = join(config.outDir, `${stamp}.json`);

@@ -49,6 +49,8 @@ export interface BenchConfig {
   readonly systems: readonly SystemName[];
   /** Which scenarios to run (default all). */
   readonly scenarios: readonly ScenarioName[];
+  /** Messages of the memory soak; default: 1,000,000 when the 1M level runs, else none. */
+  readonly soak: number | undefined;
   /** Runs per cell for the small levels (<= 10,000 messages); the median run is reported. */
   readonly repeat: number;
   /** Resource timeline sampling interval. */

@@ -4,7 +4,7 @@
  * and the wrapper that takes the resource baseline, shows the phase's
  * progress bar and turns the run's outcome into a report row.
  */
-import type { OrderChecker } from '../src/testing/checker.ts';
+import type { CheckerReport, OrderChecker } from '../src/testing/checker.ts';
 import type { Progress } from './progress.ts';
 import type { RunProbe, RunResources, Sampler } from './resources.ts';
 
@@ -59,6 +59,7 @@ export class Counter {
     this.#probe?.checkpoint(`${this.#label} ${n}`, n);
     let next = n + this.#step;
     if (n < 100_000 && next > 100_000 && this.#target >= 100_000) next = 100_000;
+    if (n < this.#target && next > this.#target) next = this.#target;
     this.#nextMark = next;
   }
 
@@ -117,6 +118,15 @@ export interface RunOutcome {
   readonly checker: OrderChecker;
   readonly notes: string[];
   readonly acksSettled?: boolean;
+  /** End-to-end runs: what the broker stored (read back untimed), to tell publish-side from consume-side problems. */
+  readonly stored?: StoredOrder;
+}
+
+export interface StoredOrder {
+  readonly outOfOrder: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly examples: readonly string[];
 }
 
 export interface MeasureContext {
@@ -124,29 +134,46 @@ export interface MeasureContext {
   readonly progress: Progress;
 }
 
+/** What a measured run hands back once its checker was summarised and released. */
+export type Measured<T extends { readonly checker: OrderChecker }> = Omit<T, 'checker'>;
+
 /**
  * Runs `body` between a resource baseline (before anything is opened) and the
- * after-close measurement; `body` must close every connection it opened.
+ * after-close measurement; `body` must close every connection it opened. The
+ * checker's report is taken and the checker released before "after" is
+ * measured, so the bench's own per-message bookkeeping is not counted as ours.
  */
-export async function measured<T extends { readonly notes: string[] }>(
+export async function measured<T extends { readonly notes: string[]; readonly checker: OrderChecker }>(
   ctx: MeasureContext,
   spec: RunSpec,
   body: (probe: RunProbe, counter: Counter) => Promise<T>,
-): Promise<{ outcome: T; resources: RunResources; stalls: StallStats }> {
+  options: { readonly gcAtCheckpoints?: boolean } = {},
+): Promise<{
+  outcome: Measured<T>;
+  report: CheckerReport;
+  resources: RunResources;
+  stalls: StallStats;
+}> {
   ctx.sampler.phase = spec.label;
   const probe = ctx.sampler.probe();
+  probe.gcAtCheckpoints = options.gcAtCheckpoints === true;
   const counter = new Counter(spec.total, spec.label, probe);
   const phase = ctx.progress.phase(spec.label, spec.total, () => counter.n);
-  let outcome: T;
+  let result: T | undefined;
   try {
-    outcome = await body(probe, counter);
+    result = await body(probe, counter);
   } finally {
     phase.stop();
   }
+  const report = result.checker.report();
+  const { checker: _released, ...rest } = result;
+  const outcome = rest as Measured<T>;
+  result = undefined;
   const resources = await probe.finish();
   ctx.sampler.release(probe);
+  const notes = outcome.notes;
   if (resources.handleDelta > 0) {
-    outcome.notes.push(
+    notes.push(
       `handles not back to baseline after close: +${resources.handleDelta} (${JSON.stringify(resources.leakedHandleTypes)})`,
     );
   }
@@ -155,5 +182,5 @@ export async function measured<T extends { readonly notes: string[] }>(
     totalMs: Math.round(counter.stalledMs),
     longestGapMs: Math.round(counter.longestGapMs),
   };
-  return { outcome, resources, stalls };
+  return { outcome, report, resources, stalls };
 }

@@ -7,7 +7,7 @@ import { createEventBus, type EventBus, type PublishResult } from '../src/index.
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import type { MemoryBroker } from '../src/transports/memory/index.ts';
 import { createRecorder, type LatencyRecorder, paced } from './latency.ts';
-import { Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
+import { Counter, deadlineFor, type RunOutcome, type StoredOrder, within } from './measure.ts';
 import { acksSettled, type NatsEnv, readBack } from './nats-env.ts';
 import type { Workload } from './workload.ts';
 
@@ -83,6 +83,23 @@ async function verifyStored(target: OursTarget, w: Workload, checker: OrderCheck
       );
     }
   }
+}
+
+/** Reads back what the broker stored for messages 0..n-1 (untimed) and classifies its order. */
+export async function storedOrder(target: OursTarget, w: Workload, n: number): Promise<StoredOrder> {
+  const checker = createOrderChecker();
+  for (let i = 0; i < n; i++) {
+    w.expect(checker, i);
+    checker.acknowledged(w.eventIdOf(i));
+  }
+  await verifyStored(target, w, checker);
+  const r = checker.report();
+  return {
+    outOfOrder: r.outOfOrder,
+    lost: r.lost,
+    duplicated: r.duplicated,
+    examples: [...r.examples.outOfOrder.slice(0, 3), ...r.examples.lost.slice(0, 3)],
+  };
 }
 
 /**
@@ -190,8 +207,9 @@ export async function oursEndToEnd(
   n: number,
   consumed: Counter,
   results: Counter,
+  options: { readonly checker?: OrderChecker; readonly readBack?: boolean } = {},
 ): Promise<RunOutcome> {
-  const checker = createOrderChecker();
+  const checker = options.checker ?? createOrderChecker();
   const notes: string[] = [];
   const pub = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
   const sub = await openBus(target, SUB_CLIENT);
@@ -206,7 +224,9 @@ export async function oursEndToEnd(
     if (!(await within(done, deadlineFor(n)))) {
       notes.push(`only ${results.n}/${n} results and ${consumed.n}/${n} consumed`);
     }
-    return { elapsedMs: performance.now() - started, checker, notes };
+    const elapsedMs = performance.now() - started;
+    if (options.readBack === false) return { elapsedMs, checker, notes };
+    return { elapsedMs, checker, notes, stored: await storedOrder(target, w, n) };
   } finally {
     await Promise.all([pub.close(), sub.close()]);
   }

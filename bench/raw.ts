@@ -19,7 +19,7 @@ import {
   STREAM_PREFIX,
   streamNameFor,
 } from './nats-env.ts';
-import type { LatencyOutcome } from './ours.ts';
+import { type LatencyOutcome, storedOrder } from './ours.ts';
 import { decodeRaw, rawMessage, type Workload } from './workload.ts';
 
 export const RAW_DURABLE = 'bench-raw';
@@ -195,7 +195,8 @@ export async function rawEndToEnd(
       results.inc();
     }
     if (!(await within(finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
-    return { elapsedMs: performance.now() - started, checker, notes };
+    const elapsedMs = performance.now() - started;
+    return { elapsedMs, checker, notes, stored: await storedOrder({ kind: 'nats', env }, w, n) };
   } finally {
     await Promise.all([pubNc.close(), subNc.close()]);
   }

@@ -82,6 +82,8 @@ export class RunProbe {
   rssMax = 0;
   heapUsedMax = 0;
   handlesMax = 0;
+  /** Full GC before each checkpoint (memory soak: retained memory, not garbage). */
+  gcAtCheckpoints = false;
 
   constructor() {
     gcNow();
@@ -96,6 +98,7 @@ export class RunProbe {
 
   /** A sample at a known point of the run (e.g. "100k processed"). */
   checkpoint(label: string, processed: number): void {
+    if (this.gcAtCheckpoints) gcNow();
     const m = memoryNow();
     const h = handlesNow().total;
     this.observe(m.rss, m.heapUsed, h);

@@ -5,8 +5,9 @@
  * Every scenario gets fresh streams (created untimed, deleted afterwards).
  */
 import { join } from 'node:path';
-import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
+import { createOrderChecker } from '../src/testing/checker.ts';
 import { createMemoryBroker } from '../src/transports/memory/index.ts';
+import { createCompactChecker } from './compact-checker.ts';
 import type { BenchConfig, Level, SystemName } from './config.ts';
 import { summarize } from './latency.ts';
 import { Counter, type MeasureContext, measured, type RunOutcome } from './measure.ts';
@@ -37,6 +38,8 @@ import { createWorkload, type Workload } from './workload.ts';
 export const REPEAT_UP_TO = 10_000;
 
 export interface SuiteResult {
+  /** The memory soak (our bus, NATS, end to end, compact checker, GC at every checkpoint). */
+  readonly soak: ThroughputRow | undefined;
   readonly throughput: ThroughputRow[];
   readonly latency: LatencyRow[];
   readonly profiles: ProfileSummary[];
@@ -77,12 +80,21 @@ async function row(
   system: SystemName,
   body: (probe: RunProbe, counter: Counter) => Promise<RunOutcome>,
 ): Promise<ThroughputRow> {
-  const { outcome, resources, stalls } = await measured(
+  const { outcome, report, resources, stalls } = await measured(
     ctx,
     { label: `${scenario} ${level.name} ${system}`, total: level.messages },
     body,
   );
-  const report = outcome.checker.report();
+  const stored = outcome.stored;
+  if (stored && (stored.outOfOrder > 0 || stored.lost > 0 || stored.duplicated > 0)) {
+    outcome.notes.push(
+      `the broker stored ${stored.outOfOrder} out of per-aggregate order, ${stored.lost} missing, ${stored.duplicated} twice (e.g. ${stored.examples.join(', ')})`,
+    );
+  } else if (stored && report.outOfOrder > 0) {
+    outcome.notes.push(
+      'the broker stored every aggregate in order: the reordering happened on the consuming side',
+    );
+  }
   return {
     scenario,
     level: level.name,
@@ -94,6 +106,7 @@ async function row(
     resources,
     stalls,
     ...(outcome.acksSettled === undefined ? {} : { acksSettled: outcome.acksSettled }),
+    ...(outcome.stored === undefined ? {} : { stored: outcome.stored }),
     notes: outcome.notes,
   };
 }
@@ -112,6 +125,26 @@ async function preload(
     await load(counter);
   } finally {
     phase.stop();
+  }
+}
+
+/**
+ * Holds a pre-loaded run's checker until the run takes it: afterwards only the
+ * run references it, so it is released before the run's "after" memory is measured.
+ */
+class Handover<T> {
+  #value: T | undefined;
+  constructor(value: T) {
+    this.#value = value;
+  }
+  peek(): T {
+    if (this.#value === undefined) throw new Error('Expected the value not to be taken yet');
+    return this.#value;
+  }
+  take(): T {
+    const value = this.peek();
+    this.#value = undefined;
+    return value;
   }
 }
 
@@ -210,20 +243,20 @@ async function consumeScenario(ctx: SuiteContext, level: Level, rows: Throughput
     // Identical topic sets, both loaded before either is consumed.
     const sets = nats.map((system) => {
       const w = workload(ctx, name(ctx, 'con', level.name, system === 'ours-nats' ? 'ours' : 'raw'));
-      return { system, w, checker: createOrderChecker() as OrderChecker };
+      return { system, w, checker: new Handover(createOrderChecker()) };
     });
     for (const set of sets) {
       await createStreams(env, set.w.topics);
       await preload(ctx, `preload ${level.name} for ${set.system}`, n, (c) =>
-        rawPreload(env, set.w, n, set.checker, c),
+        rawPreload(env, set.w, n, set.checker.peek(), c),
       );
     }
     for (const { system, w, checker } of sets) {
       rows.push(
         await row(ctx, 'consume', level, system, (_, c) =>
           system === 'ours-nats'
-            ? oursConsume({ kind: 'nats', env }, w, n, checker, c)
-            : rawConsume(env, w, n, checker, c),
+            ? oursConsume({ kind: 'nats', env }, w, n, checker.take(), c)
+            : rawConsume(env, w, n, checker.take(), c),
         ),
       );
       await deleteStreams(env, w.topics);
@@ -232,13 +265,13 @@ async function consumeScenario(ctx: SuiteContext, level: Level, rows: Throughput
   if (wants(ctx, 'ours-memory')) {
     const w = workload(ctx, name(ctx, 'con', level.name, 'mem'));
     const broker = createMemoryBroker();
-    const checker = createOrderChecker();
+    const checker = new Handover(createOrderChecker());
     await preload(ctx, `preload ${level.name} for ours-memory`, n, (c) =>
-      oursPreloadMemory(broker, w, n, checker, c),
+      oursPreloadMemory(broker, w, n, checker.peek(), c),
     );
     rows.push(
       await row(ctx, 'consume', level, 'ours-memory', (_, c) =>
-        oursConsume({ kind: 'memory', broker }, w, n, checker, c),
+        oursConsume({ kind: 'memory', broker }, w, n, checker.take(), c),
       ),
     );
   }
@@ -285,7 +318,7 @@ async function latencyScenario(ctx: SuiteContext, rate: number, rows: LatencyRow
     if (!wants(ctx, system)) continue;
     const w = workload(ctx, name(ctx, `lat${rate}`, 'r', system));
     if (system !== 'ours-memory') await createStreams(natsEnv(ctx), w.topics);
-    const { outcome, resources, stalls } = await measured(
+    const { outcome, report, resources, stalls } = await measured(
       ctx,
       { label: `latency ${rate}/s ${system}`, total: n },
       (_, c) => {
@@ -308,12 +341,48 @@ async function latencyScenario(ctx: SuiteContext, rate: number, rows: LatencyRow
       p999: s.p999,
       max: s.max,
       mean: s.mean,
-      checker: checkerCounts(outcome.checker.report()),
+      checker: checkerCounts(report),
       resources,
       stalls,
       notes: outcome.notes,
     });
   }
+}
+
+/**
+ * Memory soak: our bus end to end on NATS for `n` messages with the compact
+ * checker (~3 bytes per message of bench bookkeeping instead of a Map entry),
+ * a full GC before every checkpoint (each tenth, and at 100,000), no read-back.
+ * RSS/heap at 100,000 vs at n is the "RSS after 1M vs after 100k" target.
+ */
+async function memorySoak(ctx: SuiteContext, n: number): Promise<ThroughputRow> {
+  const env = natsEnv(ctx);
+  const level: Level = { name: `soak-${n >= 1_000_000 ? `${n / 1_000_000}M` : n}`, messages: n };
+  const w = workload(ctx, name(ctx, 'soak', level.name, 'ours'));
+  await createStreams(env, w.topics);
+  const { outcome, report, resources, stalls } = await measured(
+    ctx,
+    { label: `memory soak ${n} ours-nats`, total: n },
+    (_, c) =>
+      oursEndToEnd({ kind: 'nats', env }, w, n, c, new Counter(n, 'results'), {
+        checker: createCompactChecker(w, n),
+        readBack: false,
+      }),
+    { gcAtCheckpoints: true },
+  );
+  await deleteStreams(env, w.topics);
+  return {
+    scenario: 'e2e',
+    level: level.name,
+    messages: n,
+    system: 'ours-nats',
+    elapsedMs: Math.round(outcome.elapsedMs * 10) / 10,
+    msgPerSec: Math.round((n / outcome.elapsedMs) * 1000),
+    checker: checkerCounts(report),
+    resources,
+    stalls,
+    notes: outcome.notes,
+  };
 }
 
 /** Every path once at a small size, discarded: the measured runs start with warm JIT and pools. */
@@ -403,11 +472,14 @@ export async function runSuite(
   if (scenarios.has('latency')) {
     for (const rate of config.latencyRates) await latencyScenario(ctx, rate, latency);
   }
+  let soak: ThroughputRow | undefined;
+  const soakSize = config.soak ?? (config.levels.some((l) => l.messages >= 1_000_000) ? 1_000_000 : 0);
+  if (soakSize > 0 && wants(ctx, 'ours-nats')) soak = await memorySoak(ctx, soakSize);
   if (config.profile && env !== undefined) {
     const candidates = config.levels.filter((l) => l.messages <= 100_000);
     const level = candidates.at(-1) ?? config.levels[0];
     if (level !== undefined) profiles = await profileOurs(ctx, level);
   }
   ctx.sampler.phase = 'done';
-  return { throughput, latency, profiles };
+  return { soak, throughput, latency, profiles };
 }

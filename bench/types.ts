@@ -1,7 +1,7 @@
 /** Shapes of bench results (what the JSON report holds). */
 import type { CheckerReport } from '../src/testing/checker.ts';
 import type { ScenarioName, SystemName } from './config.ts';
-import type { StallStats } from './measure.ts';
+import type { StallStats, StoredOrder } from './measure.ts';
 import type { RunResources, TimelineSample } from './resources.ts';
 
 export type ThroughputScenario = Exclude<ScenarioName, 'latency'>;
@@ -58,6 +58,8 @@ export interface ThroughputRow {
   readonly resources: RunResources;
   /** Gaps > 500 ms between consecutive messages (handled, or publish results for publish runs). */
   readonly stalls: StallStats;
+  /** End-to-end runs: the broker's stored order, read back after the run (publish side vs consume side). */
+  readonly stored?: StoredOrder;
   /** Consumption runs on NATS: every ack reached the broker (ack floor = last sequence). */
   readonly acksSettled?: boolean;
   /** Anything unusual (timeouts, errors); empty when the run was clean. */
@@ -125,6 +127,18 @@ export interface ProfileEntry {
   readonly pct: number;
 }
 
+export interface MemoryGrowth {
+  /** Where the numbers come from: the memory soak, or the e2e rows (after close) when there was no soak. */
+  readonly source: 'soak' | 'e2e rows' | 'none';
+  /** RSS / heap used (after a full GC in the soak) when 100,000 messages were handled, and at the end. */
+  readonly rssAt100k: number | undefined;
+  readonly rssAtEnd: number | undefined;
+  readonly heapAt100k: number | undefined;
+  readonly heapAtEnd: number | undefined;
+  /** Messages at the end (1,000,000 normally). */
+  readonly endMessages: number | undefined;
+}
+
 export interface BenchReport {
   readonly meta: {
     readonly date: string;
@@ -139,6 +153,8 @@ export interface BenchReport {
     readonly gitCommit: string | undefined;
     /** Files under src/ with uncommitted changes when the run started (the run used them). */
     readonly gitDirtySrc: readonly string[];
+    /** Present when HEAD or the uncommitted src/ files changed while the bench ran (it kept running the old code). */
+    readonly gitAtEnd?: { readonly commit: string | undefined; readonly dirtySrc: readonly string[] };
     readonly quick: boolean;
     readonly levels: readonly { readonly name: string; readonly messages: number }[];
     readonly latencyRates: readonly number[];
@@ -153,17 +169,12 @@ export interface BenchReport {
     readonly argv: readonly string[];
   };
   readonly throughput: readonly ThroughputRow[];
+  /** Memory soak (see suite.ts memorySoak); present with --1m or --soak. */
+  readonly soak?: ThroughputRow;
   readonly ratios: readonly RatioRow[];
   readonly latency: readonly LatencyRow[];
   readonly targets: readonly TargetResult[];
-  readonly memoryGrowth: {
-    /** RSS after our e2e run of the 100k level / of the 1M level (after close + GC). */
-    readonly rssAfter100k: number | undefined;
-    readonly rssAfter1M: number | undefined;
-    /** Within the 1M e2e run: RSS when 100k were processed, and at 1M. */
-    readonly inRun100k: number | undefined;
-    readonly inRun1M: number | undefined;
-  };
+  readonly memoryGrowth: MemoryGrowth;
   readonly profiles: readonly ProfileSummary[];
   readonly timeline: readonly TimelineSample[];
 }

@@ -188,6 +188,28 @@ function memoryChart(report: BenchReport): string {
   return `${memory}\n${handles}`;
 }
 
+function soakSection(report: BenchReport): string {
+  const soak = report.soak;
+  if (soak === undefined)
+    return '<p>No memory soak in this run (it runs with <code>--1m</code> or <code>--soak N</code>).</p>';
+  const points = soak.resources.checkpoints;
+  const chart = lineChart({
+    title: `Memory soak: RSS and heap (after a full GC) while our bus moves ${soak.messages.toLocaleString('en-US')} messages end to end (MiB)`,
+    xLabel: 'messages handled',
+    yLabel: 'MiB',
+    series: [
+      { name: 'RSS', color: '#c0392b', points: points.map((c) => [c.processed, c.rss / 1048576] as const) },
+      {
+        name: 'heap used',
+        color: '#2e86de',
+        points: points.map((c) => [c.processed, c.heapUsed / 1048576] as const),
+      },
+    ],
+    height: 280,
+  });
+  return `<p>Our bus on NATS, publishing and consuming ${int(soak.messages)} messages at ${int(soak.msgPerSec)} msg/s, with a compact order checker (~3 bytes per message of bench bookkeeping) and a full GC before every sample · o/l/d ${old(soak.checker)} · stalls ${stalls(soak)}</p>${chart}`;
+}
+
 function targetsTable(report: BenchReport): string {
   const rows = report.targets
     .map((t) => {
@@ -226,7 +248,7 @@ function latencyTable(report: BenchReport): string {
 }
 
 function resourceTable(report: BenchReport): string {
-  const rows = [...report.throughput, ...report.latency]
+  const rows = [...report.throughput, ...report.latency, ...(report.soak ? [report.soak] : [])]
     .map((r) => {
       const what = 'scenario' in r ? `${r.scenario} ${r.level}` : `latency ${r.rate}/s`;
       const res = r.resources;
@@ -283,7 +305,7 @@ th{background:#f4f6f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .cols{display:flex;gap:16px;flex-wrap:wrap}.meta{color:#555;font-size:13px}code{font-size:12px}
 </style></head><body>
 <h1>jxt-eventbus benchmark</h1>
-<p class="meta">${esc(m.date)} · node ${esc(m.node)} · nats-server ${esc(m.natsServer)} · ${m.cpus} × ${esc(m.cpuModel)} · ${(m.totalMemoryBytes / 1024 ** 3).toFixed(0)} GiB RAM · load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.end[0]} at the end · commit ${esc(m.gitCommit ?? 'unknown')}${m.gitDirtySrc.length > 0 ? ` (+ uncommitted changes in ${esc(m.gitDirtySrc.join(', '))})` : ''}<br>
+<p class="meta">${esc(m.date)} · node ${esc(m.node)} · nats-server ${esc(m.natsServer)} · ${m.cpus} × ${esc(m.cpuModel)} · ${(m.totalMemoryBytes / 1024 ** 3).toFixed(0)} GiB RAM · load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.end[0]} at the end · commit ${esc(m.gitCommit ?? 'unknown')}${m.gitDirtySrc.length > 0 ? ` (+ uncommitted changes in ${esc(m.gitDirtySrc.join(', '))})` : ''}${m.gitAtEnd ? ` · <b>the tree changed during the run</b> (at the end: ${esc(m.gitAtEnd.commit ?? '?')}${m.gitAtEnd.dirtySrc.length > 0 ? ` + ${esc(m.gitAtEnd.dirtySrc.join(', '))}` : ''}); the run used the code loaded at start` : ''}<br>
 ${m.topics} topics · ${m.aggregates} aggregates · ${m.payloadBytes}-byte payloads · warm-up ${int(m.warmupMessages)} messages per path · levels ${m.levels.map((l) => `${esc(l.name)} (${int(l.messages)})`).join(', ')} · run took ${(m.durationMs / 1000).toFixed(0)} s${m.quick ? ' · <b>--quick</b> (smoke sizes: ratios are not meaningful)' : ''}</p>
 <p>All three systems ran in one process, one after the other, against the same freshly spawned nats-server (fresh streams per scenario). <b>ratio</b> = our bus on NATS ÷ the official client (<code>@nats-io/jetstream</code>) doing the same work; see <code>bench/README.md</code> for what each row measures. <b>o/l/d</b> = order violations / lost / duplicated from the order checker. <b>stalls</b> = gaps of more than 500 ms between two consecutive messages of a run (count and total time).</p>
 <h2>Targets (issue 5)</h2>${targetsTable(report)}
@@ -291,6 +313,7 @@ ${m.topics} topics · ${m.aggregates} aggregates · ${m.payloadBytes}-byte paylo
 ${throughputCharts(report)}
 <h2>Latency publish→handler</h2>${latencyTable(report)}<div class="charts">${latencyCharts(report)}</div>
 <h2>Memory and handles over time</h2>${memoryChart(report)}
+<h2>Memory soak</h2>${soakSection(report)}
 <h2>Resources per run</h2>${resourceTable(report)}
 <h2>CPU profiles</h2>${profileSection(report)}
 ${notes ? `<h2>Notes</h2><ul>${notes}</ul>` : ''}

@@ -44,6 +44,10 @@ export function formatReport(report: BenchReport): string {
     `jxt-eventbus bench — ${report.meta.date} — node ${report.meta.node}, nats-server ${report.meta.natsServer}, ` +
       `${report.meta.cpus} CPUs (load ${report.meta.loadAverage.start[0]} → ${report.meta.loadAverage.end[0]}), ` +
       `${report.meta.topics} topics, ${report.meta.aggregates} aggregates, ${report.meta.payloadBytes}-byte payloads`,
+    `code: ${report.meta.gitCommit ?? 'unknown commit'}${report.meta.gitDirtySrc.length > 0 ? ` + uncommitted ${report.meta.gitDirtySrc.join(', ')}` : ''}` +
+      (report.meta.gitAtEnd
+        ? ` (the tree changed during the run; at the end: ${report.meta.gitAtEnd.commit})`
+        : ''),
     '',
     'Throughput (msg/s). ratio = ours-nats ÷ raw-nats in this run. o/l/d = order violations / lost / duplicated.',
     'stalls = gaps > 500 ms between two consecutive messages (count, total time).',
@@ -151,6 +155,27 @@ export function formatReport(report: BenchReport): string {
       [false, false, true, true, true, true, true, true],
     ),
   );
+
+  const soak = report.soak;
+  if (soak !== undefined) {
+    out.push(
+      '',
+      `Memory soak: our bus on NATS, end to end, ${int(soak.messages)} messages at ${int(soak.msgPerSec)} msg/s ` +
+        `(compact checker, full GC before each sample; o/l/d ${old(soak.checker)}, stalls ${stalls(soak)})`,
+    );
+    out.push(
+      table(
+        ['handled', 'rss MiB', 'heap used MiB', 'handles'],
+        soak.resources.checkpoints.map((c) => [
+          int(c.processed),
+          mib(c.rss),
+          mib(c.heapUsed),
+          String(c.handles),
+        ]),
+        [true, true, true, true],
+      ),
+    );
+  }
 
   out.push('', 'Targets (issue 5)');
   out.push(
