@@ -176,7 +176,8 @@ interface GitState {
 
 function gitState(): GitState {
   return {
-    commit: git(['rev-parse', '--short', 'HEAD']),
+    // BENCH_SOURCE_COMMIT: for runs from an exported tree (`git archive`), which has no .git.
+    commit: git(['rev-parse', '--short', 'HEAD']) ?? process.env.BENCH_SOURCE_COMMIT,
     dirtySrc: (git(['status', '--porcelain', '--', 'src'], false) ?? '')
       .split('\n')
       .filter((l) => l.length > 3)
