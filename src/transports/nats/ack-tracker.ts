@@ -7,8 +7,13 @@
  *   reply subject, so its eventual ack/nak/working reaches the live delivery.
  * - Sequences this subscription acked or terminated are remembered (ranges);
  *   a redelivery of one of them (ack lost in a crash) is acked again and skipped.
- * - Acks are explicit, one per message, published on the core connection
- *   (fire and forget; a lost ack means a redelivery, which the above absorbs).
+ * - Acks go out on the core connection (fire and forget; a lost ack means a
+ *   redelivery, which the above absorbs). With the explicit policy, one per
+ *   message. With AckAll (the default), finished messages are only recorded
+ *   and ONE ack for the highest finished sequence below the lowest unfinished
+ *   one is sent per flush (every few ms, or every 256 messages): the broker
+ *   treats it as acking everything below. A nak-ed sequence blocks that prefix
+ *   until it was redelivered and finished, so an AckAll ack never covers it.
  */
 import type { InboundMessage } from '../../core/transport.ts';
 import { SequenceSet } from './sequence-set.ts';
@@ -60,7 +65,7 @@ export class NatsInboundMessage implements InboundMessage {
   ack(): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#tracker.send(this.reply, ACK);
+    this.#tracker.ack(this.sequence, this.reply);
     this.#tracker.settled(this, true);
   }
 
@@ -94,11 +99,26 @@ export interface AckTrackerStats {
   readonly skippedAcked: number;
   readonly skippedInFlight: number;
   readonly settledRanges: number;
+  /** AckAll acks sent (each covering every finished message below it). */
+  readonly ackAllFlushes: number;
+  /** Finished messages waiting for an AckAll ack (held behind an unfinished one). */
+  readonly awaitingAck: number;
 }
+
+/** Finished messages per AckAll flush at most; a timer flushes smaller batches. */
+const ACK_ALL_BATCH = 256;
+const ACK_ALL_DELAY_MS = 5;
 
 export class AckTracker {
   readonly send: AckSend;
   readonly termWithReason: () => boolean;
+  readonly #all: boolean;
+  /** AckAll: finished sequences not yet covered by a sent ack → their reply subject. */
+  readonly #unacked = new Map<number, string>();
+  /** AckAll: nak-ed sequences; the ack prefix must not pass them until they were redelivered. */
+  readonly #blocked = new Set<number>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #ackAllFlushes = 0;
   readonly #inFlight = new Map<number, NatsInboundMessage>();
   readonly #settled = new SequenceSet();
   #generation = 0;
@@ -108,9 +128,63 @@ export class AckTracker {
   #skippedInFlight = 0;
   #heldNaks: Map<number, { reply: string; readonly payload: Uint8Array }> | undefined;
 
-  constructor(send: AckSend, termWithReason: () => boolean) {
+  constructor(send: AckSend, termWithReason: () => boolean, mode: 'all' | 'explicit' = 'explicit') {
     this.send = send;
     this.termWithReason = termWithReason;
+    this.#all = mode === 'all';
+  }
+
+  get mode(): 'all' | 'explicit' {
+    return this.#all ? 'all' : 'explicit';
+  }
+
+  /** A message finished: ack it now (explicit) or record it for the next AckAll flush. */
+  ack(sequence: number, reply: string): void {
+    if (!this.#all) {
+      this.send(reply, ACK);
+      return;
+    }
+    this.#unacked.set(sequence, reply);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#unacked.size >= ACK_ALL_BATCH) {
+      this.flush();
+      return;
+    }
+    if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(() => this.flush(), ACK_ALL_DELAY_MS);
+      this.#flushTimer.unref();
+    }
+  }
+
+  /** AckAll: acks the highest finished sequence below every unfinished or nak-ed one. */
+  flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#unacked.size === 0) return;
+    let limit = Number.POSITIVE_INFINITY;
+    for (const sequence of this.#inFlight.keys()) if (sequence < limit) limit = sequence;
+    for (const sequence of this.#blocked) if (sequence < limit) limit = sequence;
+    if (this.#heldNaks) for (const sequence of this.#heldNaks.keys()) if (sequence < limit) limit = sequence;
+    let best = -1;
+    let bestReply = '';
+    for (const [sequence, reply] of this.#unacked) {
+      if (sequence < limit && sequence > best) {
+        best = sequence;
+        bestReply = reply;
+      }
+    }
+    if (best < 0) return;
+    this.send(bestReply, ACK);
+    this.#ackAllFlushes++;
+    for (const sequence of this.#unacked.keys()) if (sequence <= best) this.#unacked.delete(sequence);
+  }
+
+  dispose(): void {
+    this.flush();
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
   }
 
   get generation(): number {
@@ -123,6 +197,8 @@ export class AckTracker {
       skippedAcked: this.#skippedAcked,
       skippedInFlight: this.#skippedInFlight,
       settledRanges: this.#settled.ranges,
+      ackAllFlushes: this.#ackAllFlushes,
+      awaitingAck: this.#unacked.size,
     };
   }
 
@@ -136,6 +212,7 @@ export class AckTracker {
     reply: string,
   ): NatsInboundMessage | undefined {
     if (this.#absorbDuplicate(sequence, reply)) return undefined;
+    this.#blocked.delete(sequence); // a nak-ed one came back: it is in flight again
     const message = new NatsInboundMessage(this, topic, data, headers, deliveryCount, sequence, reply);
     this.#inFlight.set(sequence, message);
     return message;
@@ -163,6 +240,7 @@ export class AckTracker {
   }
 
   releaseNaks(): void {
+    this.flush(); // acks for what finished go out before the naks
     const held = this.#heldNaks;
     this.#heldNaks = undefined;
     if (held === undefined) return;
@@ -185,7 +263,10 @@ export class AckTracker {
       return true;
     }
     if (sequence <= this.#floor || this.#settled.has(sequence)) {
-      this.send(reply, ACK);
+      // Finished before (its ack was lost): ack it again. Under AckAll it joins
+      // the next flush, which never passes an unfinished or nak-ed sequence.
+      this.ack(sequence, reply);
+      if (this.#all) this.#scheduleFlush();
       this.#skippedAcked++;
       return true;
     }
@@ -197,7 +278,13 @@ export class AckTracker {
     if (message.generation !== this.#generation) return;
     if (this.#inFlight.get(message.sequence) === message) this.#inFlight.delete(message.sequence);
     if (forGood) this.#settled.add(message.sequence);
-    if (this.#inFlight.size === 0) this.onIdle?.();
+    else if (this.#all) this.#blocked.add(message.sequence);
+    if (this.#inFlight.size === 0) {
+      if (this.#all) this.flush();
+      this.onIdle?.();
+    } else if (this.#all && this.#unacked.size > 0) {
+      this.#scheduleFlush();
+    }
   }
 
   /** Called whenever the last in-flight message was settled. */
@@ -223,6 +310,8 @@ export class AckTracker {
   /** The stream was recreated: sequences start over, forget everything. */
   reset(): void {
     this.#generation++;
+    this.#unacked.clear();
+    this.#blocked.clear();
     this.#inFlight.clear();
     this.#settled.clear();
     this.#floor = 0;

@@ -19,6 +19,7 @@ export interface ConsumerSpec {
   readonly ackWaitMs: number;
   readonly maxAckPending: number;
   readonly maxWaiting: number;
+  readonly ackPolicy: 'all' | 'explicit';
 }
 
 /** AckWait stays above the pool's handler timeout, with a margin for the ack to travel. */
@@ -34,7 +35,7 @@ function configFor(spec: ConsumerSpec, startSequence: number | undefined): Parti
       : { deliver_policy: DeliverPolicy.All };
   return {
     durable_name: spec.durable,
-    ack_policy: AckPolicy.Explicit,
+    ack_policy: spec.ackPolicy === 'all' ? AckPolicy.All : AckPolicy.Explicit,
     ack_wait: spec.ackWaitMs * NANOS_PER_MS,
     max_ack_pending: spec.maxAckPending,
     max_waiting: spec.maxWaiting,
@@ -92,10 +93,21 @@ export async function ensureConsumer(
       { retryable: false },
     );
   }
-  if (config.ack_policy !== AckPolicy.Explicit) {
+  const want = spec.ackPolicy === 'all' ? AckPolicy.All : AckPolicy.Explicit;
+  if (
+    config.ack_policy !== want &&
+    config.ack_policy !== AckPolicy.All &&
+    config.ack_policy !== AckPolicy.Explicit
+  ) {
     logger.warn(
       { stream: spec.stream, durable: spec.durable, ackPolicy: config.ack_policy },
-      `nats: consumer ${spec.durable} has ack policy ${config.ack_policy}, expected explicit; using it as is`,
+      `nats: consumer ${spec.durable} has ack policy ${config.ack_policy}; expected ${want}; using it as is`,
+    );
+  } else if (config.ack_policy !== want) {
+    // The ack policy of an existing durable cannot change: the subscription follows it.
+    logger.info(
+      { stream: spec.stream, durable: spec.durable, ackPolicy: config.ack_policy },
+      `nats: consumer ${spec.durable} exists with ack policy ${config.ack_policy}; using it`,
     );
   }
   const wantAckWait = spec.ackWaitMs * NANOS_PER_MS;
@@ -110,4 +122,9 @@ export async function ensureConsumer(
     }
   }
   return info;
+}
+
+/** The ack mode a subscription must use for this consumer. */
+export function ackModeOf(info: ConsumerInfo): 'all' | 'explicit' {
+  return info.config.ack_policy === AckPolicy.All ? 'all' : 'explicit';
 }

@@ -25,6 +25,14 @@ export interface NatsConsumerOptions {
   readonly maxWaiting?: number;
   /** Consumer AckWait; raised to handlerTimeoutMs + margin when lower. Default 30 s. */
   readonly ackWaitMs?: number;
+  /**
+   * 'explicit' (default): one ack per message; safe with several members per group.
+   * 'all': acks are coalesced into one AckAll ack for the contiguous finished
+   * prefix (per-message acks are the main server-side cost). Only with ONE
+   * member per (topic, group): an AckAll ack also covers messages the broker
+   * handed to other members. An existing durable keeps its own policy.
+   */
+  readonly ackPolicy?: 'all' | 'explicit';
 }
 
 export interface NatsTransportOptions {
@@ -87,6 +95,7 @@ export const NATS_DEFAULTS = {
     maxAckPending: 10_000,
     maxWaiting: 1_000,
     ackWaitMs: 30_000,
+    ackPolicy: 'explicit',
   },
   maxPendingPublishes: 10_000,
   publishTimeoutMs: 5_000,
@@ -173,6 +182,7 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
       maxAckPending: integer(consumer.maxAckPending, 'consumer.maxAckPending', d.consumer.maxAckPending, 1),
       maxWaiting: integer(consumer.maxWaiting, 'consumer.maxWaiting', d.consumer.maxWaiting, 1),
       ackWaitMs: integer(consumer.ackWaitMs, 'consumer.ackWaitMs', d.consumer.ackWaitMs, 100),
+      ackPolicy: ackPolicy(consumer.ackPolicy, d.consumer.ackPolicy),
     },
     maxPendingPublishes: integer(o.maxPendingPublishes, 'maxPendingPublishes', d.maxPendingPublishes, 1),
     publishTimeoutMs: integer(o.publishTimeoutMs, 'publishTimeoutMs', d.publishTimeoutMs, 10),
@@ -184,4 +194,14 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
     apiTimeoutMs: integer(o.apiTimeoutMs, 'apiTimeoutMs', d.apiTimeoutMs, 100),
     connectOptions: object(o.connectOptions, 'connectOptions') as Omit<NodeConnectionOptions, 'servers'>,
   };
+}
+
+function ackPolicy(value: unknown, fallback: 'all' | 'explicit'): 'all' | 'explicit' {
+  if (value === undefined) return fallback;
+  if (value !== 'all' && value !== 'explicit') {
+    throw new InvalidArgumentError(
+      `Expected \`nats.consumer.ackPolicy\` to be 'all' or 'explicit', got ${String(value)}`,
+    );
+  }
+  return value;
 }

@@ -161,6 +161,7 @@ export class NatsPullSubscription implements TransportSubscription {
     stream: StreamHandle,
     spec: ConsumerSpec,
     ackFloor: number,
+    ackMode: 'all' | 'explicit',
     flow: FlowControl,
   ) {
     this.#deps = deps;
@@ -183,6 +184,7 @@ export class NatsPullSubscription implements TransportSubscription {
         }
       },
       () => conn.supportsTermReason,
+      ackMode,
     );
     this.#tracker.setFloor(ackFloor);
     const inbox = createInbox(options.connectOptions.inboxPrefix);
@@ -539,6 +541,7 @@ export class NatsPullSubscription implements TransportSubscription {
         });
       }
       this.#tracker.releaseNaks();
+      this.#tracker.dispose();
       this.#unlistenReconnect();
       if (!this.#deps.conn.nc.isClosed()) this.#sub.unsubscribe();
     })();

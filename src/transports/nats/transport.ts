@@ -14,7 +14,7 @@ import type {
   TransportSubscription,
 } from '../../core/transport.ts';
 import type { NatsConnectionManager } from './connection.ts';
-import { ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
+import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 import { PipelinedPublisher } from './publisher.ts';
@@ -129,6 +129,7 @@ export class NatsTransport implements Transport {
       ackWaitMs: ackWaitFor(consumer.ackWaitMs, handlerTimeoutMs),
       maxAckPending: consumer.maxAckPending,
       maxWaiting: consumer.maxWaiting,
+      ackPolicy: consumer.ackPolicy,
     };
     const info = await ensureConsumer(this.#jsm, spec, this.#logger);
     const deps = {
@@ -138,7 +139,14 @@ export class NatsTransport implements Transport {
       options: this.#options,
       logger: this.#logger,
     };
-    const subscription = new NatsPullSubscription(deps, stream, spec, info.ack_floor.stream_seq, flow);
+    const subscription = new NatsPullSubscription(
+      deps,
+      stream,
+      spec,
+      info.ack_floor.stream_seq,
+      ackModeOf(info),
+      flow,
+    );
     this.#subscriptions.add(subscription);
     subscription.start();
     return {

@@ -9,41 +9,43 @@ import { runConformanceSuite } from '../../../src/testing/index.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import { type Inspector, inspector } from './helpers.ts';
 
-describe('nats transport', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
+for (const ackPolicy of ['explicit', 'all'] as const) {
+  describe(`nats transport (ackPolicy ${ackPolicy})`, () => {
+    let server: NatsServerHandle;
+    let inspect: Inspector;
 
-  before(async () => {
-    server = await startNatsServer({ jetstream: true });
-    inspect = await inspector(server.url);
-  });
+    before(async () => {
+      server = await startNatsServer({ jetstream: true });
+      inspect = await inspector(server.url);
+    });
 
-  after(async () => {
-    await inspect?.close();
-    await server?.stop();
-  });
+    after(async () => {
+      await inspect?.close();
+      await server?.stop();
+    });
 
-  runConformanceSuite({
-    name: 'nats',
-    features: {
-      persistent: true,
-      consumerGroups: true,
-      newSubscriberReceivesOldMessages: true,
-      brokerDeduplication: true,
-    },
-    createBus: (overrides) =>
-      createEventBus({
-        ...overrides,
-        transport: 'nats',
-        nats: { servers: server.url },
-        metrics: { enabled: false },
-      }),
-    // Straight onto the topic's stream with the official client (the suite subscribed first, so it exists).
-    injectRaw: async (topic, data, headers = {}) => {
-      const h = natsHeaders();
-      for (const [k, v] of Object.entries(headers)) h.set(k, v);
-      const ack = await inspect.nc.request(topic, data, { timeout: 5_000, headers: h });
-      if (ack.headers?.code) throw new Error(`inject into ${topic} failed: ${ack.headers.code}`);
-    },
+    runConformanceSuite({
+      name: `nats, ackPolicy ${ackPolicy}`,
+      features: {
+        persistent: true,
+        consumerGroups: true,
+        newSubscriberReceivesOldMessages: true,
+        brokerDeduplication: true,
+      },
+      createBus: (overrides) =>
+        createEventBus({
+          ...overrides,
+          transport: 'nats',
+          nats: { servers: server.url, consumer: { ackPolicy } },
+          metrics: { enabled: false },
+        }),
+      // Straight onto the topic's stream with the official client (the suite subscribed first, so it exists).
+      injectRaw: async (topic, data, headers = {}) => {
+        const h = natsHeaders();
+        for (const [k, v] of Object.entries(headers)) h.set(k, v);
+        const ack = await inspect.nc.request(topic, data, { timeout: 5_000, headers: h });
+        if (ack.headers?.code) throw new Error(`inject into ${topic} failed: ${ack.headers.code}`);
+      },
+    });
   });
-});
+}

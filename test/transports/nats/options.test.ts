@@ -19,6 +19,7 @@ describe('nats options', () => {
       maxAckPending: 10_000,
       maxWaiting: 1_000,
       ackWaitMs: 30_000,
+      ackPolicy: 'explicit',
     });
     assert.equal(o.maxPendingPublishes, 10_000);
     assert.equal(o.publishTimeoutMs, 5_000);
