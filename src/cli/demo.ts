@@ -10,7 +10,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import cliProgress from 'cli-progress';
 import { createEventBus } from '../bus/create-event-bus.ts';
-import type { EventBus } from '../core/types.ts';
 import { createOutboxRelay, createPgliteOutboxStore, type PgliteTransaction } from '../outbox/index.ts';
 import { createOrderChecker, formatReport } from '../testing/checker.ts';
 import { until } from '../testing/waiters.ts';

@@ -203,7 +203,6 @@ describe('nats faults (bus level)', { timeout: 300_000 }, () => {
     let slowest = 0;
     let failed = 0;
     const failedIds = new Set<string>();
-    const retried = new Set<string>();
     // 1 s timeout × 2 attempts: every outcome is due well before the server comes back after 8 s.
     const producer = await bus('stop-p', {
       nats: { publishTimeoutMs: 1000, publishRetries: 1 },
