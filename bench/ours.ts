@@ -18,6 +18,14 @@ export type OursTarget =
 
 export const SUB_CLIENT = 'bench-sub';
 
+/**
+ * The NATS consumer ack policy of our bus in this run: BENCH_NATS_ACK_POLICY=all
+ * measures the opt-in AckAll strategy (one member per group), default explicit.
+ */
+export function natsAckPolicy(): 'all' | 'explicit' {
+  return process.env.BENCH_NATS_ACK_POLICY === 'all' ? 'all' : 'explicit';
+}
+
 export function openBus(
   target: OursTarget,
   clientId: string,
@@ -29,7 +37,11 @@ export function openBus(
     ...(onPublishResult ? { onPublishResult } : {}),
   };
   return target.kind === 'nats'
-    ? createEventBus({ ...common, transport: 'nats', nats: { servers: [target.env.url] } })
+    ? createEventBus({
+        ...common,
+        transport: 'nats',
+        nats: { servers: [target.env.url], consumer: { ackPolicy: natsAckPolicy() } },
+      })
     : createEventBus({ ...common, transport: 'memory', memory: { broker: target.broker } });
 }
 
