@@ -39,7 +39,12 @@ export class Counter {
   longestGapMs = 0;
   #last = 0;
 
-  inc(): void {
+  /** Messages the broker delivered more than once (delivery count > 1 at the handler). */
+  redelivered = 0;
+
+  /** One more message; `deliveries` is the broker's delivery count when known. */
+  inc(deliveries = 1): void {
+    if (deliveries > 1) this.redelivered++;
     const now = performance.now();
     if (this.n > 0) {
       const gap = now - this.#last;
@@ -82,6 +87,15 @@ export class Counter {
   }
 }
 
+export function stallsOf(counter: Counter): StallStats {
+  return {
+    redelivered: counter.redelivered,
+    count: counter.stalls,
+    totalMs: Math.round(counter.stalledMs),
+    longestGapMs: Math.round(counter.longestGapMs),
+  };
+}
+
 /** Resolves with true when `promise` settled within `ms`, false on the deadline. */
 export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -101,6 +115,8 @@ export function deadlineFor(n: number): number {
 }
 
 export interface StallStats {
+  /** Handled messages whose broker delivery count was > 1 (their first delivery was not settled in time). */
+  readonly redelivered: number;
   /** Gaps > STALL_MS between consecutive messages of the run's main counter. */
   readonly count: number;
   readonly totalMs: number;
@@ -118,6 +134,8 @@ export interface RunOutcome {
   readonly checker: OrderChecker;
   readonly notes: string[];
   readonly acksSettled?: boolean;
+  /** Our subscriber's transport counters at the end (health().details.subscriptions): pulls, deliveries, skips. */
+  readonly transportStats?: unknown;
   /** End-to-end runs: what the broker stored (read back untimed), to tell publish-side from consume-side problems. */
   readonly stored?: StoredOrder;
 }
@@ -177,10 +195,5 @@ export async function measured<T extends { readonly notes: string[]; readonly ch
       `handles not back to baseline after close: +${resources.handleDelta} (${JSON.stringify(resources.leakedHandleTypes)})`,
     );
   }
-  const stalls = {
-    count: counter.stalls,
-    totalMs: Math.round(counter.stalledMs),
-    longestGapMs: Math.round(counter.longestGapMs),
-  };
-  return { outcome, report, resources, stalls };
+  return { outcome, report, resources, stalls: stallsOf(counter) };
 }

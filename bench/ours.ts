@@ -3,7 +3,7 @@
  * with the default actor pool, on NATS or on the in-memory transport. Each
  * runner opens its buses, measures, verifies, and closes everything it opened.
  */
-import { createEventBus, type EventBus, type PublishResult } from '../src/index.ts';
+import { createEventBus, type EventBus, type Logger, type PublishResult } from '../src/index.ts';
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import type { MemoryBroker } from '../src/transports/memory/index.ts';
 import { createRecorder, type LatencyRecorder, paced } from './latency.ts';
@@ -26,22 +26,41 @@ export function natsAckPolicy(): 'all' | 'explicit' {
   return process.env.BENCH_NATS_ACK_POLICY === 'all' ? 'all' : 'explicit';
 }
 
+/** Collects our buses' warnings and errors (disconnects, stale connections, ...) for the row's notes. */
+export class BusLog implements Logger {
+  readonly #counts = new Map<string, number>();
+  #note(level: string, obj: object | string, msg?: string): void {
+    const text = `${level}: ${typeof obj === 'string' ? obj : (msg ?? '')}`;
+    this.#counts.set(text, (this.#counts.get(text) ?? 0) + 1);
+  }
+  debug(): void {}
+  info(): void {}
+  warn(obj: object | string, msg?: string): void {
+    this.#note('warn', obj, msg);
+  }
+  error(obj: object | string, msg?: string): void {
+    this.#note('error', obj, msg);
+  }
+  /** One note per distinct message, with its count. */
+  summary(): string[] {
+    return [...this.#counts].map(([text, count]) => `bus logged ${count}× ${text}`);
+  }
+}
+
 export function openBus(
   target: OursTarget,
   clientId: string,
+  log: BusLog,
   onPublishResult?: (r: PublishResult) => void,
 ): Promise<EventBus> {
   const common = {
     clientId,
+    logger: log,
     metrics: { enabled: false },
     ...(onPublishResult ? { onPublishResult } : {}),
   };
   return target.kind === 'nats'
-    ? createEventBus({
-        ...common,
-        transport: 'nats',
-        nats: { servers: [target.env.url], consumer: { ackPolicy: natsAckPolicy() } },
-      })
+    ? createEventBus({ ...common, transport: 'nats', nats: { servers: [target.env.url] } })
     : createEventBus({ ...common, transport: 'memory', memory: { broker: target.broker } });
 }
 
@@ -127,7 +146,8 @@ export async function oursPublish(
 ): Promise<RunOutcome> {
   const checker = createOrderChecker();
   const notes: string[] = [];
-  const bus = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
+  const log = new BusLog();
+  const bus = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
   try {
     const started = performance.now();
     await publishAll(bus, w, n, checker, notes);
@@ -137,6 +157,7 @@ export async function oursPublish(
     return { elapsedMs, checker, notes };
   } finally {
     await bus.close();
+    notes.push(...log.summary());
   }
 }
 
@@ -152,6 +173,7 @@ export async function oursPreloadMemory(
   const bus = await openBus(
     { kind: 'memory', broker },
     'bench-preload',
+    new BusLog(),
     resultHandler(checker, counter, notes),
   );
   try {
@@ -166,12 +188,12 @@ export async function oursPreloadMemory(
 function subscribeAll(
   bus: EventBus,
   w: Workload,
-  onEvent: (eventId: string, aggregateId: string, version: number) => void,
+  onEvent: (eventId: string, aggregateId: string, version: number, deliveries: number) => void,
 ): Promise<unknown[]> {
   return Promise.all(
     w.topics.map((topic) =>
-      bus.subscribeEnvelope(topic, (e) => {
-        onEvent(e.eventId, e.aggregateId, e.eventVersion);
+      bus.subscribeEnvelope(topic, (e, ctx) => {
+        onEvent(e.eventId, e.aggregateId, e.eventVersion, ctx.deliveryCount);
       }),
     ),
   );
@@ -190,22 +212,27 @@ export async function oursConsume(
   consumed: Counter,
 ): Promise<RunOutcome> {
   const notes: string[] = [];
-  const bus = await openBus(target, SUB_CLIENT);
+  const log = new BusLog();
+  const bus = await openBus(target, SUB_CLIENT, log);
   try {
     const started = performance.now();
-    await subscribeAll(bus, w, (id, key, version) => {
+    await subscribeAll(bus, w, (id, key, version, deliveries) => {
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     if (!(await within(consumed.reached(n), deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
+    const transportStats = bus.health().details;
     const settled = target.kind === 'nats' ? await acksSettled(target.env, w.topics, SUB_CLIENT) : undefined;
     if (settled === false) notes.push('acks had not all reached the broker 5 s after the run');
-    return settled === undefined
-      ? { elapsedMs, checker, notes }
-      : { elapsedMs, checker, notes, acksSettled: settled };
+    const base =
+      transportStats === undefined
+        ? { elapsedMs, checker, notes }
+        : { elapsedMs, checker, notes, transportStats };
+    return settled === undefined ? base : { ...base, acksSettled: settled };
   } finally {
     await bus.close();
+    notes.push(...log.summary());
   }
 }
 
@@ -223,12 +250,13 @@ export async function oursEndToEnd(
 ): Promise<RunOutcome> {
   const checker = options.checker ?? createOrderChecker();
   const notes: string[] = [];
-  const pub = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
-  const sub = await openBus(target, SUB_CLIENT);
+  const log = new BusLog();
+  const pub = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
+  const sub = await openBus(target, SUB_CLIENT, log);
   try {
-    await subscribeAll(sub, w, (id, key, version) => {
+    await subscribeAll(sub, w, (id, key, version, deliveries) => {
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     const started = performance.now();
     await publishAll(pub, w, n, checker, notes);
@@ -237,10 +265,16 @@ export async function oursEndToEnd(
       notes.push(`only ${results.n}/${n} results and ${consumed.n}/${n} consumed`);
     }
     const elapsedMs = performance.now() - started;
-    if (options.readBack === false) return { elapsedMs, checker, notes };
-    return { elapsedMs, checker, notes, stored: await storedOrder(target, w, n) };
+    const transportStats = sub.health().details;
+    const base =
+      transportStats === undefined
+        ? { elapsedMs, checker, notes }
+        : { elapsedMs, checker, notes, transportStats };
+    if (options.readBack === false) return base;
+    return { ...base, stored: await storedOrder(target, w, n) };
   } finally {
     await Promise.all([pub.close(), sub.close()]);
+    notes.push(...log.summary());
   }
 }
 
@@ -261,13 +295,14 @@ export async function oursLatency(
   const notes: string[] = [];
   const recorder = createRecorder(n);
   const results = new Counter(n, 'results');
-  const pub = await openBus(target, 'bench-pub', resultHandler(checker, results, notes));
-  const sub = await openBus(target, SUB_CLIENT);
+  const log = new BusLog();
+  const pub = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
+  const sub = await openBus(target, SUB_CLIENT, log);
   try {
-    await subscribeAll(sub, w, (id, key, version) => {
+    await subscribeAll(sub, w, (id, key, version, deliveries) => {
       recorder.arrived(w.indexOf(id));
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     const started = performance.now();
     const offerMs = await paced(n, rate, recorder.sentAt, (i) => {
@@ -279,5 +314,6 @@ export async function oursLatency(
     return { elapsedMs: performance.now() - started, checker, notes, recorder, offerMs };
   } finally {
     await Promise.all([pub.close(), sub.close()]);
+    notes.push(...log.summary());
   }
 }

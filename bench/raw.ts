@@ -114,7 +114,7 @@ async function consumeTopics(
   nc: NatsConnection,
   w: Workload,
   n: number,
-  onEvent: (eventId: string, aggregateId: string, version: number) => void,
+  onEvent: (eventId: string, aggregateId: string, version: number, deliveries: number) => void,
 ): Promise<{ started: Promise<void>; finished: Promise<void> }> {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
@@ -129,7 +129,7 @@ async function consumeTopics(
       if (expected > 0) {
         for await (const m of messages) {
           const e = decodeRaw(m.data);
-          onEvent(e.eventId, e.aggregateId, e.eventVersion);
+          onEvent(e.eventId, e.aggregateId, e.eventVersion, m.info.deliveryCount);
           m.ack();
           if (++seen >= expected) break;
         }
@@ -156,9 +156,9 @@ export async function rawConsume(
   const nc = await rawConnect(env, 'bench-raw-sub');
   try {
     const started = performance.now();
-    const { finished } = await consumeTopics(nc, w, n, (id, key, version) => {
+    const { finished } = await consumeTopics(nc, w, n, (id, key, version, deliveries) => {
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     if (!(await within(finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
@@ -183,9 +183,9 @@ export async function rawEndToEnd(
   const pubNc = await rawConnect(env, 'bench-raw-pub');
   const subNc = await rawConnect(env, 'bench-raw-sub');
   try {
-    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version) => {
+    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version, deliveries) => {
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     await ready;
     const js = jetstream(pubNc);
@@ -216,10 +216,10 @@ export async function rawLatency(
   const pubNc = await rawConnect(env, 'bench-raw-pub');
   const subNc = await rawConnect(env, 'bench-raw-sub');
   try {
-    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version) => {
+    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version, deliveries) => {
       recorder.arrived(w.indexOf(id));
       checker.observe(id, key, version);
-      consumed.inc();
+      consumed.inc(deliveries);
     });
     await ready;
     const js = jetstream(pubNc);

@@ -10,7 +10,14 @@ import { createMemoryBroker } from '../src/transports/memory/index.ts';
 import { createCompactChecker } from './compact-checker.ts';
 import type { BenchConfig, Level, SystemName } from './config.ts';
 import { summarize } from './latency.ts';
-import { Counter, type MeasureContext, measured, type RunOutcome } from './measure.ts';
+import {
+  Counter,
+  type MeasureContext,
+  measured,
+  type RunOutcome,
+  type StoredOrder,
+  stallsOf,
+} from './measure.ts';
 import { createStreams, deleteStreams, type NatsEnv } from './nats-env.ts';
 import {
   type OursTarget,
@@ -80,21 +87,15 @@ async function row(
   system: SystemName,
   body: (probe: RunProbe, counter: Counter) => Promise<RunOutcome>,
 ): Promise<ThroughputRow> {
+  const slowBefore = slowConsumerEvents(ctx);
   const { outcome, report, resources, stalls } = await measured(
     ctx,
     { label: `${scenario} ${level.name} ${system}`, total: level.messages },
     body,
   );
-  const stored = outcome.stored;
-  if (stored && (stored.outOfOrder > 0 || stored.lost > 0 || stored.duplicated > 0)) {
-    outcome.notes.push(
-      `the broker stored ${stored.outOfOrder} out of per-aggregate order, ${stored.lost} missing, ${stored.duplicated} twice (e.g. ${stored.examples.join(', ')})`,
-    );
-  } else if (stored && report.outOfOrder > 0) {
-    outcome.notes.push(
-      'the broker stored every aggregate in order: the reordering happened on the consuming side',
-    );
-  }
+  const slow = slowConsumerEvents(ctx) - slowBefore;
+  if (slow > 0) outcome.notes.push(`nats-server logged ${slow} slow-consumer event(s) during the run`);
+  outcome.notes.push(...storedNotes(outcome.stored, report.outOfOrder));
   return {
     scenario,
     level: level.name,
@@ -107,6 +108,7 @@ async function row(
     stalls,
     ...(outcome.acksSettled === undefined ? {} : { acksSettled: outcome.acksSettled }),
     ...(outcome.stored === undefined ? {} : { stored: outcome.stored }),
+    ...(outcome.transportStats === undefined ? {} : { transportStats: outcome.transportStats }),
     notes: outcome.notes,
   };
 }
@@ -201,6 +203,7 @@ export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
       checker,
       samples: list.map((r) => r.msgPerSec),
       stalls: {
+        redelivered: list.reduce((t, r) => t + r.stalls.redelivered, 0),
         count: list.reduce((t, r) => t + r.stalls.count, 0),
         totalMs: list.reduce((t, r) => t + r.stalls.totalMs, 0),
         longestGapMs: Math.max(...list.map((r) => r.stalls.longestGapMs)),
@@ -279,13 +282,23 @@ async function consumeScenario(ctx: SuiteContext, level: Level, rows: Throughput
 
 async function endToEndScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
   const n = level.messages;
+  // Publish results have their own counter: its stalls tell publish-side gaps from consume-side ones.
+  const withPublishStalls = async (
+    results: Counter,
+    run: Promise<ThroughputRow>,
+  ): Promise<ThroughputRow> => ({
+    ...(await run),
+    publishStalls: stallsOf(results),
+  });
   if (wants(ctx, 'ours-nats')) {
     const env = natsEnv(ctx);
     const w = workload(ctx, name(ctx, 'e2e', level.name, 'ours'));
     await createStreams(env, w.topics);
+    const results = new Counter(n, 'results');
     rows.push(
-      await row(ctx, 'e2e', level, 'ours-nats', (_, c) =>
-        oursEndToEnd({ kind: 'nats', env }, w, n, c, new Counter(n, 'results')),
+      await withPublishStalls(
+        results,
+        row(ctx, 'e2e', level, 'ours-nats', (_, c) => oursEndToEnd({ kind: 'nats', env }, w, n, c, results)),
       ),
     );
     await deleteStreams(env, w.topics);
@@ -294,9 +307,11 @@ async function endToEndScenario(ctx: SuiteContext, level: Level, rows: Throughpu
     const env = natsEnv(ctx);
     const w = workload(ctx, name(ctx, 'e2e', level.name, 'raw'));
     await createStreams(env, w.topics);
+    const results = new Counter(n, 'results');
     rows.push(
-      await row(ctx, 'e2e', level, 'raw-nats', (_, c) =>
-        rawEndToEnd(env, w, n, c, new Counter(n, 'results')),
+      await withPublishStalls(
+        results,
+        row(ctx, 'e2e', level, 'raw-nats', (_, c) => rawEndToEnd(env, w, n, c, results)),
       ),
     );
     await deleteStreams(env, w.topics);
@@ -304,9 +319,11 @@ async function endToEndScenario(ctx: SuiteContext, level: Level, rows: Throughpu
   if (wants(ctx, 'ours-memory')) {
     const w = workload(ctx, name(ctx, 'e2e', level.name, 'mem'));
     const target: OursTarget = { kind: 'memory', broker: createMemoryBroker() };
+    const results = new Counter(n, 'results');
     rows.push(
-      await row(ctx, 'e2e', level, 'ours-memory', (_, c) =>
-        oursEndToEnd(target, w, n, c, new Counter(n, 'results')),
+      await withPublishStalls(
+        results,
+        row(ctx, 'e2e', level, 'ours-memory', (_, c) => oursEndToEnd(target, w, n, c, results)),
       ),
     );
   }
@@ -352,7 +369,8 @@ async function latencyScenario(ctx: SuiteContext, rate: number, rows: LatencyRow
 /**
  * Memory soak: our bus end to end on NATS for `n` messages with the compact
  * checker (~3 bytes per message of bench bookkeeping instead of a Map entry),
- * a full GC before every checkpoint (each tenth, and at 100,000), no read-back.
+ * a full GC before every checkpoint (each tenth, and at 100,000); the stored
+ * order is read back afterwards (untimed, after the last checkpoint).
  * RSS/heap at 100,000 vs at n is the "RSS after 1M vs after 100k" target.
  */
 async function memorySoak(ctx: SuiteContext, n: number): Promise<ThroughputRow> {
@@ -360,13 +378,14 @@ async function memorySoak(ctx: SuiteContext, n: number): Promise<ThroughputRow> 
   const level: Level = { name: `soak-${n >= 1_000_000 ? `${n / 1_000_000}M` : n}`, messages: n };
   const w = workload(ctx, name(ctx, 'soak', level.name, 'ours'));
   await createStreams(env, w.topics);
+  const results = new Counter(n, 'results');
+  const slowBefore = slowConsumerEvents(ctx);
   const { outcome, report, resources, stalls } = await measured(
     ctx,
     { label: `memory soak ${n} ours-nats`, total: n },
     (_, c) =>
-      oursEndToEnd({ kind: 'nats', env }, w, n, c, new Counter(n, 'results'), {
+      oursEndToEnd({ kind: 'nats', env }, w, n, c, results, {
         checker: createCompactChecker(w, n),
-        readBack: false,
       }),
     { gcAtCheckpoints: true },
   );
@@ -381,8 +400,35 @@ async function memorySoak(ctx: SuiteContext, n: number): Promise<ThroughputRow> 
     checker: checkerCounts(report),
     resources,
     stalls,
-    notes: outcome.notes,
+    publishStalls: stallsOf(results),
+    ...(outcome.stored === undefined ? {} : { stored: outcome.stored }),
+    ...(outcome.transportStats === undefined ? {} : { transportStats: outcome.transportStats }),
+    notes: [
+      ...outcome.notes,
+      ...storedNotes(outcome.stored, report.outOfOrder),
+      ...(slowConsumerEvents(ctx) > slowBefore
+        ? [`nats-server logged ${slowConsumerEvents(ctx) - slowBefore} slow-consumer event(s) during the run`]
+        : []),
+    ],
   };
+}
+
+/** "Slow Consumer Detected" lines nats-server logged so far (it then drops that client's messages). */
+function slowConsumerEvents(ctx: SuiteContext): number {
+  return ctx.env?.server.logs().match(/slow consumer/gi)?.length ?? 0;
+}
+
+/** Row notes saying whether a reordering happened before (stored) or after the broker. */
+function storedNotes(stored: StoredOrder | undefined, outOfOrder: number): string[] {
+  if (stored && (stored.outOfOrder > 0 || stored.lost > 0 || stored.duplicated > 0)) {
+    return [
+      `the broker stored ${stored.outOfOrder} out of per-aggregate order, ${stored.lost} missing, ${stored.duplicated} twice (e.g. ${stored.examples.join(', ')})`,
+    ];
+  }
+  if (stored && outOfOrder > 0) {
+    return ['the broker stored every aggregate in order: the reordering happened on the consuming side'];
+  }
+  return [];
 }
 
 /** Every path once at a small size, discarded: the measured runs start with warm JIT and pools. */

@@ -58,6 +58,10 @@ export interface ThroughputRow {
   readonly resources: RunResources;
   /** Gaps > 500 ms between consecutive messages (handled, or publish results for publish runs). */
   readonly stalls: StallStats;
+  /** End-to-end runs: the same for publish results (a gap in both at once points at the publish side or the server). */
+  readonly publishStalls?: StallStats;
+  /** Our subscriber's transport counters at the end of the run (NATS: pulls, delivered, skipped duplicates). */
+  readonly transportStats?: unknown;
   /** End-to-end runs: the broker's stored order, read back after the run (publish side vs consume side). */
   readonly stored?: StoredOrder;
   /** Consumption runs on NATS: every ack reached the broker (ack floor = last sequence). */

@@ -36,9 +36,13 @@ const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(0);
 const old = (c: CheckerCounts | undefined): string =>
   c === undefined ? '—' : `${c.outOfOrder} / ${c.lost} / ${c.duplicated}`;
 
-function stalls(r: { readonly stalls: StallStats } | undefined): string {
+function stalls(r: { readonly stalls: StallStats; readonly publishStalls?: StallStats } | undefined): string {
   if (r === undefined) return '—';
-  return r.stalls.count === 0 ? '0' : `${r.stalls.count} (${(r.stalls.totalMs / 1000).toFixed(1)} s)`;
+  const text = (x: StallStats) => (x.count === 0 ? '0' : `${x.count} (${(x.totalMs / 1000).toFixed(1)} s)`);
+  const pub =
+    r.publishStalls !== undefined && r.publishStalls.count > 0 ? `, publish ${text(r.publishStalls)}` : '';
+  const redelivered = r.stalls.redelivered > 0 ? `, ${r.stalls.redelivered} redelivered` : '';
+  return `${text(r.stalls)}${pub}${redelivered}`;
 }
 
 function bandKind(phase: string): string {
@@ -286,7 +290,7 @@ function profileSection(report: BenchReport): string {
 
 export function renderHtml(report: BenchReport): string {
   const m = report.meta;
-  const notes = [...report.throughput, ...report.latency]
+  const notes = [...report.throughput, ...report.latency, ...(report.soak ? [report.soak] : [])]
     .filter((r) => r.notes.length > 0)
     .map((r) => {
       const what = 'scenario' in r ? `${r.scenario} ${r.level}` : `latency ${r.rate}/s`;

@@ -12,9 +12,13 @@ function old(c: CheckerCounts | undefined): string {
 }
 
 /** Intake stalls (> 500 ms without a message): count and total seconds. */
-function stalls(r: { readonly stalls: StallStats } | undefined): string {
+function stalls(r: { readonly stalls: StallStats; readonly publishStalls?: StallStats } | undefined): string {
   if (r === undefined) return '—';
-  return r.stalls.count === 0 ? '0' : `${r.stalls.count} (${(r.stalls.totalMs / 1000).toFixed(1)} s)`;
+  const text = (x: StallStats) => (x.count === 0 ? '0' : `${x.count} (${(x.totalMs / 1000).toFixed(1)} s)`);
+  const pub =
+    r.publishStalls !== undefined && r.publishStalls.count > 0 ? `, publish ${text(r.publishStalls)}` : '';
+  const redelivered = r.stalls.redelivered > 0 ? `, ${r.stalls.redelivered} redelivered` : '';
+  return `${text(r.stalls)}${pub}${redelivered}`;
 }
 
 function pct(c: CheckerCounts | undefined): string {
@@ -50,7 +54,7 @@ export function formatReport(report: BenchReport): string {
         : ''),
     '',
     'Throughput (msg/s). ratio = ours-nats ÷ raw-nats in this run. o/l/d = order violations / lost / duplicated.',
-    'stalls = gaps > 500 ms between two consecutive messages (count, total time).',
+    'stalls = gaps > 500 ms between two consecutive handled messages (count, total time); e2e adds the gaps between publish results.',
   );
   out.push(
     table(
@@ -190,7 +194,9 @@ export function formatReport(report: BenchReport): string {
     ),
   );
 
-  const notes = [...report.throughput, ...report.latency].filter((r) => r.notes.length > 0);
+  const notes = [...report.throughput, ...report.latency, ...(report.soak ? [report.soak] : [])].filter(
+    (r) => r.notes.length > 0,
+  );
   if (notes.length > 0) {
     out.push('', 'Notes');
     for (const r of notes) {
