@@ -10,7 +10,7 @@
  *   still alive when the test process exits are SIGKILLed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -97,6 +97,36 @@ function track(child: ChildProcess): void {
         }
       }
     });
+  }
+}
+
+/** Thread states of `pid` from /proc (Linux); undefined where /proc is unavailable. */
+function threadStates(pid: number): string[] | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // "tid (comm) S ...": the state follows the last ')' (comm may contain spaces).
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves once every thread of `pid` is stopped (or none is), failing after 5 s. */
+async function waitForThreadState(pid: number, stopped: boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const states = threadStates(pid);
+    if (states === undefined) return; // no /proc: nothing to wait on
+    const isStopped = (state: string): boolean => state === 'T' || state === 't';
+    if (states.length > 0 && states.every((state) => isStopped(state) === stopped)) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `nats-server pid ${pid}: expected every thread ${stopped ? 'stopped' : 'running'} within 5 s, got states ${states.join('')}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 
@@ -245,10 +275,15 @@ class NatsServerProcess implements NatsServerHandle {
     process.kill(child.pid, signal);
     if (signal === 'SIGSTOP' || signal === 'SIGTSTP') {
       this.#paused = true;
+      // kill() only queues the signal; in sandboxed kernels (gVisor) the threads
+      // can keep running for a while. Tests that send right after a stop must
+      // not race the server, so wait until every thread reports stopped.
+      await waitForThreadState(child.pid, true);
       return;
     }
     if (signal === 'SIGCONT') {
       this.#paused = false;
+      await waitForThreadState(child.pid, false);
       return;
     }
     await exited(child);
