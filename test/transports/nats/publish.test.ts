@@ -154,18 +154,28 @@ describe('nats send (pipelined confirmed publishing)', () => {
   });
 
   it('close past its deadline fails what is still pending with TimeoutError', async () => {
+    // A core subscriber that never answers: the server has a responder for the
+    // subject (so no 503), but no PubAck ever comes. Deterministic, unlike a
+    // SIGSTOP racing the send.
+    let received = 0;
+    const silent = inspect.nc.subscribe('silent.topic', {
+      callback: () => {
+        received++;
+      },
+    });
+    await inspect.nc.flush();
     const stalled = await openTransport(server.url, { publishTimeoutMs: 60_000 });
-    await stalled.ensureTopic('stall.topic', 'envelope');
-    await server.kill('SIGSTOP');
     try {
-      const outcome = sendAsync(stalled, message('stall.topic', 'x'));
+      const outcome = sendAsync(stalled, message('silent.topic', 'x'));
       await stalled.close(AbortSignal.timeout(300));
       const error = expectError(await outcome);
       assert.ok(error instanceof TimeoutError);
       assert.equal(error.retryable, true);
       assert.match(error.message, /outcome is unknown/);
+      await inspect.nc.flush();
+      assert.equal(received, 1, 'the publish reached the server and went unanswered');
     } finally {
-      await server.kill('SIGCONT');
+      silent.unsubscribe();
     }
   });
 });
