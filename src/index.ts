@@ -24,6 +24,7 @@ export {
   InvalidArgumentError,
   isEventBusError,
   PayloadTooLargeError,
+  PublishHeldError,
   PublishRejectedError,
   TimeoutError,
   TransportError,

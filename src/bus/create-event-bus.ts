@@ -365,6 +365,13 @@ class EventBusImpl implements EventBus {
     });
   }
 
+  releaseAggregate(aggregateId: string): boolean {
+    const released = this.#sequencer?.release(aggregateId) ?? false;
+    if (released)
+      this.#options.logger.info({ aggregateId }, 'publish hold released; the failed event is given up');
+    return released;
+  }
+
   health(): HealthReport {
     const transport = this.#transport.health();
     const subscriptions = [...this.#subscriptions].map((s) => {
@@ -383,6 +390,7 @@ class EventBusImpl implements EventBus {
       transport: this.transport,
       connected: transport.connected,
       pendingPublishes: this.#window.pending,
+      heldAggregates: this.#sequencer?.heldKeys ?? 0,
       subscriptions,
     };
     if (transport.details) report.details = transport.details;

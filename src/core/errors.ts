@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'EVENTBUS_HANDLER_TIMEOUT'
   | 'EVENTBUS_TRANSPORT'
   | 'EVENTBUS_PUBLISH_REJECTED'
+  | 'EVENTBUS_PUBLISH_HELD'
   | 'EVENTBUS_DEAD_LETTER';
 
 const brand = Symbol.for('jxt-eventbus.error');
@@ -137,6 +138,26 @@ export class PublishRejectedError extends EventBusError {
   constructor(message: string, options: EventBusErrorOptions = {}) {
     super('EVENTBUS_PUBLISH_REJECTED', message, { retryable: false, ...options });
     this.name = 'PublishRejectedError';
+  }
+}
+
+/**
+ * A publish refused because an earlier event of the same aggregate failed with
+ * an unknown or retryable outcome and has not been republished yet: sending
+ * this one first could store the aggregate's events out of order. Republish
+ * the failed event (same eventId, carried in `heldBy`) and then this one, or
+ * give the failed event up with `bus.releaseAggregate(aggregateId)`.
+ */
+export class PublishHeldError extends EventBusError {
+  readonly aggregateId: string;
+  /** eventId of the failed event that holds the aggregate. */
+  readonly heldBy: string;
+
+  constructor(aggregateId: string, heldBy: string, message: string, options: EventBusErrorOptions = {}) {
+    super('EVENTBUS_PUBLISH_HELD', message, { retryable: true, ...options });
+    this.name = 'PublishHeldError';
+    this.aggregateId = aggregateId;
+    this.heldBy = heldBy;
   }
 }
 

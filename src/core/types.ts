@@ -109,6 +109,8 @@ export interface HealthReport {
   readonly transport: TransportKind;
   readonly connected: boolean;
   readonly pendingPublishes: number;
+  /** Aggregates whose publishing is held by a failed event (see `EventBus.releaseAggregate`). */
+  readonly heldAggregates: number;
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;
@@ -138,6 +140,13 @@ export interface EventBus extends AsyncDisposable {
   publishResults(): PublishResultStream;
   /** Waits until every publish accepted so far has a result. */
   flush(options?: { timeoutMs?: number }): Promise<void>;
+  /**
+   * A failed publish holds its aggregate: later publishes of that aggregate fail
+   * with PublishHeldError until the failed event is republished (same eventId).
+   * This gives the failed event up instead, so the aggregate's later events flow
+   * again. Returns whether the aggregate was held.
+   */
+  releaseAggregate(aggregateId: string): boolean;
   health(): HealthReport;
   /** Graceful: stop intake, drain handlers, nak the rest, wait for publish acks, disconnect. Idempotent. */
   close(options?: { timeoutMs?: number }): Promise<void>;
