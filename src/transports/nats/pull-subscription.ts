@@ -2,11 +2,19 @@
  * One fetch loop per subscription, on the low-level pull API.
  *
  * Each pull is one request to `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`
- * asking for min(fetchBatch, flow.freeCapacity()) messages with a short
- * `expires`; the next pull starts only when this one ended (batch filled,
- * 408/404 status, reconnect, or a safety timeout). With no free capacity the
- * loop waits on flow.waitForCapacity(), so no pull is outstanding and the
- * broker keeps the messages: backpressure reaches the broker.
+ * with a short `expires`, asking for min(fetchBatch, free capacity − what
+ * earlier pulls may still deliver) messages. The next pull starts when this
+ * one ended (batch filled, 408/404 status, reconnect, a timeout) or, once
+ * messages are flowing, 25 ms *before* it expires: the server then holds the
+ * next request already and serves it the moment the old one runs out, instead
+ * of a gap of one round trip per pull (measured at 5,000 msg/s: handler p90
+ * 2.0 → 1.3 ms, p99 21–24 → 8–16 ms). A pull the loop moved on from stays
+ * counted as "owed" until the server ended it or its expiry (as the server saw
+ * it: a busy server starts the clock late) has surely passed, so pulls never
+ * ask for more than the pool can take (sizing by free capacity alone overfilled
+ * a pool of 256 with 332 in CI). With no free capacity the loop waits, no pull
+ * is outstanding and the broker keeps the messages: backpressure reaches the
+ * broker.
  *
  * Messages arrive on one inbox subscription and are handed to flow.deliver()
  * in arrival (= stream) order, synchronously, without per-message promises.
@@ -39,8 +47,15 @@ interface ActivePull {
   readonly id: number;
   readonly batch: number;
   received: number;
-  /** When the broker ends this pull at the latest (performance.now() time). */
+  /** performance.now() when it was sent. */
+  readonly sentAt: number;
+  /** When the broker ends this pull, judged from our send time (performance.now() time). */
   readonly expiresAt: number;
+  /**
+   * When the broker ends it at the latest as far as we can tell: a busy server
+   * starts the clock when it reads the request, which the first message shows.
+   */
+  serverExpiresAt: number;
   /** The broker ended it (batch filled or a status answered it). */
   serverDone: boolean;
   /** Published while disconnected: nats.js buffers it and sends it after the reconnect. */
@@ -55,6 +70,8 @@ const RECREATE_DELAY_MS = 1_000;
 const SERVER_PULL_GRACE_MS = 250;
 /** Slack after a pull's expiry before a partly answered pull counts as expired. */
 const PULL_EXPIRY_GRACE_MS = 25;
+/** A delivering pull is followed by the next this long before it expires (at most half its life). */
+const PULL_RENEW_LEAD_MS = 25;
 const DONE: PullOutcome = { kind: 'done' };
 const EXPIRED: PullOutcome = { kind: 'expired' };
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
@@ -143,11 +160,15 @@ export class NatsPullSubscription implements TransportSubscription {
   readonly #expiresNs: number;
   readonly #safetyMs: number;
   #streamCreated: string;
+  /** The pull the loop waits on. */
   #pull: ActivePull | undefined;
-  /** The newest pull sent (the loop may have stopped waiting for it). */
-  #lastPull: ActivePull | undefined;
-  #onServerDone: (() => void) | undefined;
+  /** Pulls the server may still deliver to (the loop's one and renewed ones), by id. */
+  readonly #open = new Map<number, ActivePull>();
+  /** Woken when a pull leaves #open. */
+  #onOpenChange: (() => void) | undefined;
   #pullSeq = 0;
+  /** performance.now() of the last message from the broker. */
+  #lastMessageAt = 0;
   #loop: Promise<void> = Promise.resolve();
   #stopped = false;
   #stopping: Promise<void> | undefined;
@@ -196,6 +217,7 @@ export class NatsPullSubscription implements TransportSubscription {
     this.#unlistenReconnect = conn.onReconnect(() => {
       // A pull sent on the old connection died with it: pull again. One sent while
       // disconnected is flushed now, so keep waiting for it (two would overfill).
+      for (const open of [...this.#open.values()]) if (!open.buffered) this.#serverDone(open);
       const pull = this.#pull;
       if (pull !== undefined && !pull.buffered) this.#finish(pull, { kind: 'reconnected' });
       else if (pull !== undefined) this.#armSafety(pull);
@@ -229,9 +251,15 @@ export class NatsPullSubscription implements TransportSubscription {
     };
     while (!signal.aborted) {
       try {
-        const free = Math.floor(this.#flow.freeCapacity());
-        if (free <= 0) {
+        const capacity = Math.floor(this.#flow.freeCapacity());
+        if (capacity <= 0) {
           await this.#flow.waitForCapacity(signal);
+          continue;
+        }
+        const free = capacity - this.#owed();
+        if (free <= 0) {
+          // Renewed pulls may still fill what is free: wait until one ends.
+          await this.#untilOpenChanges(signal);
           continue;
         }
         const outcome = await this.#pullOnce(Math.min(this.#deps.options.consumer.fetchBatch, free));
@@ -302,18 +330,22 @@ export class NatsPullSubscription implements TransportSubscription {
   #pullOnce(batch: number): Promise<PullOutcome> {
     return new Promise((resolve) => {
       const id = ++this.#pullSeq;
+      const sentAt = performance.now();
+      const expiresAt = sentAt + this.#deps.options.consumer.fetchMaxWaitMs;
       const pull: ActivePull = {
         id,
+        sentAt,
         batch,
         received: 0,
-        expiresAt: performance.now() + this.#deps.options.consumer.fetchMaxWaitMs,
+        expiresAt,
+        serverExpiresAt: expiresAt,
         serverDone: false,
         buffered: !this.#deps.conn.connected,
         resolve,
         timer: undefined,
       };
       this.#pull = pull;
-      this.#lastPull = pull;
+      this.#open.set(id, pull);
       this.#armSafety(pull);
       this.#pulls++;
       try {
@@ -341,20 +373,42 @@ export class NatsPullSubscription implements TransportSubscription {
     // (p99 publish→handler ≈ 980 ms at 1,000 msg/s). A pull that got messages
     // was answered, so it is simply over; one that got nothing keeps the long
     // margin (no answer at all is how 2.9 reports a missing consumer).
-    const early = this.#deps.options.consumer.fetchMaxWaitMs + PULL_EXPIRY_GRACE_MS;
+    const wait = this.#deps.options.consumer.fetchMaxWaitMs;
+    const renewAt = Math.max(wait / 2, wait - PULL_RENEW_LEAD_MS);
     pull.timer = setTimeout(() => {
-      if (pull.received > 0 && this.#deps.conn.connected) {
+      // Delivering (messages count towards the oldest open pull, so: anything
+      // since this one was sent?), so the consumer exists: queue the next pull
+      // behind this one now. It stays in #open, counted as owed, until it ends.
+      if (this.#lastMessageAt > pull.sentAt && this.#deps.conn.connected) {
         this.#finish(pull, EXPIRED);
         return;
       }
-      pull.timer = setTimeout(
-        () => {
-          if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
-          else this.#armSafety(pull);
-        },
-        Math.max(0, this.#safetyMs - early),
-      );
-    }, early);
+      this.#armLate(pull, renewAt);
+    }, renewAt);
+  }
+
+  /** Nothing by the renewal point: wait for the 408 (or, on 2.9, silence: a missing consumer). */
+  #armLate(pull: ActivePull, elapsed: number): void {
+    const early = this.#deps.options.consumer.fetchMaxWaitMs + PULL_EXPIRY_GRACE_MS;
+    pull.timer = setTimeout(
+      () => {
+        // Messages count towards the oldest open pull, so ask whether *any* came
+        // since this one was sent: then the consumer exists and this pull is done.
+        if (this.#lastMessageAt > pull.sentAt && this.#deps.conn.connected) {
+          // Over for the loop; it stays in #open (owed) until the server ends it.
+          this.#finish(pull, EXPIRED);
+          return;
+        }
+        pull.timer = setTimeout(
+          () => {
+            if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
+            else this.#armSafety(pull);
+          },
+          Math.max(0, this.#safetyMs - early),
+        );
+      },
+      Math.max(0, early - elapsed),
+    );
   }
 
   #finish(pull: ActivePull, outcome: PullOutcome): void {
@@ -399,21 +453,80 @@ export class NatsPullSubscription implements TransportSubscription {
         }
       }
     }
-    // Messages count towards the newest pull, also when the loop already let go of it.
-    const last = this.#lastPull;
-    if (last !== undefined && ++last.received >= last.batch) {
-      this.#serverDone(last);
-      this.#finish(last, DONE);
+    // Count it towards the oldest open pull: the server serves waiting pulls in
+    // order (a data message carries the stream subject, not the pull's inbox).
+    // Counting it towards an older pull than the one it answered is safe: the
+    // total owed stays right, and a pull counted full early ends early.
+    const now = performance.now();
+    this.#lastMessageAt = now;
+    let pull: ActivePull | undefined;
+    for (const open of this.#open.values()) {
+      pull = open;
+      break;
+    }
+    if (pull === undefined) return; // every pull already counted as ended
+    if (pull.received++ === 0) {
+      pull.serverExpiresAt = Math.max(pull.expiresAt, now + this.#deps.options.consumer.fetchMaxWaitMs);
+    }
+    if (pull.received >= pull.batch) {
+      this.#serverDone(pull);
+      this.#finish(pull, DONE);
     }
   }
 
+  /** The server will send nothing more for `pull`. */
   #serverDone(pull: ActivePull): void {
     if (pull.serverDone) return;
     pull.serverDone = true;
-    const wake = this.#onServerDone;
-    this.#onServerDone = undefined;
+    this.#open.delete(pull.id);
+    const wake = this.#onOpenChange;
+    this.#onOpenChange = undefined;
     wake?.();
     this.#maybeReleaseNaks();
+  }
+
+  /** When an open pull surely ended even without a word from the server. */
+  #deadlineOf(pull: ActivePull): number {
+    return pull.serverExpiresAt + SERVER_PULL_GRACE_MS;
+  }
+
+  /** Drops open pulls past their deadline; returns the latest deadline left (0: none open). */
+  #pruneOpen(): number {
+    const now = performance.now();
+    let latest = 0;
+    for (const pull of [...this.#open.values()]) {
+      const deadline = this.#deadlineOf(pull);
+      if (pull !== this.#pull && now >= deadline) this.#serverDone(pull);
+      else latest = Math.max(latest, deadline);
+    }
+    return latest;
+  }
+
+  /** What the open pulls may still deliver. */
+  #owed(): number {
+    this.#pruneOpen();
+    let owed = 0;
+    for (const pull of this.#open.values()) owed += pull.batch - pull.received;
+    return owed;
+  }
+
+  /** Resolves when a pull leaves #open (ended, or its deadline passed) or on abort. */
+  #untilOpenChanges(signal: AbortSignal): Promise<void> {
+    const now = performance.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const pull of this.#open.values()) earliest = Math.min(earliest, this.#deadlineOf(pull));
+    if (!Number.isFinite(earliest)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.#onOpenChange === done) this.#onOpenChange = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, earliest - now));
+      signal.addEventListener('abort', done, { once: true });
+      this.#onOpenChange = done;
+    });
   }
 
   #onStatus(msg: Msg): void {
@@ -421,8 +534,8 @@ export class NatsPullSubscription implements TransportSubscription {
     const code = headers?.code ?? 0;
     if (code === 100) return; // heartbeat / flow control: not requested
     const id = Number(msg.subject.slice(this.#inboxPrefix.length));
-    const last = this.#lastPull;
-    if (last !== undefined && last.id === id) this.#serverDone(last);
+    const answered = this.#open.get(id);
+    if (answered !== undefined) this.#serverDone(answered);
     const pull = this.#pull;
     if (pull === undefined || pull.id !== id) return; // answer to an earlier pull
     const description = headers?.description ?? '';
@@ -500,11 +613,8 @@ export class NatsPullSubscription implements TransportSubscription {
       const pull = this.#pull;
       if (pull !== undefined) this.#finish(pull, { kind: 'aborted' });
       await this.#loop.catch(() => {});
-      const last = this.#lastPull;
-      if (last !== undefined && !last.serverDone) {
-        const wait = Math.max(0, last.expiresAt - performance.now()) + SERVER_PULL_GRACE_MS;
-        setTimeout(() => this.#maybeReleaseNaks(), wait).unref();
-      }
+      const latest = this.#pruneOpen();
+      if (latest > 0) setTimeout(() => this.#maybeReleaseNaks(), latest - performance.now() + 1).unref();
       this.#maybeReleaseNaks();
     })();
     return this.#stopping;
@@ -516,30 +626,17 @@ export class NatsPullSubscription implements TransportSubscription {
    */
   #maybeReleaseNaks(): void {
     if (!this.#stopped || !this.#tracker.holdingNaks || this.#tracker.inFlight > 0) return;
-    const last = this.#lastPull;
-    if (last !== undefined && !last.serverDone && performance.now() < last.expiresAt + SERVER_PULL_GRACE_MS)
-      return;
+    if (this.#pruneOpen() > 0) return; // a pull may still deliver
     this.#tracker.releaseNaks();
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.stop();
-      // Keep the inbox until the broker ended the last pull: messages it still
+      // Keep the inbox until the broker ended every open pull: messages it still
       // sends are handed back (nak) instead of waiting out AckWait unseen.
-      const last = this.#lastPull;
-      if (last !== undefined && !last.serverDone && this.#deps.conn.connected) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(
-            resolve,
-            Math.max(0, last.expiresAt - performance.now()) + SERVER_PULL_GRACE_MS,
-          );
-          this.#onServerDone = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
+      const never = new AbortController().signal;
+      while (this.#pruneOpen() > 0 && this.#deps.conn.connected) await this.#untilOpenChanges(never);
       this.#tracker.releaseNaks();
       this.#tracker.dispose();
       this.#unlistenReconnect();

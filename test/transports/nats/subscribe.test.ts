@@ -11,6 +11,7 @@ import {
   message,
   openTransport,
   pipeline,
+  sendAsync,
   subscriptionStats,
   waitUntil,
 } from './helpers.ts';
@@ -111,6 +112,31 @@ describe('nats subscribe (pull loop)', () => {
       flow.delivered.map((m) => m.sequence),
       Array.from({ length: 1_000 }, (_, i) => i + 1),
     );
+    await sub.stop();
+  });
+
+  it('a trickle: the next pull is sent before the last one expires, yet never for more than is free', async () => {
+    await transport.ensureTopic('trickle.topic', 'envelope');
+    const flow = new FakeFlow(40); // never released: 40 deliveries fill it for good
+    const sub = await subscribe('trickle.topic', flow);
+    // About 200 msg/s for 0.6 s: each 100 ms pull gets ~20 and is followed up
+    // 25 ms before its expiry while the server may still hand it ~5 more.
+    const outcomes: Promise<unknown>[] = [];
+    for (let i = 0; i < 120; i++) {
+      outcomes.push(sendAsync(transport, message('trickle.topic', `t${i}`)));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(outcomes);
+    await waitUntil(
+      () => flow.delivered.length === 40 && flow.waits > 0,
+      '40 deliveries, then waiting for capacity',
+    );
+    assert.ok(
+      flow.lowestCapacity >= 0,
+      `pulls asked for more than was free: capacity went to ${flow.lowestCapacity}`,
+    );
+    assert.equal(flow.delivered.length, 40);
+    assert.equal((await consumerState('trickle.topic')).num_ack_pending, 40, 'the broker handed out only 40');
     await sub.stop();
   });
 
