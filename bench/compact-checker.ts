@@ -10,6 +10,8 @@ import type { Workload } from './workload.ts';
 
 const ACKED = 1;
 const FAILED = 2;
+/** First consumed after a later version of its aggregate. */
+const LATE = 4;
 
 export function createCompactChecker(w: Workload, n: number): OrderChecker {
   const state = new Uint8Array(n);
@@ -54,6 +56,7 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
       const top = highest[a] as number;
       if (version < top) {
         outOfOrder++;
+        state[i] = (state[i] as number) | LATE;
         if (examples.outOfOrder.length < 10) examples.outOfOrder.push(`${key}: #${version} after #${top}`);
       } else highest[a] = version;
     },
@@ -61,6 +64,7 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
     expectedCount: () => expected,
     report(): CheckerReport {
       let ok = 0;
+      let exactlyOnce = 0;
       let lost = 0;
       let duplicated = 0;
       let acknowledged = 0;
@@ -74,6 +78,7 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
         if (failed && !acked && s === 0) unknown++;
         if (s > 1) duplicated++;
         if (s > 0) {
+          if (acked && s === 1 && ((state[i] as number) & LATE) === 0) exactlyOnce++;
           if (acked) ok++;
           else recovered++;
         } else if (acked) {
@@ -87,6 +92,7 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
         unknown,
         consumed,
         ok,
+        exactlyOnce,
         lost,
         duplicated,
         outOfOrder,

@@ -19,6 +19,8 @@ export interface CheckerReport {
   readonly unknown: number;
   readonly consumed: number;
   readonly ok: number;
+  /** Acknowledged, consumed exactly once and not out of order: the strict verdict. */
+  readonly exactlyOnce: number;
   readonly lost: number;
   readonly duplicated: number;
   readonly outOfOrder: number;
@@ -38,6 +40,8 @@ interface Expected {
   acked: boolean;
   failed: boolean;
   seen: number;
+  /** Its first consumption came after a later index of its key. */
+  late: boolean;
 }
 
 export interface OrderChecker {
@@ -71,7 +75,7 @@ export function createOrderChecker(): OrderChecker {
 
   return {
     expect(id, key, index) {
-      expected.set(id, { key, index, acked: false, failed: false, seen: 0 });
+      expected.set(id, { key, index, acked: false, failed: false, seen: 0, late: false });
     },
     acknowledged(id) {
       const e = expected.get(id);
@@ -98,6 +102,7 @@ export function createOrderChecker(): OrderChecker {
       const top = highest.get(key) ?? -1;
       if (index < top) {
         outOfOrder++;
+        e.late = true;
         note(seenExamples.outOfOrder, `${key}: #${index} after #${top}`);
       } else {
         highest.set(key, index);
@@ -107,6 +112,7 @@ export function createOrderChecker(): OrderChecker {
     expectedCount: () => expected.size,
     report() {
       let ok = 0;
+      let exactlyOnce = 0;
       let lost = 0;
       let duplicated = 0;
       let acknowledged = 0;
@@ -118,6 +124,7 @@ export function createOrderChecker(): OrderChecker {
         if (e.failed && !e.acked && e.seen === 0) unknown++;
         if (e.seen > 1) duplicated++;
         if (e.seen > 0) {
+          if (e.acked && e.seen === 1 && !e.late) exactlyOnce++;
           if (e.acked) ok++;
           else recovered++;
         } else if (e.acked) {
@@ -131,6 +138,7 @@ export function createOrderChecker(): OrderChecker {
         unknown,
         consumed,
         ok,
+        exactlyOnce,
         lost,
         duplicated,
         outOfOrder,
@@ -151,4 +159,35 @@ export function formatReport(r: CheckerReport): string {
     (r.examples.lost.length ? ` lost e.g. ${r.examples.lost.slice(0, 3).join(', ')}` : '') +
     (r.examples.outOfOrder.length ? ` order e.g. ${r.examples.outOfOrder.slice(0, 3).join(', ')}` : '')
   );
+}
+
+export interface DeliveryExpectation {
+  readonly eventId: string;
+  readonly aggregateId: string;
+  /** Position within its aggregate (publish order). */
+  readonly index: number;
+}
+
+/**
+ * Batch form: classifies what a consumer (or a stream read back) saw against
+ * what was committed, every expected event counting as acknowledged (e.g. the
+ * outbox: a committed row must arrive). `exactlyOnce === expected.length` is
+ * "each exactly once, in aggregate order".
+ */
+export function checkDelivery(
+  expected: readonly DeliveryExpectation[],
+  seen: readonly { readonly eventId: string }[],
+): CheckerReport {
+  const checker = createOrderChecker();
+  const byId = new Map<string, DeliveryExpectation>();
+  for (const e of expected) {
+    byId.set(e.eventId, e);
+    checker.expect(e.eventId, e.aggregateId, e.index);
+    checker.acknowledged(e.eventId);
+  }
+  for (const s of seen) {
+    const e = byId.get(s.eventId);
+    checker.observe(s.eventId, e?.aggregateId ?? '(unknown)', e?.index ?? -1);
+  }
+  return checker.report();
 }

@@ -9,8 +9,8 @@ import { createEventBus } from '../../src/bus/create-event-bus.ts';
 import { decodeEnvelope, type Envelope } from '../../src/core/envelope.ts';
 import type { EventBus, PublishResult } from '../../src/core/types.ts';
 import { createOutboxRelay } from '../../src/outbox/relay.ts';
+import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import { createMemoryBroker, type MemoryBroker } from '../../src/transports/memory/index.ts';
-import { checkDelivery, summary } from './checker.ts';
 import {
   eventsFor,
   expectedFromDb,
@@ -169,10 +169,10 @@ for (const factory of storeFactories) {
 
             // The broker stream: every committed row stored once, per-aggregate order kept.
             const stream = checkDelivery(expected, h.stream());
-            assert.equal(stream.ok, total, `stream: ${summary(stream)}`);
+            assert.equal(stream.exactlyOnce, total, `stream: ${formatReport(stream)}`);
             // The consumer: every event handled once, in order per aggregate.
             const consumed = checkDelivery(expected, seen);
-            assert.equal(consumed.ok, total, `consumer: ${summary(consumed)}`);
+            assert.equal(consumed.exactlyOnce, total, `consumer: ${formatReport(consumed)}`);
             // Publishing: exactly one successful, non-duplicate result per event across both relays.
             const stored = new Map<string, number>();
             for (const r of h.results)
@@ -256,7 +256,7 @@ for (const factory of storeFactories) {
             const recoveredMs = performance.now() - crashedAt;
             const expected = await expectedFromDb(f);
             const stream = checkDelivery(expected, h.stream());
-            assert.equal(stream.ok, total, `stream: ${summary(stream)}`);
+            assert.equal(stream.exactlyOnce, total, `stream: ${formatReport(stream)}`);
             assert.equal(await publishedCount(f), total);
             const republished = h.results.filter((r) => r.success && r.duplicate).length;
             const takeoverStats = takeover.stats();
@@ -351,7 +351,7 @@ for (const factory of storeFactories) {
           }
           const seconds = (performance.now() - startedAt) / 1000;
           const stream = checkDelivery(await expectedFromDb(f), h.stream());
-          assert.equal(stream.ok, total, summary(stream));
+          assert.equal(stream.exactlyOnce, total, formatReport(stream));
           console.log(
             `[outbox ${factory.kind}] relay throughput: ${total} rows / ${aggregates} aggregates drained in ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} rows/s (1 relay, batchSize 1000, memory bus)`,
           );

@@ -11,8 +11,8 @@ import { createEventBus } from '../../src/bus/create-event-bus.ts';
 import { decodeEnvelope } from '../../src/core/envelope.ts';
 import type { EventBus, PublishResult } from '../../src/core/types.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../src/outbox/relay.ts';
+import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats-server.ts';
-import { checkDelivery, summary } from './checker.ts';
 import {
   eventsFor,
   expectedFromDb,
@@ -162,7 +162,7 @@ for (const factory of storeFactories) {
             const doneAt = performance.now();
             const stream = await readStream(h.server.url);
             const report = checkDelivery(await expectedFromDb(f), stream);
-            assert.equal(report.ok, total, `stream: ${summary(report)}`);
+            assert.equal(report.exactlyOnce, total, `stream: ${formatReport(report)}`);
             assert.ok(
               stream.every((m) => m.msgId === m.eventId),
               'Nats-Msg-Id = eventId = outbox row id',
@@ -232,7 +232,7 @@ for (const factory of storeFactories) {
             });
             const stream = await readStream(h.server.url);
             const report = checkDelivery(await expectedFromDb(f), stream);
-            assert.equal(report.ok, total, `stream: ${summary(report)}`);
+            assert.equal(report.exactlyOnce, total, `stream: ${formatReport(report)}`);
             assert.equal(stream.length, total);
             const duplicates = h.results.filter((r) => r.success && r.duplicate).length;
             console.log(

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { TimeoutError, TransportError } from '../../src/core/errors.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../src/outbox/relay.ts';
-import { checkDelivery, summary } from './checker.ts';
+import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import { FakeBus } from './fake-bus.ts';
 import {
   captureLogger,
@@ -79,7 +79,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 200, summary(report));
+        assert.equal(report.exactlyOnce, 200, formatReport(report));
       }));
 
     test('failed publishes are retried with backoff, holding back their aggregate; order survives', () =>
@@ -115,7 +115,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 120, summary(report));
+        assert.equal(report.exactlyOnce, 120, formatReport(report));
         assert.deepEqual(bus.concurrentPerAggregate, []);
         const attempts = await f.query<{ index: number; attempts: number; last_error: string | null }>(
           "SELECT (envelope->'payload'->>'index')::int AS index, attempts, last_error FROM eventbus_outbox WHERE aggregate_id = 'agg-0' ORDER BY seq",
@@ -181,7 +181,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 3, summary(report));
+        assert.equal(report.exactlyOnce, 3, formatReport(report));
         assert.deepEqual(bus.concurrentPerAggregate, []);
       }));
 
@@ -224,7 +224,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 48, summary(report));
+        assert.equal(report.exactlyOnce, 48, formatReport(report));
       }));
 
     test('a duplicate:true result (broker already had it) counts as published', () =>
@@ -305,7 +305,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 20, summary(report));
+        assert.equal(report.exactlyOnce, 20, formatReport(report));
       }));
 
     test('close gives up on unconfirmed publishes at its deadline and releases them', () =>
@@ -350,7 +350,7 @@ for (const factory of storeFactories) {
           await expectedFromDb(f),
           bus.log.map((e) => ({ eventId: e.envelope.eventId })),
         );
-        assert.equal(report.ok, 12, summary(report));
+        assert.equal(report.exactlyOnce, 12, formatReport(report));
         assert.equal(
           bus.results.filter((r) => r.duplicate).length,
           3,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createOrderChecker } from '../../src/testing/checker.ts';
+import { checkDelivery, createOrderChecker, formatReport } from '../../src/testing/checker.ts';
 
 describe('order checker', () => {
   it('classifies ok, lost, duplicated, out of order, unexpected and recovered', () => {
@@ -52,5 +52,45 @@ describe('order checker reports', () => {
     const r = c.report();
     assert.equal(r.lost, 0);
     assert.deepEqual(r.examples.lost, []);
+  });
+});
+
+describe('checkDelivery (batch form)', () => {
+  const expected = [
+    { eventId: 'a0', aggregateId: 'A', index: 0 },
+    { eventId: 'a1', aggregateId: 'A', index: 1 },
+    { eventId: 'a2', aggregateId: 'A', index: 2 },
+    { eventId: 'b0', aggregateId: 'B', index: 0 },
+    { eventId: 'b1', aggregateId: 'B', index: 1 },
+  ];
+
+  it('every committed event once, in aggregate order → exactlyOnce equals the total', () => {
+    const r = checkDelivery(expected, [
+      { eventId: 'b0' },
+      { eventId: 'a0' },
+      { eventId: 'a1' },
+      { eventId: 'b1' },
+      { eventId: 'a2' },
+    ]);
+    assert.equal(r.exactlyOnce, 5);
+    assert.equal(r.ok, 5);
+    assert.equal(r.acknowledged, 5);
+  });
+
+  it('a loss, a duplicate, a reordering and a stranger each leave exactlyOnce short and say why', () => {
+    const r = checkDelivery(expected, [
+      { eventId: 'a0' },
+      { eventId: 'a2' },
+      { eventId: 'a1' }, // after a2: out of order
+      { eventId: 'b0' },
+      { eventId: 'b0' }, // duplicate
+      { eventId: 'zz' }, // never committed
+    ]); // b1 lost
+    assert.equal(r.exactlyOnce, 2, formatReport(r)); // a0, a2
+    assert.equal(r.lost, 1);
+    assert.equal(r.duplicated, 1);
+    assert.equal(r.outOfOrder, 1);
+    assert.equal(r.unexpected, 1);
+    assert.deepEqual(r.examples.lost, ['B#1 (b1)']);
   });
 });
