@@ -70,6 +70,7 @@ export function formatReport(report: BenchReport): string {
         'raw o/l/d',
         'mem o/l/d',
         'ours ok',
+        'stalls ours / raw',
       ],
       report.ratios.map((r) => [
         r.scenario,
