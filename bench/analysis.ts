@@ -11,6 +11,13 @@ import type {
 
 const SCENARIO_ORDER: readonly ThroughputScenario[] = ['publish', 'consume', 'e2e'];
 
+/** ours ÷ raw, two decimals; undefined unless both ran. */
+function ratioOf(ours: number | undefined, raw: number | undefined): number | undefined {
+  return ours !== undefined && raw !== undefined && raw > 0
+    ? Math.round((ours / raw) * 100) / 100
+    : undefined;
+}
+
 export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
   const out: RatioRow[] = [];
   for (const scenario of SCENARIO_ORDER) {
@@ -22,6 +29,8 @@ export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
         rows.find((r) => r.scenario === scenario && r.level === level && r.system === system)?.msgPerSec;
       const ours = find('ours-nats');
       const raw = find('raw-nats');
+      const oursKafka = find('ours-kafka');
+      const rawKafka = find('raw-kafka');
       out.push({
         scenario,
         level,
@@ -29,10 +38,14 @@ export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
         oursMsgPerSec: ours,
         rawMsgPerSec: raw,
         memoryMsgPerSec: find('ours-memory'),
-        ratio:
-          ours !== undefined && raw !== undefined && raw > 0
-            ? Math.round((ours / raw) * 100) / 100
-            : undefined,
+        ratio: ratioOf(ours, raw),
+        ...(oursKafka === undefined && rawKafka === undefined
+          ? {}
+          : {
+              oursKafkaMsgPerSec: oursKafka,
+              rawKafkaMsgPerSec: rawKafka,
+              kafkaRatio: ratioOf(oursKafka, rawKafka),
+            }),
       });
     }
   }
@@ -147,7 +160,9 @@ export function targets(
     holds: a !== undefined && b !== undefined ? b <= a * 1.1 : undefined,
   });
 
-  const ours = [...throughput, ...latency, ...(soak ? [soak] : [])].filter((r) => r.system !== 'raw-nats');
+  const ours = [...throughput, ...latency, ...(soak ? [soak] : [])].filter((r) =>
+    r.system.startsWith('ours-'),
+  );
   const leaking = ours.filter((r) => r.resources.handleDelta > 0);
   out.push({
     id: 'handles',

@@ -1,6 +1,7 @@
 /**
- * `npm run bench` / `eventbus bench`: options, the one nats-server, the suite,
- * and the three outputs (terminal table, JSON, HTML).
+ * `npm run bench` / `eventbus bench`: options, the one nats-server (and the
+ * Kafka cluster of KAFKA_BROKERS), the suite, and the three outputs
+ * (terminal table, JSON, HTML).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -12,9 +13,11 @@ import {
   type BenchConfig,
   DEFAULT_LEVELS,
   DEFAULTS,
+  KAFKA_SYSTEMS,
   LATENCY_RATES,
   LEVELS,
   type Level,
+  NATS_SYSTEMS,
   QUICK,
   QUICK_LEVELS,
   SCENARIOS,
@@ -22,6 +25,7 @@ import {
   SYSTEMS,
   type SystemName,
 } from './config.ts';
+import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka-env.ts';
 import { type NatsEnv, startNatsEnv } from './nats-env.ts';
 import { formatProfile } from './profile.ts';
 import { createProgress } from './progress.ts';
@@ -29,13 +33,16 @@ import { renderHtml } from './report/html.ts';
 import { formatReport } from './report/table.ts';
 import { Sampler } from './resources.ts';
 import { runSuite } from './suite.ts';
-import type { BenchReport } from './types.ts';
+import type { BenchReport, KafkaMeta } from './types.ts';
 
 export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
 
 Runs our bus on NATS, the raw official client on the same nats-server, and our
 bus on the in-memory transport side by side in this process; prints the ratio
-table and writes <out>/<date>.json and <out>/<date>.html.
+table and writes <out>/<date>.json and <out>/<date>.html. With KAFKA_BROKERS
+set (host:port,...) also our bus on Kafka and the raw @platformatic/kafka
+client (publish, consume, e2e); without it those two are skipped (one line on
+stderr).
 
 Options:
   --levels LIST     levels to run, by name or message count, comma-separated
@@ -47,7 +54,8 @@ Options:
   --rates LIST      latency offered rates in msg/s (default 1000,5000,20000)
   --latency-seconds N   seconds per latency rate (default 5)
   --scenarios LIST  publish,consume,e2e,latency (default all)
-  --systems LIST    ours-nats,raw-nats,ours-memory (default all)
+  --systems LIST    ours-nats,raw-nats,ours-memory,ours-kafka,raw-kafka (default all;
+                    the Kafka ones need KAFKA_BROKERS)
   --profile         also CPU-profile our publish and consume paths (inspector; .cpuprofile files in --out)
   --out DIR         output directory (default bench/results)
   --no-progress     no progress bars (they are off anyway when stderr is not a TTY)
@@ -213,17 +221,29 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   await mkdir(config.outDir, { recursive: true });
   const sampler = new Sampler(config.sampleIntervalMs);
   const progress = createProgress(config.progress);
-  const needsNats = config.systems.some((s) => s !== 'ours-memory');
+  const plan = kafkaPlan(config.systems, process.env);
+  const skipped = skipLine(plan);
+  if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
+  const systems = plan.systems;
+  const needsNats = systems.some((s) => NATS_SYSTEMS.includes(s));
+  const needsKafka = systems.some((s) => KAFKA_SYSTEMS.includes(s));
   sampler.start();
   let env: NatsEnv | undefined;
+  let kafka: KafkaEnv | undefined;
   try {
+    kafka = needsKafka && plan.brokers !== undefined ? await startKafkaEnv(plan.brokers) : undefined;
     env = needsNats ? await startNatsEnv() : undefined;
-    const result = await runSuite(config, env, {
-      sampler,
-      progress,
-      stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
-      fileStamp: stamp,
-    });
+    const result = await runSuite(
+      { ...config, systems },
+      env,
+      {
+        sampler,
+        progress,
+        stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
+        fileStamp: stamp,
+      },
+      kafka,
+    );
     sampler.stop();
     const gitAtEnd = gitState();
     const report: BenchReport = {
@@ -236,6 +256,7 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         totalMemoryBytes: totalmem(),
         loadAverage: { start: loadAtStart, end: loadavg().map((l) => Math.round(l * 100) / 100) },
         natsServer: env?.version ?? 'not used',
+        ...kafkaMeta(plan, kafka),
         gitCommit: gitAtStart.commit,
         gitDirtySrc: gitAtStart.dirtySrc,
         ...(sameGit(gitAtStart, gitAtEnd) ? {} : { gitAtEnd }),
@@ -265,8 +286,30 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
     return { json, html, report };
   } finally {
     sampler.stop();
-    await env?.close();
+    try {
+      await env?.close();
+    } finally {
+      await kafka?.close();
+    }
   }
+}
+
+/** meta.kafka: where the Kafka systems ran, or that (and why) they were skipped; absent when not requested. */
+function kafkaMeta(plan: KafkaPlan, kafka: KafkaEnv | undefined): { kafka?: KafkaMeta } {
+  if (kafka !== undefined) {
+    return {
+      kafka: {
+        brokers: kafka.brokers,
+        cluster: kafka.cluster,
+        partitions: kafka.partitions,
+        systems: plan.systems.filter((s) => KAFKA_SYSTEMS.includes(s)),
+      },
+    };
+  }
+  if (plan.skipped.length > 0 && plan.reason !== undefined) {
+    return { kafka: { skipped: plan.skipped, reason: plan.reason } };
+  }
+  return {};
 }
 
 /** The command: returns the process exit code (1 when a run lost or reordered messages). */

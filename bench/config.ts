@@ -45,7 +45,7 @@ export interface BenchConfig {
   readonly progress: boolean;
   /** Write CPU profiles of our publish and consume paths (inspector, in-process). */
   readonly profile: boolean;
-  /** Which systems to run (default all three). */
+  /** Which systems to run (default all; the Kafka ones only when KAFKA_BROKERS is set). */
   readonly systems: readonly SystemName[];
   /** Which scenarios to run (default all). */
   readonly scenarios: readonly ScenarioName[];
@@ -57,8 +57,15 @@ export interface BenchConfig {
   readonly sampleIntervalMs: number;
 }
 
-export const SYSTEMS = ['ours-nats', 'raw-nats', 'ours-memory'] as const;
+export const SYSTEMS = ['ours-nats', 'raw-nats', 'ours-memory', 'ours-kafka', 'raw-kafka'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** Systems that need a nats-server (the bench spawns one). */
+export const NATS_SYSTEMS: readonly SystemName[] = ['ours-nats', 'raw-nats'];
+/** Systems that need a Kafka broker (KAFKA_BROKERS); skipped without one. */
+export const KAFKA_SYSTEMS: readonly SystemName[] = ['ours-kafka', 'raw-kafka'];
+/** Systems of the latency scenario (Kafka has publish, consume and e2e rows only). */
+export const LATENCY_SYSTEMS: readonly SystemName[] = ['ours-nats', 'raw-nats', 'ours-memory'];
 
 export const SCENARIOS = ['publish', 'consume', 'e2e', 'latency'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];

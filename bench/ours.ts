@@ -1,19 +1,27 @@
 /**
  * Our bus doing the work: publishEnvelope with PublishResults, subscribeEnvelope
- * with the default actor pool, on NATS or on the in-memory transport. Each
+ * with the default actor pool, on NATS, Kafka or the in-memory transport. Each
  * runner opens its buses, measures, verifies, and closes everything it opened.
  */
-import { createEventBus, type EventBus, type Logger, type PublishResult } from '../src/index.ts';
+import {
+  createEventBus,
+  type EnvelopeHandler,
+  type EventBus,
+  type Logger,
+  type PublishResult,
+} from '../src/index.ts';
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import type { MemoryBroker } from '../src/transports/memory/index.ts';
+import { commitsSettled, type KafkaEnv, kafkaBusOptions, oursGroup, readBackKafka } from './kafka-env.ts';
 import { createRecorder, type LatencyRecorder, paced } from './latency.ts';
 import { Counter, deadlineFor, type RunOutcome, type StoredOrder, within } from './measure.ts';
 import { acksSettled, type NatsEnv, readBack } from './nats-env.ts';
 import type { Workload } from './workload.ts';
 
-/** Where our buses connect: a NATS server, or a memory broker shared by the run's buses. */
+/** Where our buses connect: a NATS server, a Kafka cluster, or a memory broker shared by the run's buses. */
 export type OursTarget =
   | { readonly kind: 'nats'; readonly env: NatsEnv }
+  | { readonly kind: 'kafka'; readonly env: KafkaEnv }
   | { readonly kind: 'memory'; readonly broker: MemoryBroker };
 
 export const SUB_CLIENT = 'bench-sub';
@@ -59,6 +67,9 @@ export function openBus(
     metrics: { enabled: false },
     ...(onPublishResult ? { onPublishResult } : {}),
   };
+  if (target.kind === 'kafka') {
+    return createEventBus({ ...common, transport: 'kafka', kafka: kafkaBusOptions(target.env) });
+  }
   return target.kind === 'nats'
     ? createEventBus({ ...common, transport: 'nats', nats: { servers: [target.env.url] } })
     : createEventBus({ ...common, transport: 'memory', memory: { broker: target.broker } });
@@ -99,10 +110,14 @@ async function publishAll(
   }
 }
 
-/** Stored contents → checker (NATS: read the streams back; memory: the broker's logs). */
+/** Stored contents → checker (NATS: read the streams back; Kafka: the topics; memory: the broker's logs). */
 async function verifyStored(target: OursTarget, w: Workload, checker: OrderChecker): Promise<void> {
   if (target.kind === 'nats') {
     await readBack(target.env, w.topics, checker);
+    return;
+  }
+  if (target.kind === 'kafka') {
+    await readBackKafka(target.env, w.topics, checker);
     return;
   }
   for (const topic of w.topics) {
@@ -185,18 +200,39 @@ export async function oursPreloadMemory(
   if (notes.length > 0) throw new Error(`Preload failed: ${notes.join('; ')}`);
 }
 
+/**
+ * Kafka: one consumer group per topic. @platformatic/kafka's group leader
+ * assigns only the topics it subscribed itself, round-robin over every member,
+ * so subscriptions of different topics sharing the bus's default group (the
+ * clientId) would not get each other's partitions (see bench/README.md).
+ */
+function groupFor(target: OursTarget): ((topic: string) => string) | undefined {
+  return target.kind === 'kafka' ? oursGroup : undefined;
+}
+
 function subscribeAll(
   bus: EventBus,
   w: Workload,
   onEvent: (eventId: string, aggregateId: string, version: number, deliveries: number) => void,
+  groupOf?: (topic: string) => string,
 ): Promise<unknown[]> {
   return Promise.all(
-    w.topics.map((topic) =>
-      bus.subscribeEnvelope(topic, (e, ctx) => {
+    w.topics.map((topic) => {
+      const handler: EnvelopeHandler<unknown> = (e, ctx) => {
         onEvent(e.eventId, e.aggregateId, e.eventVersion, ctx.deliveryCount);
-      }),
-    ),
+      };
+      return groupOf === undefined
+        ? bus.subscribeEnvelope(topic, handler)
+        : bus.subscribeEnvelope(topic, handler, { group: groupOf(topic) });
+    }),
   );
+}
+
+/** After a consumption run (untimed): NATS ack floor / Kafka committed offsets at the end; memory: n/a. */
+async function settledOf(target: OursTarget, w: Workload): Promise<boolean | undefined> {
+  if (target.kind === 'nats') return acksSettled(target.env, w.topics, SUB_CLIENT);
+  if (target.kind === 'kafka') return commitsSettled(target.env, w.topics, oursGroup);
+  return undefined;
 }
 
 /**
@@ -216,15 +252,26 @@ export async function oursConsume(
   const bus = await openBus(target, SUB_CLIENT, log);
   try {
     const started = performance.now();
-    await subscribeAll(bus, w, (id, key, version, deliveries) => {
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    await subscribeAll(
+      bus,
+      w,
+      (id, key, version, deliveries) => {
+        checker.observe(id, key, version);
+        consumed.inc(deliveries);
+      },
+      groupFor(target),
+    );
     if (!(await within(consumed.reached(n), deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
     const transportStats = bus.health().details;
-    const settled = target.kind === 'nats' ? await acksSettled(target.env, w.topics, SUB_CLIENT) : undefined;
-    if (settled === false) notes.push('acks had not all reached the broker 5 s after the run');
+    const settled = await settledOf(target, w);
+    if (settled === false) {
+      notes.push(
+        target.kind === 'kafka'
+          ? 'offsets were not all committed 5 s after the run'
+          : 'acks had not all reached the broker 5 s after the run',
+      );
+    }
     const base =
       transportStats === undefined
         ? { elapsedMs, checker, notes }
@@ -254,10 +301,15 @@ export async function oursEndToEnd(
   const pub = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
   const sub = await openBus(target, SUB_CLIENT, log);
   try {
-    await subscribeAll(sub, w, (id, key, version, deliveries) => {
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    await subscribeAll(
+      sub,
+      w,
+      (id, key, version, deliveries) => {
+        checker.observe(id, key, version);
+        consumed.inc(deliveries);
+      },
+      groupFor(target),
+    );
     const started = performance.now();
     await publishAll(pub, w, n, checker, notes);
     const done = Promise.all([results.reached(n), consumed.reached(n)]);
@@ -299,11 +351,16 @@ export async function oursLatency(
   const pub = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
   const sub = await openBus(target, SUB_CLIENT, log);
   try {
-    await subscribeAll(sub, w, (id, key, version, deliveries) => {
-      recorder.arrived(w.indexOf(id));
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    await subscribeAll(
+      sub,
+      w,
+      (id, key, version, deliveries) => {
+        recorder.arrived(w.indexOf(id));
+        checker.observe(id, key, version);
+        consumed.inc(deliveries);
+      },
+      groupFor(target),
+    );
     const started = performance.now();
     const offerMs = await paced(n, rate, recorder.sentAt, (i) => {
       w.expect(checker, i);

@@ -1,14 +1,17 @@
 /**
- * The whole run: one nats-server, a warm-up of every path, then per level the
- * publish, consumption and end-to-end scenarios for each system side by side,
- * then the latency rates, then (optionally) CPU profiles of our paths.
- * Every scenario gets fresh streams (created untimed, deleted afterwards).
+ * The whole run: one nats-server (and a Kafka cluster when KAFKA_BROKERS is
+ * set), a warm-up of every path, then per level the publish, consumption and
+ * end-to-end scenarios for each system side by side, then the latency rates,
+ * then (optionally) CPU profiles of our paths. Every scenario gets fresh
+ * streams / topics (created untimed, deleted afterwards).
  */
 import { join } from 'node:path';
 import { createOrderChecker } from '../src/testing/checker.ts';
 import { createMemoryBroker } from '../src/transports/memory/index.ts';
 import { createCompactChecker } from './compact-checker.ts';
-import type { BenchConfig, Level, SystemName } from './config.ts';
+import { type BenchConfig, KAFKA_SYSTEMS, LATENCY_SYSTEMS, type Level, type SystemName } from './config.ts';
+import { createKafkaTopics, deleteKafkaTopics, type KafkaEnv } from './kafka-env.ts';
+import { rawKafkaConsume, rawKafkaEndToEnd, rawKafkaPreload, rawKafkaPublish } from './kafka-raw.ts';
 import { summarize } from './latency.ts';
 import {
   Counter,
@@ -55,6 +58,8 @@ export interface SuiteResult {
 interface SuiteContext extends MeasureContext {
   readonly config: BenchConfig;
   readonly env: NatsEnv | undefined;
+  /** Set when Kafka systems run (KAFKA_BROKERS). */
+  readonly kafka: KafkaEnv | undefined;
   readonly progress: Progress;
   /** Digits only: goes into topic names. */
   readonly stamp: string;
@@ -72,7 +77,35 @@ function workload(ctx: SuiteContext, name: string): Workload {
 }
 
 function wants(ctx: SuiteContext, system: SystemName): boolean {
-  return ctx.config.systems.includes(system) && (system === 'ours-memory' || ctx.env !== undefined);
+  if (!ctx.config.systems.includes(system)) return false;
+  if (system === 'ours-memory') return true;
+  if (KAFKA_SYSTEMS.includes(system)) return ctx.kafka !== undefined;
+  return ctx.env !== undefined;
+}
+
+function kafkaEnv(ctx: SuiteContext): KafkaEnv {
+  if (ctx.kafka === undefined) throw new Error('Expected a Kafka environment');
+  return ctx.kafka;
+}
+
+const KAFKA_PAIR = ['ours-kafka', 'raw-kafka'] as const;
+const kafkaTag = (system: (typeof KAFKA_PAIR)[number]): string =>
+  system === 'ours-kafka' ? 'kours' : 'kraw';
+
+/** A Kafka run on fresh topics: created untimed before, deleted (with the bench's groups) after. */
+async function onFreshTopics<T>(
+  ctx: SuiteContext,
+  scenario: string,
+  level: Level,
+  system: (typeof KAFKA_PAIR)[number],
+  run: (env: KafkaEnv, w: Workload) => Promise<T>,
+): Promise<T> {
+  const env = kafkaEnv(ctx);
+  const w = workload(ctx, name(ctx, scenario, level.name, kafkaTag(system)));
+  await createKafkaTopics(env, w.topics);
+  const result = await run(env, w);
+  await deleteKafkaTopics(env, w);
+  return result;
 }
 
 function natsEnv(ctx: SuiteContext): NatsEnv {
@@ -236,6 +269,18 @@ async function publishScenario(ctx: SuiteContext, level: Level, rows: Throughput
     const target: OursTarget = { kind: 'memory', broker: createMemoryBroker() };
     rows.push(await row(ctx, 'publish', level, 'ours-memory', (_, c) => oursPublish(target, w, n, c)));
   }
+  for (const system of KAFKA_PAIR) {
+    if (!wants(ctx, system)) continue;
+    rows.push(
+      await onFreshTopics(ctx, 'pub', level, system, (env, w) =>
+        row(ctx, 'publish', level, system, (_, c) =>
+          system === 'ours-kafka'
+            ? oursPublish({ kind: 'kafka', env }, w, n, c)
+            : rawKafkaPublish(env, w, n, c),
+        ),
+      ),
+    );
+  }
 }
 
 async function consumeScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
@@ -277,6 +322,31 @@ async function consumeScenario(ctx: SuiteContext, level: Level, rows: Throughput
         oursConsume({ kind: 'memory', broker }, w, n, checker.take(), c),
       ),
     );
+  }
+  const kafka = KAFKA_PAIR.filter((s) => wants(ctx, s));
+  if (kafka.length > 0) {
+    const env = kafkaEnv(ctx);
+    // Identical topic sets (same partitions), both loaded by the raw producer before either is consumed.
+    const sets = kafka.map((system) => {
+      const w = workload(ctx, name(ctx, 'con', level.name, kafkaTag(system)));
+      return { system, w, checker: new Handover(createOrderChecker()) };
+    });
+    for (const set of sets) {
+      await createKafkaTopics(env, set.w.topics);
+      await preload(ctx, `preload ${level.name} for ${set.system}`, n, (c) =>
+        rawKafkaPreload(env, set.w, n, set.checker.peek(), c),
+      );
+    }
+    for (const { system, w, checker } of sets) {
+      rows.push(
+        await row(ctx, 'consume', level, system, (_, c) =>
+          system === 'ours-kafka'
+            ? oursConsume({ kind: 'kafka', env }, w, n, checker.take(), c)
+            : rawKafkaConsume(env, w, n, checker.take(), c),
+        ),
+      );
+      await deleteKafkaTopics(env, w);
+    }
   }
 }
 
@@ -327,11 +397,27 @@ async function endToEndScenario(ctx: SuiteContext, level: Level, rows: Throughpu
       ),
     );
   }
+  for (const system of KAFKA_PAIR) {
+    if (!wants(ctx, system)) continue;
+    const results = new Counter(n, 'results');
+    rows.push(
+      await onFreshTopics(ctx, 'e2e', level, system, (env, w) =>
+        withPublishStalls(
+          results,
+          row(ctx, 'e2e', level, system, (_, c) =>
+            system === 'ours-kafka'
+              ? oursEndToEnd({ kind: 'kafka', env }, w, n, c, results)
+              : rawKafkaEndToEnd(env, w, n, c, results),
+          ),
+        ),
+      ),
+    );
+  }
 }
 
 async function latencyScenario(ctx: SuiteContext, rate: number, rows: LatencyRow[]): Promise<void> {
   const n = Math.max(100, Math.round(rate * ctx.config.latencySeconds));
-  for (const system of ['ours-nats', 'raw-nats', 'ours-memory'] as const) {
+  for (const system of LATENCY_SYSTEMS) {
     if (!wants(ctx, system)) continue;
     const w = workload(ctx, name(ctx, `lat${rate}`, 'r', system));
     if (system !== 'ours-memory') await createStreams(natsEnv(ctx), w.topics);
@@ -494,8 +580,9 @@ export async function runSuite(
   config: BenchConfig,
   env: NatsEnv | undefined,
   base: MeasureContext & { readonly stamp: string; readonly fileStamp: string },
+  kafka?: KafkaEnv,
 ): Promise<SuiteResult> {
-  const ctx: SuiteContext = { ...base, config, env };
+  const ctx: SuiteContext = { ...base, config, env, kafka };
   const throughput: ThroughputRow[] = [];
   const latency: LatencyRow[] = [];
   let profiles: ProfileSummary[] = [];

@@ -64,7 +64,10 @@ export interface ThroughputRow {
   readonly transportStats?: unknown;
   /** End-to-end runs: the broker's stored order, read back after the run (publish side vs consume side). */
   readonly stored?: StoredOrder;
-  /** Consumption runs on NATS: every ack reached the broker (ack floor = last sequence). */
+  /**
+   * Consumption runs: every ack reached the broker (NATS: ack floor = last
+   * sequence; Kafka: every partition's committed offset = its end offset).
+   */
   readonly acksSettled?: boolean;
   /** Anything unusual (timeouts, errors); empty when the run was clean. */
   readonly notes: readonly string[];
@@ -101,7 +104,22 @@ export interface RatioRow {
   readonly memoryMsgPerSec: number | undefined;
   /** ours-nats msg/s ÷ raw-nats msg/s. */
   readonly ratio: number | undefined;
+  /** Kafka rows (absent from the JSON when Kafka did not run). */
+  readonly oursKafkaMsgPerSec?: number | undefined;
+  readonly rawKafkaMsgPerSec?: number | undefined;
+  /** ours-kafka msg/s ÷ raw-kafka msg/s. */
+  readonly kafkaRatio?: number | undefined;
 }
+
+/** The Kafka systems of a run: where they ran, or that (and why) they were skipped. */
+export type KafkaMeta =
+  | {
+      readonly brokers: readonly string[];
+      readonly cluster: string;
+      readonly partitions: number;
+      readonly systems: readonly SystemName[];
+    }
+  | { readonly skipped: readonly SystemName[]; readonly reason: string };
 
 export interface TargetResult {
   readonly id: string;
@@ -154,6 +172,8 @@ export interface BenchReport {
     /** os.loadavg() at the start and at the end: other processes on the machine skew everything. */
     readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
     readonly natsServer: string;
+    /** Present when Kafka systems were requested (the default): brokers used, or why they were skipped. */
+    readonly kafka?: KafkaMeta;
     readonly gitCommit: string | undefined;
     /** Files under src/ with uncommitted changes when the run started (the run used them). */
     readonly gitDirtySrc: readonly string[];

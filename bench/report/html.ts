@@ -4,14 +4,36 @@
  */
 import type { SystemName } from '../config.ts';
 import type { StallStats } from '../measure.ts';
-import type { BenchReport, CheckerCounts, ThroughputScenario } from '../types.ts';
+import type { BenchReport, CheckerCounts, RatioRow, ThroughputScenario } from '../types.ts';
 import { barChart, compact, esc, lineChart } from './svg.ts';
+import { hasNatsOrMemory } from './table.ts';
 
 const COLORS: Record<SystemName, string> = {
   'ours-nats': '#2e86de',
   'raw-nats': '#8395a7',
   'ours-memory': '#10ac84',
+  'ours-kafka': '#e67e22',
+  'raw-kafka': '#b8a590',
 };
+
+/** A system's msg/s in a ratio row. */
+function msgPerSec(r: RatioRow, system: SystemName): number | undefined {
+  switch (system) {
+    case 'ours-nats':
+      return r.oursMsgPerSec;
+    case 'raw-nats':
+      return r.rawMsgPerSec;
+    case 'ours-memory':
+      return r.memoryMsgPerSec;
+    case 'ours-kafka':
+      return r.oursKafkaMsgPerSec;
+    case 'raw-kafka':
+      return r.rawKafkaMsgPerSec;
+  }
+}
+
+const hasKafka = (r: RatioRow): boolean =>
+  r.oursKafkaMsgPerSec !== undefined || r.rawKafkaMsgPerSec !== undefined;
 
 const BAND_COLORS: Record<string, string> = {
   publish: '#dfe9f7',
@@ -61,7 +83,7 @@ function bandKind(phase: string): string {
 
 function throughputCharts(report: BenchReport): string {
   const out: string[] = [];
-  const systems: SystemName[] = ['ours-nats', 'raw-nats', 'ours-memory'];
+  const systems: SystemName[] = ['ours-nats', 'raw-nats', 'ours-memory', 'ours-kafka', 'raw-kafka'];
   for (const scenario of ['publish', 'consume', 'e2e'] as const) {
     const ratios = report.ratios.filter((r) => r.scenario === scenario);
     if (ratios.length === 0) continue;
@@ -75,15 +97,17 @@ function throughputCharts(report: BenchReport): string {
           .map((s) => ({
             name: s,
             color: COLORS[s],
-            values: ratios.map((r) =>
-              s === 'ours-nats' ? r.oursMsgPerSec : s === 'raw-nats' ? r.rawMsgPerSec : r.memoryMsgPerSec,
-            ),
+            values: ratios.map((r) => msgPerSec(r, s)),
           })),
         yLabel: 'messages per second',
         log: true,
-        groupLabels: ratios.map((r) =>
-          r.ratio === undefined ? undefined : `ours/raw ${r.ratio.toFixed(2)}×`,
-        ),
+        groupLabels: ratios.map((r) => {
+          const labels = [
+            ...(r.ratio === undefined ? [] : [`ours/raw ${r.ratio.toFixed(2)}×`]),
+            ...(r.kafkaRatio === undefined ? [] : [`Kafka ${r.kafkaRatio.toFixed(2)}×`]),
+          ];
+          return labels.length === 0 ? undefined : labels.join(' · ');
+        }),
       }),
     );
   }
@@ -110,6 +134,27 @@ function throughputCharts(report: BenchReport): string {
             label: `${s} target ${TARGETS[s]}×`,
           })),
         ],
+      }),
+    );
+  }
+  const kafkaSeries = (['publish', 'consume', 'e2e'] as const)
+    .filter((s) => report.ratios.some((r) => r.scenario === s && r.kafkaRatio !== undefined))
+    .map((scenario, i) => ({
+      name: scenario,
+      color: ['#e67e22', '#8e44ad', '#16a085'][i] as string,
+      values: levels.map(
+        (l) => report.ratios.find((r) => r.scenario === scenario && r.level === l)?.kafkaRatio,
+      ),
+    }));
+  if (kafkaSeries.length > 0) {
+    out.push(
+      barChart({
+        title: 'Ratio ours-kafka ÷ raw-kafka per level (same run)',
+        categories: levels,
+        series: kafkaSeries,
+        yLabel: 'ratio',
+        format: (v) => `${+v.toFixed(2)}×`,
+        thresholds: [{ value: 1, label: 'parity' }],
       }),
     );
   }
@@ -229,6 +274,7 @@ function ratioTable(report: BenchReport): string {
   const find = (scenario: string, level: string, system: string) =>
     report.throughput.find((t) => t.scenario === scenario && t.level === level && t.system === system);
   const rows = report.ratios
+    .filter(hasNatsOrMemory)
     .map((r) => {
       const ours = find(r.scenario, r.level, 'ours-nats');
       const raw = find(r.scenario, r.level, 'raw-nats');
@@ -239,6 +285,31 @@ function ratioTable(report: BenchReport): string {
     })
     .join('');
   return `<table><thead><tr><th>scenario</th><th>level</th><th>messages</th><th>ours-nats msg/s</th><th>raw-nats msg/s</th><th>ratio</th><th>ours-memory msg/s</th><th>ours o/l/d</th><th>raw o/l/d</th><th>memory o/l/d</th><th>ours success</th><th>stalls ours / raw</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+/** Kafka rows (ours-kafka vs raw @platformatic/kafka), or why there are none. */
+function kafkaSection(report: BenchReport): string {
+  const k = report.meta.kafka;
+  const ratios = report.ratios.filter(hasKafka);
+  if (ratios.length === 0) {
+    return k !== undefined && 'skipped' in k
+      ? `<p>Kafka rows skipped: ${esc(k.reason)} (set <code>KAFKA_BROKERS=host:9092</code> to run ${esc(k.skipped.join(', '))}).</p>`
+      : '';
+  }
+  const find = (scenario: string, level: string, system: string) =>
+    report.throughput.find((t) => t.scenario === scenario && t.level === level && t.system === system);
+  const rows = ratios
+    .map((r) => {
+      const ours = find(r.scenario, r.level, 'ours-kafka');
+      const raw = find(r.scenario, r.level, 'raw-kafka');
+      return `<tr><td>${r.scenario}</td><td>${esc(r.level)}</td><td class="n">${int(r.messages)}</td><td class="n">${int(r.oursKafkaMsgPerSec)}</td><td class="n">${int(r.rawKafkaMsgPerSec)}</td><td class="n">${r.kafkaRatio === undefined ? '—' : `${r.kafkaRatio.toFixed(2)}×`}</td><td class="n">${old(ours?.checker)}</td><td class="n">${old(raw?.checker)}</td><td class="n">${ours ? `${(ours.checker.successRate * 100).toFixed(1)}%` : '—'}</td><td class="n">${stalls(ours)} / ${stalls(raw)}</td></tr>`;
+    })
+    .join('');
+  const where =
+    k !== undefined && 'cluster' in k
+      ? ` on cluster ${esc(k.cluster)} (${esc(k.brokers.join(','))}), ${k.partitions} partitions per topic`
+      : '';
+  return `<h3>Kafka</h3><p>Our bus on Kafka ÷ the raw client (<code>@platformatic/kafka</code>: pipelined <code>send()</code> batches, one consumer-group member with a commit per message) doing the same work${where}; see <code>bench/README.md</code>.</p><table><thead><tr><th>scenario</th><th>level</th><th>messages</th><th>ours-kafka msg/s</th><th>raw-kafka msg/s</th><th>ratio</th><th>ours o/l/d</th><th>raw o/l/d</th><th>ours success</th><th>stalls ours / raw</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function latencyTable(report: BenchReport): string {
@@ -314,6 +385,7 @@ ${m.topics} topics · ${m.aggregates} aggregates · ${m.payloadBytes}-byte paylo
 <p>All three systems ran in one process, one after the other, against the same freshly spawned nats-server (fresh streams per scenario). <b>ratio</b> = our bus on NATS ÷ the official client (<code>@nats-io/jetstream</code>) doing the same work; see <code>bench/README.md</code> for what each row measures. <b>o/l/d</b> = order violations / lost / duplicated from the order checker. <b>stalls</b> = gaps of more than 500 ms between two consecutive messages of a run (count and total time).</p>
 <h2>Targets (issue 5)</h2>${targetsTable(report)}
 <h2>Throughput and ratios</h2>${ratioTable(report)}
+${kafkaSection(report)}
 ${throughputCharts(report)}
 <h2>Latency publish→handler</h2>${latencyTable(report)}<div class="charts">${latencyCharts(report)}</div>
 <h2>Memory and handles over time</h2>${memoryChart(report)}

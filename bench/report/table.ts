@@ -1,6 +1,6 @@
 /** The terminal report: ratio table per scenario and level, latency, resources, targets. */
 import type { StallStats } from '../measure.ts';
-import type { BenchReport, CheckerCounts, ThroughputRow } from '../types.ts';
+import type { BenchReport, CheckerCounts, RatioRow, ThroughputRow } from '../types.ts';
 
 const int = (n: number | undefined): string =>
   n === undefined ? '—' : Math.round(n).toLocaleString('en-US');
@@ -39,6 +39,11 @@ function table(
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** A ratio row with a NATS or memory measurement (Kafka-only rows have their own table). */
+export function hasNatsOrMemory(r: RatioRow): boolean {
+  return r.oursMsgPerSec !== undefined || r.rawMsgPerSec !== undefined || r.memoryMsgPerSec !== undefined;
+}
+
 export function formatReport(report: BenchReport): string {
   const out: string[] = [];
   const find = (r: { scenario: string; level: string }, system: string): ThroughputRow | undefined =>
@@ -72,23 +77,66 @@ export function formatReport(report: BenchReport): string {
         'ours ok',
         'stalls ours / raw',
       ],
-      report.ratios.map((r) => [
-        r.scenario,
-        r.level,
-        int(r.messages),
-        int(r.oursMsgPerSec),
-        int(r.rawMsgPerSec),
-        r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`,
-        int(r.memoryMsgPerSec),
-        old(find(r, 'ours-nats')?.checker),
-        old(find(r, 'raw-nats')?.checker),
-        old(find(r, 'ours-memory')?.checker),
-        pct(find(r, 'ours-nats')?.checker),
-        `${stalls(find(r, 'ours-nats'))} / ${stalls(find(r, 'raw-nats'))}`,
-      ]),
+      report.ratios
+        .filter(hasNatsOrMemory)
+        .map((r) => [
+          r.scenario,
+          r.level,
+          int(r.messages),
+          int(r.oursMsgPerSec),
+          int(r.rawMsgPerSec),
+          r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`,
+          int(r.memoryMsgPerSec),
+          old(find(r, 'ours-nats')?.checker),
+          old(find(r, 'raw-nats')?.checker),
+          old(find(r, 'ours-memory')?.checker),
+          pct(find(r, 'ours-nats')?.checker),
+          `${stalls(find(r, 'ours-nats'))} / ${stalls(find(r, 'raw-nats'))}`,
+        ]),
       [false, false, true, true, true, true, true, true, true, true, true, true],
     ),
   );
+
+  const kafka = report.ratios.filter(
+    (r) => r.oursKafkaMsgPerSec !== undefined || r.rawKafkaMsgPerSec !== undefined,
+  );
+  if (kafka.length > 0) {
+    const where =
+      report.meta.kafka && 'cluster' in report.meta.kafka ? `, cluster ${report.meta.kafka.cluster}` : '';
+    out.push(
+      '',
+      `Kafka (msg/s${where}). ratio = ours-kafka ÷ raw-kafka (@platformatic/kafka, pipelined send() batches) in this run.`,
+    );
+    out.push(
+      table(
+        [
+          'scenario',
+          'level',
+          'messages',
+          'ours-kafka',
+          'raw-kafka',
+          'RATIO',
+          'ours o/l/d',
+          'raw o/l/d',
+          'ours ok',
+          'stalls ours / raw',
+        ],
+        kafka.map((r) => [
+          r.scenario,
+          r.level,
+          int(r.messages),
+          int(r.oursKafkaMsgPerSec),
+          int(r.rawKafkaMsgPerSec),
+          r.kafkaRatio === undefined ? '—' : `${r.kafkaRatio.toFixed(2)}×`,
+          old(find(r, 'ours-kafka')?.checker),
+          old(find(r, 'raw-kafka')?.checker),
+          pct(find(r, 'ours-kafka')?.checker),
+          `${stalls(find(r, 'ours-kafka'))} / ${stalls(find(r, 'raw-kafka'))}`,
+        ]),
+        [false, false, true, true, true, true, true, true, true, true],
+      ),
+    );
+  }
 
   if (report.latency.length > 0) {
     out.push('', 'Latency publish→handler (ms, HDR histogram, first 10% of each run not recorded)');

@@ -1,7 +1,9 @@
 /**
  * Smoke test of the bench: `node bench/run.ts --quick` end to end (its own
- * nats-server, all three systems, every scenario), then the JSON must hold
- * every row with 0 lost / 0 out of order and the HTML must carry the charts.
+ * nats-server, the NATS and memory systems, every scenario), then the JSON must
+ * hold every row with 0 lost / 0 out of order and the HTML must carry the charts.
+ * KAFKA_BROKERS is removed from its environment: the Kafka systems must be
+ * skipped with one stderr line and recorded as skipped in the JSON.
  * No timing assertions: the numbers are machine-dependent by nature.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +14,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { QUICK, QUICK_LEVELS, SCENARIOS, SYSTEMS } from '../../bench/config.ts';
+import {
+  KAFKA_SYSTEMS,
+  LATENCY_SYSTEMS,
+  QUICK,
+  QUICK_LEVELS,
+  SCENARIOS,
+  SYSTEMS,
+} from '../../bench/config.ts';
 import type { BenchReport } from '../../bench/types.ts';
 
 const run = promisify(execFile);
@@ -23,14 +32,20 @@ describe('bench --quick', { timeout: 120_000 }, () => {
   let report: BenchReport;
   let html: string;
   let stdout: string;
+  let stderr: string;
+  /** What runs without a Kafka broker. */
+  const systems = SYSTEMS.filter((s) => !KAFKA_SYSTEMS.includes(s));
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'eventbus-bench-'));
+    const { KAFKA_BROKERS: _unset, ...env } = process.env;
     const result = await run(process.execPath, ['bench/run.ts', '--quick', '--no-progress', '--out', dir], {
       cwd: root,
+      env,
       maxBuffer: 16 * 1024 * 1024,
     });
     stdout = result.stdout;
+    stderr = result.stderr;
     const files = await readdir(dir);
     const json = files.find((f) => f.endsWith('.json'));
     const page = files.find((f) => f.endsWith('.html'));
@@ -47,7 +62,7 @@ describe('bench --quick', { timeout: 120_000 }, () => {
   it('has a row for every scenario, level and system, each with 0 lost and 0 out of order', () => {
     for (const scenario of SCENARIOS.filter((s) => s !== 'latency')) {
       for (const level of QUICK_LEVELS) {
-        for (const system of SYSTEMS) {
+        for (const system of systems) {
           const row = report.throughput.find(
             (r) => r.scenario === scenario && r.level === level.name && r.system === system,
           );
@@ -71,7 +86,7 @@ describe('bench --quick', { timeout: 120_000 }, () => {
 
   it('has latency rows for every offered rate and system, with percentiles and a clean checker', () => {
     for (const rate of QUICK.latencyRates) {
-      for (const system of SYSTEMS) {
+      for (const system of LATENCY_SYSTEMS) {
         const row = report.latency.find((r) => r.rate === rate && r.system === system);
         assert.ok(row, `Expected a latency row for ${rate}/s on ${system}`);
         assert.ok(row.recorded > 0, `${rate}/s ${system}: recorded`);
@@ -80,6 +95,23 @@ describe('bench --quick', { timeout: 120_000 }, () => {
         assert.equal(row.checker.outOfOrder, 0, `${rate}/s ${system}: out of order`);
       }
     }
+  });
+
+  it('skips the Kafka systems without KAFKA_BROKERS: one stderr line, recorded in the JSON, no rows', () => {
+    const lines = stderr.split('\n').filter((l) => l.includes('KAFKA_BROKERS'));
+    assert.deepEqual(lines, [
+      'bench: KAFKA_BROKERS is not set: skipping ours-kafka, raw-kafka (set KAFKA_BROKERS=host:9092 to run them)',
+    ]);
+    assert.deepEqual(report.meta.kafka, { skipped: [...KAFKA_SYSTEMS], reason: 'KAFKA_BROKERS is not set' });
+    assert.equal(
+      report.throughput.some((r) => KAFKA_SYSTEMS.includes(r.system)),
+      false,
+    );
+    assert.equal(
+      report.ratios.some((r) => 'kafkaRatio' in r),
+      false,
+    );
+    assert.doesNotMatch(stdout, /Kafka \(msg\/s/);
   });
 
   it('computes ratios, targets, resources and a timeline', () => {
