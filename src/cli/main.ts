@@ -2,19 +2,32 @@
 /** The `eventbus` command line. */
 import { parseArgs } from 'node:util';
 import { formatSummary, runDemo } from './demo.ts';
+import { connectionUsage } from './nats-admin.ts';
+import { processWriter } from './output.ts';
+import { tailCommand } from './tail.ts';
 
 const usage = `Usage: eventbus <command> [options]
 
 Commands:
+  tail <topic> [--from start|new|SEQ] [--limit N] [--until-end] [--json]
+      Prints the topic's messages decoded as envelopes (ephemeral ordered consumer: no consumer
+      group moves). --from defaults to new; --until-end stops at the end of what the stream held
+      when the tail started; otherwise it runs until --limit or Ctrl-C.
   demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
       Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
       judged by the order checker.
   bench [--levels LIST] [--quick] [--1m] [--out DIR]   (bench --help for all options)
       Our bus vs the raw NATS client vs the in-memory transport, side by side (source checkout only).
+
+NATS options of tail: ${connectionUsage}
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== 'bench' && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(usage);
+    return 0;
+  }
   switch (command) {
     case 'demo': {
       const { values } = parseArgs({
@@ -57,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return bench.benchMain(rest);
     }
+    case 'tail':
+      return withInterrupt((signal) => tailCommand(rest, processWriter, signal));
     case undefined:
     case 'help':
     case '--help':
@@ -65,6 +80,20 @@ async function main(argv: string[]): Promise<number> {
     default:
       process.stderr.write(`Unknown command ${command}\n${usage}`);
       return 1;
+  }
+}
+
+/** Runs `run` with a signal that SIGINT/SIGTERM abort (a second one kills as usual). */
+async function withInterrupt<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await run(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
 
