@@ -15,6 +15,7 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka';
+import { subscriptionAwareAssigner } from './assigner.ts';
 import { fetchesSettled, trackFetches } from './fetch-tracker.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import type { ProducerClient } from './publisher.ts';
@@ -163,6 +164,8 @@ export function createConsumer(
     maxWaitTime: o.fetchMaxWaitMs,
     maxBytes: o.fetchMaxBytes,
     maxBytesPerPartition: o.fetchMaxBytesPerPartition,
+    // The client's default deals the leader's topics to every member; ours are one topic each.
+    partitionAssigner: subscriptionAwareAssigner,
     protocolsMetadata: async () => {
       try {
         await hooks.beforeJoin();
