@@ -2,6 +2,7 @@
 /** The `eventbus` command line. */
 import { parseArgs } from 'node:util';
 import { formatSummary, runDemo } from './demo.ts';
+import { dlqCommand } from './dlq.ts';
 import { connectionUsage } from './nats-admin.ts';
 import { processWriter } from './output.ts';
 import { tailCommand } from './tail.ts';
@@ -13,13 +14,20 @@ Commands:
       Prints the topic's messages decoded as envelopes (ephemeral ordered consumer: no consumer
       group moves). --from defaults to new; --until-end stops at the end of what the stream held
       when the tail started; otherwise it runs until --limit or Ctrl-C.
+  dlq list <topic> [--parked] [--json]
+      Lists <topic>.DLQ (or <topic>.PARKED): sequence, eventId, aggregate, version, attempts,
+      original sequence, reason.
+  dlq requeue <topic> (--seq N ... | --all) [--dry-run]
+      Republishes dead letters to <topic> in DLQ order, each deleted from the DLQ only after
+      JetStream acked its republish (Nats-Msg-Id <eventId>.requeue-<DLQ seq>). Exit 1 when
+      something was left behind. Not for .PARKED (parked state lives in the consuming process).
   demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
       Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
       judged by the order checker.
   bench [--levels LIST] [--quick] [--1m] [--out DIR]   (bench --help for all options)
       Our bus vs the raw NATS client vs the in-memory transport, side by side (source checkout only).
 
-NATS options of tail: ${connectionUsage}
+NATS options of tail, dlq: ${connectionUsage}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -72,6 +80,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'tail':
       return withInterrupt((signal) => tailCommand(rest, processWriter, signal));
+    case 'dlq':
+      return dlqCommand(rest, processWriter);
     case undefined:
     case 'help':
     case '--help':

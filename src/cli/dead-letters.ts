@@ -1,0 +1,75 @@
+/**
+ * Reading a dead letter: the original envelope body plus the X-DLQ-* headers
+ * the bus adds when it dead-letters (or parks) a message. A dead letter of
+ * malformed bytes has no envelope; its fields then come from the headers.
+ */
+import type { MsgHdrs } from '@nats-io/transport-node';
+import { decodeEnvelope, type Envelope, Headers } from '../core/envelope.ts';
+import { isEventBusError } from '../core/errors.ts';
+
+/** `<topic>.DLQ`, or `<topic>.PARKED` for the park policy's parking place. */
+export function deadLetterTopic(topic: string, parked: boolean): string {
+  return `${topic}.${parked ? 'PARKED' : 'DLQ'}`;
+}
+
+export interface StoredMessage {
+  readonly seq: number;
+  readonly headers: MsgHdrs | undefined;
+  readonly data: Uint8Array;
+  /** When the dead-letter stream stored it. */
+  readonly time: Date;
+}
+
+export interface DeadLetter {
+  readonly sequence: number;
+  readonly eventId: string | undefined;
+  readonly aggregateId: string | undefined;
+  readonly eventType: string | undefined;
+  readonly eventVersion: number | undefined;
+  readonly reason: string | undefined;
+  readonly attempts: number | undefined;
+  readonly originalTopic: string | undefined;
+  readonly originalSequence: number | undefined;
+  readonly policy: string | undefined;
+  readonly deadLetteredAt: string;
+  /** The decoded body, or undefined when it is not a valid envelope. */
+  readonly envelope: Envelope | undefined;
+  /** Why the body is not an envelope. */
+  readonly decodeError: string | undefined;
+}
+
+function header(headers: MsgHdrs | undefined, name: string): string | undefined {
+  const value = headers?.get(name);
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function integer(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+export function readDeadLetter(message: StoredMessage): DeadLetter {
+  let envelope: Envelope | undefined;
+  let decodeError: string | undefined;
+  try {
+    envelope = decodeEnvelope(message.data);
+  } catch (error) {
+    decodeError = isEventBusError(error) ? error.message : String(error);
+  }
+  const h = message.headers;
+  return {
+    sequence: message.seq,
+    eventId: envelope?.eventId ?? header(h, Headers.eventId),
+    aggregateId: envelope?.aggregateId ?? header(h, Headers.aggregateId),
+    eventType: envelope?.eventType ?? header(h, Headers.eventType),
+    eventVersion: envelope?.eventVersion ?? integer(header(h, Headers.eventVersion)),
+    reason: header(h, Headers.deadLetterReason),
+    attempts: integer(header(h, Headers.deadLetterAttempts)),
+    originalTopic: header(h, Headers.deadLetterTopic),
+    originalSequence: integer(header(h, Headers.deadLetterSequence)),
+    policy: header(h, Headers.deadLetterPolicy),
+    deadLetteredAt: message.time.toISOString(),
+    envelope,
+    decodeError,
+  };
+}
