@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { formatSummary, runDemo } from './demo.ts';
 import { dlqCommand } from './dlq.ts';
+import { doctorCommand } from './doctor.ts';
 import { connectionUsage } from './nats-admin.ts';
 import { processWriter } from './output.ts';
 import { tailCommand } from './tail.ts';
@@ -21,13 +22,18 @@ Commands:
       Republishes dead letters to <topic> in DLQ order, each deleted from the DLQ only after
       JetStream acked its republish (Nats-Msg-Id <eventId>.requeue-<DLQ seq>). Exit 1 when
       something was left behind. Not for .PARKED (parked state lives in the consuming process).
+  doctor [topic ...] [--raw TOPIC ...]
+      Server version, JetStream status, and each topic's stream and durable consumers against what
+      the transport creates (every <prefix>_* stream when no topic is given). ok/warn/FAIL lines;
+      exit 1 on a FAIL (a broken guarantee, e.g. memory storage on an envelope topic, ack policy
+      none). --raw declares topics used with raw publish/subscribe (memory storage expected).
   demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
       Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
       judged by the order checker.
   bench [--levels LIST] [--quick] [--1m] [--out DIR]   (bench --help for all options)
       Our bus vs the raw NATS client vs the in-memory transport, side by side (source checkout only).
 
-NATS options of tail, dlq: ${connectionUsage}
+NATS options of tail, dlq, doctor: ${connectionUsage}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -82,6 +88,8 @@ async function main(argv: string[]): Promise<number> {
       return withInterrupt((signal) => tailCommand(rest, processWriter, signal));
     case 'dlq':
       return dlqCommand(rest, processWriter);
+    case 'doctor':
+      return doctorCommand(rest, processWriter);
     case undefined:
     case 'help':
     case '--help':

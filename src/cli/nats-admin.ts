@@ -87,6 +87,16 @@ export async function jetStreamManagerFor(
   }
 }
 
+/** Fresh stream info, or undefined when the stream does not exist. */
+export async function streamInfoOf(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+  try {
+    return await jsm.streams.info(name);
+  } catch (error) {
+    if (apiErrorCode(error) === ApiCodes.streamNotFound) return undefined;
+    throw wrapApiError(`Failed to read stream ${name}`, error);
+  }
+}
+
 /** Connects and checks that JetStream answers; the caller closes the result. */
 export async function openAdmin(options: ResolvedNatsOptions): Promise<Admin> {
   const nc = await connectNats(options);
@@ -106,14 +116,7 @@ export async function openAdmin(options: ResolvedNatsOptions): Promise<Admin> {
       validateTopic(topic);
       return streamNameFor(options.streamPrefix, topic);
     },
-    async streamInfo(name) {
-      try {
-        return await jsm.streams.info(name);
-      } catch (error) {
-        if (apiErrorCode(error) === ApiCodes.streamNotFound) return undefined;
-        throw wrapApiError(`Failed to read stream ${name}`, error);
-      }
-    },
+    streamInfo: (name) => streamInfoOf(jsm, name),
     close: () => nc.close(),
   };
 }
