@@ -17,7 +17,7 @@ export async function runDlqList(options: DlqListOptions, writer: Writer): Promi
   try {
     const source = deadLetterTopic(options.topic, options.parked);
     const name = admin.streamName(source);
-    const stream = await admin.streamInfo(name);
+    const stream = await admin.topicStream(source);
     const none = `no ${options.parked ? 'parked events' : 'dead letters'} for ${options.topic}`;
     if (stream === undefined || stream.state.messages === 0) {
       writer.out(stream === undefined ? `${none} (no stream ${name})` : `${none} (stream ${name} is empty)`);

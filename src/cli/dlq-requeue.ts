@@ -64,16 +64,13 @@ export async function runDlqRequeue(options: DlqRequeueOptions, writer: Writer):
     const source = deadLetterTopic(options.topic, false);
     const dlqStream = admin.streamName(source);
     const targetStream = admin.streamName(options.topic);
-    const dlq = await admin.streamInfo(dlqStream);
+    const dlq = await admin.topicStream(source);
     if (dlq === undefined || dlq.state.messages === 0) {
       writer.out(`no dead letters for ${options.topic}`);
       return options.sequences === 'all' ? 0 : 1;
     }
-    const target = await admin.streamInfo(targetStream);
-    if (target === undefined || !target.config.subjects?.includes(options.topic)) {
-      writer.err(
-        `stream ${targetStream} ${target === undefined ? 'does not exist' : `does not capture ${options.topic}`}; nothing would receive the requeued events`,
-      );
+    if ((await admin.topicStream(options.topic)) === undefined) {
+      writer.err(`stream ${targetStream} does not exist; nothing would receive the requeued events`);
       return 1;
     }
     const ctx: Context = { admin, options, writer, dlqStream, targetStream };

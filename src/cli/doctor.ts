@@ -137,12 +137,18 @@ async function streamsToCheck(
 ): Promise<Target[]> {
   const prefix = options.nats.streamPrefix;
   if (options.topics.length > 0) {
-    return Promise.all(
-      options.topics.map(async (topic) => {
-        const name = streamNameFor(prefix, topic);
-        return { topic, name, stream: await streamInfoOf(jsm, name) };
-      }),
-    );
+    const targets: Target[] = [];
+    for (const topic of options.topics) {
+      const name = streamNameFor(prefix, topic);
+      targets.push({ topic, name, stream: await streamInfoOf(jsm, name) });
+      // Its dead-letter and parking streams, when there are any.
+      for (const suffix of ['DLQ', 'PARKED']) {
+        const dead = `${topic}.${suffix}`;
+        const stream = await streamInfoOf(jsm, streamNameFor(prefix, dead));
+        if (stream !== undefined) targets.push({ topic: dead, name: stream.config.name, stream });
+      }
+    }
+    return targets;
   }
   const targets: Target[] = [];
   try {

@@ -11,7 +11,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { TransportError } from '../core/errors.ts';
+import { InvalidArgumentError, TransportError } from '../core/errors.ts';
 import { ApiCodes, apiErrorCode, wrapApiError } from '../transports/nats/errors.ts';
 import { streamNameFor, validateTopic } from '../transports/nats/names.ts';
 import { type ResolvedNatsOptions, resolveNatsOptions } from '../transports/nats/options.ts';
@@ -39,10 +39,19 @@ export function adminOptions(
     ?.split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  return resolveNatsOptions({
-    ...(list === undefined || list.length === 0 ? {} : { servers: list }),
-    ...(values['stream-prefix'] === undefined ? {} : { streamPrefix: values['stream-prefix'] }),
-  });
+  try {
+    return resolveNatsOptions({
+      ...(list === undefined || list.length === 0 ? {} : { servers: list }),
+      ...(values['stream-prefix'] === undefined ? {} : { streamPrefix: values['stream-prefix'] }),
+    });
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    // Name the flag, not the transport option behind it.
+    const message = error.message
+      .replace('`nats.servers`', '--servers')
+      .replace('`nats.streamPrefix`', '--stream-prefix');
+    throw new InvalidArgumentError(message, { cause: error });
+  }
 }
 
 export async function connectNats(options: ResolvedNatsOptions): Promise<NatsConnection> {
@@ -68,8 +77,11 @@ export interface Admin {
   readonly options: ResolvedNatsOptions;
   /** The stream the transport uses for `topic` (`<prefix>_<topic sanitized>`); validates the topic. */
   streamName(topic: string): string;
-  /** Fresh stream info, or undefined when the stream does not exist. */
-  streamInfo(name: string): Promise<StreamInfo | undefined>;
+  /**
+   * The topic's stream, or undefined when it does not exist; throws when the
+   * stream of that name captures other subjects (two topics sanitize alike).
+   */
+  topicStream(topic: string): Promise<StreamInfo | undefined>;
   close(): Promise<void>;
 }
 
@@ -116,7 +128,18 @@ export async function openAdmin(options: ResolvedNatsOptions): Promise<Admin> {
       validateTopic(topic);
       return streamNameFor(options.streamPrefix, topic);
     },
-    streamInfo: (name) => streamInfoOf(jsm, name),
+    async topicStream(topic) {
+      validateTopic(topic);
+      const name = streamNameFor(options.streamPrefix, topic);
+      const info = await streamInfoOf(jsm, name);
+      if (info !== undefined && !info.config.subjects?.includes(topic)) {
+        throw new TransportError(
+          `Stream ${name} does not capture ${topic} (its subjects: ${info.config.subjects?.join(', ') || 'none'})`,
+          { retryable: false },
+        );
+      }
+      return info;
+    },
     close: () => nc.close(),
   };
 }

@@ -53,7 +53,7 @@ export async function runTail(options: TailOptions, writer: Writer): Promise<num
   const admin = await openAdmin(options.nats);
   try {
     const name = admin.streamName(options.topic);
-    const stream = await admin.streamInfo(name);
+    const stream = await admin.topicStream(options.topic);
     if (stream === undefined) {
       writer.err(
         `no stream ${name} for topic ${options.topic} (nothing has been published or subscribed there)`,

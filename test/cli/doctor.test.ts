@@ -99,6 +99,13 @@ describe('eventbus doctor', () => {
       );
       assert.match(all.summary, /no problem that breaks a guarantee/);
 
+      const withDlq = await doctor(prefix, [failing]);
+      assert.equal(withDlq.code, 0);
+      assert.ok(
+        withDlq.lines.some((l) => l.includes(`consumer ${streamNameFor(prefix, `${failing}.DLQ`)}/watch`)),
+        'a named topic brings its dead-letter stream along',
+      );
+
       const one = await doctor(prefix, [orders, 'not.there']);
       assert.equal(one.code, 0);
       assert.ok(
@@ -185,5 +192,9 @@ describe('eventbus doctor', () => {
       /^FAIL +server: Could not connect to NATS at nats:\/\/127\.0\.0\.1:\d+/,
     );
     assert.throws(() => parseDoctorArgs(['bad topic']), /Expected `topic` to be a NATS subject/);
+    assert.throws(
+      () => parseDoctorArgs(['--stream-prefix', 'a.b']),
+      /Expected --stream-prefix to be 1-64 characters/,
+    );
   });
 });
