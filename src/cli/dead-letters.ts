@@ -31,6 +31,8 @@ export interface DeadLetter {
   readonly originalTopic: string | undefined;
   readonly originalSequence: number | undefined;
   readonly policy: string | undefined;
+  /** The consumer group that dead-lettered it, when its message id tells (see groupOf). */
+  readonly group: string | undefined;
   readonly deadLetteredAt: string;
   /** The decoded body, or undefined when it is not a valid envelope. */
   readonly envelope: Envelope | undefined;
@@ -48,6 +50,24 @@ function integer(value: string | undefined): number | undefined {
   return Number(value);
 }
 
+/**
+ * The bus publishes a dead letter with `Nats-Msg-Id` =
+ * `<topic>:<group>:<original sequence or eventId>:dlq|parked` (create-event-bus.ts);
+ * there is no header of its own for the group, so it is read from there.
+ */
+function groupOf(msgId: string | undefined, topic: string | undefined, identities: readonly string[]) {
+  if (msgId === undefined || topic === undefined || !msgId.startsWith(`${topic}:`)) return undefined;
+  for (const identity of identities) {
+    for (const kind of ['dlq', 'parked']) {
+      const suffix = `:${identity}:${kind}`;
+      if (msgId.endsWith(suffix) && msgId.length > topic.length + 1 + suffix.length) {
+        return msgId.slice(topic.length + 1, msgId.length - suffix.length);
+      }
+    }
+  }
+  return undefined;
+}
+
 export function readDeadLetter(message: StoredMessage): DeadLetter {
   let envelope: Envelope | undefined;
   let decodeError: string | undefined;
@@ -57,17 +77,22 @@ export function readDeadLetter(message: StoredMessage): DeadLetter {
     decodeError = isEventBusError(error) ? error.message : String(error);
   }
   const h = message.headers;
+  const originalTopic = header(h, Headers.deadLetterTopic);
+  const originalSequence = header(h, Headers.deadLetterSequence);
+  const eventIdHeader = header(h, Headers.eventId);
+  const identities = [originalSequence, eventIdHeader].filter((v): v is string => v !== undefined);
   return {
     sequence: message.seq,
-    eventId: envelope?.eventId ?? header(h, Headers.eventId),
+    eventId: envelope?.eventId ?? eventIdHeader,
     aggregateId: envelope?.aggregateId ?? header(h, Headers.aggregateId),
     eventType: envelope?.eventType ?? header(h, Headers.eventType),
     eventVersion: envelope?.eventVersion ?? integer(header(h, Headers.eventVersion)),
     reason: header(h, Headers.deadLetterReason),
     attempts: integer(header(h, Headers.deadLetterAttempts)),
-    originalTopic: header(h, Headers.deadLetterTopic),
-    originalSequence: integer(header(h, Headers.deadLetterSequence)),
+    originalTopic,
+    originalSequence: integer(originalSequence),
     policy: header(h, Headers.deadLetterPolicy),
+    group: groupOf(header(h, Headers.natsMsgId), originalTopic, identities),
     deadLetteredAt: message.time.toISOString(),
     envelope,
     decodeError,

@@ -56,6 +56,12 @@ interface Context {
   readonly writer: Writer;
   readonly dlqStream: string;
   readonly targetStream: string;
+  /**
+   * eventId → topic sequence of events requeued in this run. Several groups can
+   * dead-letter the same event; one republish reaches every group, so the other
+   * dead letters of that event are only deleted.
+   */
+  readonly requeued: Map<string, number>;
 }
 
 export async function runDlqRequeue(options: DlqRequeueOptions, writer: Writer): Promise<number> {
@@ -73,7 +79,7 @@ export async function runDlqRequeue(options: DlqRequeueOptions, writer: Writer):
       writer.err(`stream ${targetStream} does not exist; nothing would receive the requeued events`);
       return 1;
     }
-    const ctx: Context = { admin, options, writer, dlqStream, targetStream };
+    const ctx: Context = { admin, options, writer, dlqStream, targetStream, requeued: new Map() };
     const counts: Record<Outcome, number> = { requeued: 0, skipped: 0, failed: 0 };
     const handle = async (message: StoredMessage): Promise<boolean> => {
       const outcome = await requeueOne(ctx, message);
@@ -123,8 +129,12 @@ async function requeueOne(ctx: Context, message: StoredMessage): Promise<Outcome
     );
     return 'skipped';
   }
-  const msgId = requeueMsgId(letter.envelope.eventId, seq);
+  const eventId = letter.envelope.eventId;
+  const earlier = ctx.requeued.get(eventId);
+  if (earlier !== undefined) return dropSameEvent(ctx, letter, earlier);
+  const msgId = requeueMsgId(eventId, seq);
   if (options.dryRun) {
+    ctx.requeued.set(eventId, seq);
     writer.out(`would requeue seq=${seq} ${describe(letter)} as Nats-Msg-Id ${msgId}`);
     return 'requeued';
   }
@@ -158,8 +168,27 @@ async function requeueOne(ctx: Context, message: StoredMessage): Promise<Outcome
     );
     return 'failed';
   }
+  ctx.requeued.set(eventId, ack.seq);
   const note = ack.duplicate ? ' (already stored by an earlier requeue: broker duplicate)' : '';
   writer.out(`requeued seq=${seq} ${describe(letter)} -> ${options.topic} seq=${ack.seq}${note}`);
+  return 'requeued';
+}
+
+/** Another group's dead letter of an event this run already requeued: delete it, publish nothing. */
+async function dropSameEvent(ctx: Context, letter: DeadLetter, earlier: number): Promise<Outcome> {
+  const seq = letter.sequence;
+  const what = `seq=${seq} ${describe(letter)}`;
+  if (ctx.options.dryRun) {
+    ctx.writer.out(`would delete ${what}: the same event is requeued above`);
+    return 'requeued';
+  }
+  try {
+    await ctx.admin.jsm.streams.deleteMessage(ctx.dlqStream, seq, false);
+  } catch (error) {
+    ctx.writer.err(`seq ${seq}: could not delete it from the DLQ: ${(error as Error).message}`);
+    return 'failed';
+  }
+  ctx.writer.out(`deleted ${what}: the same event was requeued as ${ctx.options.topic} seq=${earlier}`);
   return 'requeued';
 }
 
@@ -173,5 +202,6 @@ async function isEarlierRequeue(admin: Admin, ack: PubAck, msgId: string): Promi
 }
 
 function describe(letter: DeadLetter): string {
-  return `eventId=${letter.eventId} aggregateId=${letter.aggregateId} eventVersion=${letter.eventVersion}`;
+  const group = letter.group === undefined ? '' : ` group=${letter.group}`;
+  return `eventId=${letter.eventId} aggregateId=${letter.aggregateId} eventVersion=${letter.eventVersion}${group}`;
 }

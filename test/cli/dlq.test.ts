@@ -145,6 +145,7 @@ describe('eventbus dlq', () => {
     assert.equal(row.attempts, 2);
     assert.equal(row.originalSequence, 1);
     assert.equal(row.originalTopic, t.topic);
+    assert.equal(row.group, 'billing');
     assert.deepEqual(row.payload, { invoice: 3 });
   });
 
@@ -315,6 +316,56 @@ describe('eventbus dlq', () => {
     assert.match(dry.errors.join('\n'), /seq 2: skipped, the body is not a valid envelope/);
     assert.equal((await jsm.streams.info(stream(`${t.topic}.DLQ`))).state.messages, 2);
     assert.equal((await jsm.streams.info(stream(t.topic))).state.messages, 2);
+  });
+
+  it('requeue: an event dead-lettered by two groups is republished once and reaches both', async () => {
+    const t = await failingTopic('groups');
+    let shippingFixed = false;
+    const shipped: string[] = [];
+    const shippedSignal = until(
+      () => shipped.length > 0,
+      () => 'shipping processed the requeued event',
+    );
+    await consumer.subscribeEnvelope(
+      t.topic,
+      (event) => {
+        if (!shippingFixed) throw new Error('shipping is down');
+        shipped.push(event.eventId);
+        shippedSignal.check();
+      },
+      { group: 'shipping', maxAttempts: 2, backoff: { initialMs: 1, maxMs: 5 } },
+    );
+    const eventId = await publish(t.topic, 'inv-7', 1);
+    await t.deadLetters(2);
+
+    const listed = captureWriter();
+    await runDlqList({ nats: natsOptions(server.url), topic: t.topic, parked: false, json: true }, listed);
+    const groups = listed.lines.map((l) => (JSON.parse(l) as { group?: string }).group).sort();
+    assert.deepEqual(groups, ['billing', 'shipping'], 'the group is read from the dead letter');
+
+    t.fix();
+    shippingFixed = true;
+    const writer = captureWriter();
+    assert.equal(
+      await runDlqRequeue(
+        { nats: natsOptions(server.url), topic: t.topic, sequences: 'all', dryRun: false },
+        writer,
+      ),
+      0,
+      writer.errors.join('\n'),
+    );
+    assert.match(
+      writer.lines[0] ?? '',
+      new RegExp(`^requeued seq=1 eventId=${eventId} .* -> ${t.topic} seq=2$`),
+    );
+    assert.match(
+      writer.lines[1] ?? '',
+      new RegExp(`^deleted seq=2 eventId=${eventId} .*: the same event was requeued as ${t.topic} seq=2$`),
+    );
+    await t.processedIds([eventId]);
+    await shippedSignal.wait(20_000);
+    assert.equal((await jsm.streams.info(stream(t.topic))).state.messages, 2, 'one republish');
+    assert.equal((await jsm.streams.info(stream(`${t.topic}.DLQ`))).state.messages, 0);
   });
 
   it('requeue: --parked is refused with an explanation; --seq or --all is required', () => {
