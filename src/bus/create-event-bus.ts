@@ -2,6 +2,7 @@
  * The event bus: envelopes in and out, the publish window and its results,
  * one actor pool per subscription, and the single graceful shutdown path.
  */
+import { createHash } from 'node:crypto';
 import { context, propagation, trace } from '@opentelemetry/api';
 import {
   createEnvelope,
@@ -82,6 +83,11 @@ function assertTopic(topic: unknown): asserts topic is string {
 }
 
 /** Header values must stay on one line and reasonably short. */
+/** A short stable digest of a message's bytes (dead-letter ids of messages without an eventId). */
+function digest(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, 24);
+}
+
 function headerSafe(text: string, max = 512): string {
   const flat = text.replace(/[\r\n]+/g, ' ');
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
@@ -336,8 +342,13 @@ class EventBusImpl implements EventBus {
     headers[Headers.deadLetterAttempts] = String(request.attempts);
     headers[Headers.deadLetterTopic] = topic;
     headers[Headers.deadLetterPolicy] = parked ? 'parked' : 'dead-letter';
+    headers[Headers.deadLetterGroup] = group;
     if (original.sequence !== undefined) headers[Headers.deadLetterSequence] = String(original.sequence);
-    const identity = original.sequence ?? original.headers[Headers.eventId] ?? newEventId();
+    // The same delivery dead-lettered again (a crash before the original was
+    // settled) must de-duplicate, but a *different* message must not: stream
+    // sequences restart when a stream is recreated, so the id also carries the
+    // eventId (or, for bytes without one, a digest of the bytes).
+    const identity = `${original.sequence ?? '-'}:${original.headers[Headers.eventId] ?? digest(original.data)}`;
     const message: OutboundMessage = {
       topic: target,
       kind: 'envelope',

@@ -51,9 +51,9 @@ function integer(value: string | undefined): number | undefined {
 }
 
 /**
- * The bus publishes a dead letter with `Nats-Msg-Id` =
- * `<topic>:<group>:<original sequence or eventId>:dlq|parked` (create-event-bus.ts);
- * there is no header of its own for the group, so it is read from there.
+ * Dead letters carry their group in `X-DLQ-Group`; ones written before that
+ * header existed had `Nats-Msg-Id` = `<topic>:<group>:<original sequence or
+ * eventId>:dlq|parked`, so the group is read from there as a fallback.
  */
 function groupOf(msgId: string | undefined, topic: string | undefined, identities: readonly string[]) {
   if (msgId === undefined || topic === undefined || !msgId.startsWith(`${topic}:`)) return undefined;
@@ -92,7 +92,8 @@ export function readDeadLetter(message: StoredMessage): DeadLetter {
     originalTopic,
     originalSequence: integer(originalSequence),
     policy: header(h, Headers.deadLetterPolicy),
-    group: groupOf(header(h, Headers.natsMsgId), originalTopic, identities),
+    group:
+      header(h, Headers.deadLetterGroup) ?? groupOf(header(h, Headers.natsMsgId), originalTopic, identities),
     deadLetteredAt: message.time.toISOString(),
     envelope,
     decodeError,

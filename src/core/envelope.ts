@@ -51,6 +51,7 @@ export const Headers = {
   deadLetterTopic: 'X-DLQ-Original-Topic',
   deadLetterSequence: 'X-DLQ-Original-Sequence',
   deadLetterPolicy: 'X-DLQ-Policy',
+  deadLetterGroup: 'X-DLQ-Group',
 } as const;
 
 const MAX_ID_LENGTH = 256;
