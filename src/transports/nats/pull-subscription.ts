@@ -361,54 +361,38 @@ export class NatsPullSubscription implements TransportSubscription {
   }
 
   /**
-   * The one timer per pull: no answer within expires + margin means the pull is
-   * lost (or, on 2.9, the consumer is gone). While disconnected the reconnect
-   * handler decides instead.
+   * The one timer per pull, in up to three steps. (1) At the renewal point,
+   * 25 ms before expiry: if messages arrived since it was sent, the consumer
+   * exists and the loop moves on (the next pull queues up behind this one;
+   * messages count towards the oldest open pull, so "anything since it was
+   * sent" is the test, not its own count). (2) Shortly after expiry, the same
+   * test: nats-server 2.9 sends no 408 for a pull that expired after
+   * delivering part of its batch, and waiting for the long margin there
+   * stalled delivery for ~1 s (p99 publish→handler ≈ 980 ms at 1,000 msg/s).
+   * (3) A pull with no answer at all within expires + margin is lost (or, on
+   * 2.9, the consumer is gone). While disconnected the reconnect handler
+   * decides instead.
    */
   #armSafety(pull: ActivePull): void {
     clearTimeout(pull.timer);
-    // First check shortly after the pull's own expiry: nats-server 2.9 sends no
-    // 408 for a pull that expired after delivering part of its batch, and
-    // waiting for the long safety margin there stalled delivery for ~1 s
-    // (p99 publish→handler ≈ 980 ms at 1,000 msg/s). A pull that got messages
-    // was answered, so it is simply over; one that got nothing keeps the long
-    // margin (no answer at all is how 2.9 reports a missing consumer).
     const wait = this.#deps.options.consumer.fetchMaxWaitMs;
     const renewAt = Math.max(wait / 2, wait - PULL_RENEW_LEAD_MS);
+    const afterExpiry = wait + PULL_EXPIRY_GRACE_MS;
+    const answered = (): boolean => this.#lastMessageAt > pull.sentAt && this.#deps.conn.connected;
     pull.timer = setTimeout(() => {
-      // Delivering (messages count towards the oldest open pull, so: anything
-      // since this one was sent?), so the consumer exists: queue the next pull
-      // behind this one now. It stays in #open, counted as owed, until it ends.
-      if (this.#lastMessageAt > pull.sentAt && this.#deps.conn.connected) {
-        this.#finish(pull, EXPIRED);
-        return;
-      }
-      this.#armLate(pull, renewAt);
-    }, renewAt);
-  }
-
-  /** Nothing by the renewal point: wait for the 408 (or, on 2.9, silence: a missing consumer). */
-  #armLate(pull: ActivePull, elapsed: number): void {
-    const early = this.#deps.options.consumer.fetchMaxWaitMs + PULL_EXPIRY_GRACE_MS;
-    pull.timer = setTimeout(
-      () => {
-        // Messages count towards the oldest open pull, so ask whether *any* came
-        // since this one was sent: then the consumer exists and this pull is done.
-        if (this.#lastMessageAt > pull.sentAt && this.#deps.conn.connected) {
-          // Over for the loop; it stays in #open (owed) until the server ends it.
-          this.#finish(pull, EXPIRED);
-          return;
-        }
+      // Over for the loop; it stays in #open (owed) until the server ends it.
+      if (answered()) return this.#finish(pull, EXPIRED);
+      pull.timer = setTimeout(() => {
+        if (answered()) return this.#finish(pull, EXPIRED);
         pull.timer = setTimeout(
           () => {
             if (this.#deps.conn.connected) this.#finish(pull, { kind: 'no-response' });
             else this.#armSafety(pull);
           },
-          Math.max(0, this.#safetyMs - early),
+          Math.max(0, this.#safetyMs - afterExpiry),
         );
-      },
-      Math.max(0, early - elapsed),
-    );
+      }, afterExpiry - renewAt);
+    }, renewAt);
   }
 
   #finish(pull: ActivePull, outcome: PullOutcome): void {
