@@ -39,6 +39,8 @@ function baseOptions(o: ResolvedKafkaOptions): BaseOptions {
     retries: o.retries,
     retryDelay: o.retryDelayMs,
     autocreateTopics: false,
+    // Validate every option at construction: without it the client ignores a misspelt one.
+    strict: true,
   };
   if (o.tls !== undefined) base.tls = o.tls;
   if (o.sasl !== undefined) base.sasl = o.sasl;
