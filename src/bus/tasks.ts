@@ -85,7 +85,8 @@ class EnvelopeTask implements PoolTask {
       this.#decodeError = error as EventBusError;
     }
     this.#envelope = envelope;
-    this.key = extractAggregateId(envelope, message.headers, message.key);
+    // The envelope names its aggregate: only fall back to (lazily decoded) headers without one.
+    this.key = envelope?.aggregateId || extractAggregateId(envelope, message.headers, message.key);
   }
 
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {

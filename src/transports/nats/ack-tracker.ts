@@ -26,10 +26,16 @@ const TERM = encoder.encode('+TERM');
 
 export type AckSend = (reply: string, payload: Uint8Array) => void;
 
+/**
+ * Produces a message's headers on first use: decoding NATS headers was a tenth
+ * of the consume profile, and an envelope's handler path does not need them
+ * (everything is in the body) unless the handler or a dead letter asks.
+ */
+export type HeaderReader = () => Readonly<Record<string, string>>;
+
 export class NatsInboundMessage implements InboundMessage {
   readonly topic: string;
   readonly data: Uint8Array;
-  readonly headers: Readonly<Record<string, string>>;
   readonly key: string | undefined = undefined;
   readonly deliveryCount: number;
   readonly sequence: number;
@@ -38,12 +44,14 @@ export class NatsInboundMessage implements InboundMessage {
   readonly generation: number;
   readonly #tracker: AckTracker;
   #settled = false;
+  #headers: Readonly<Record<string, string>> | undefined;
+  #readHeaders: HeaderReader | undefined;
 
   constructor(
     tracker: AckTracker,
     topic: string,
     data: Uint8Array,
-    headers: Readonly<Record<string, string>>,
+    headers: HeaderReader,
     deliveryCount: number,
     sequence: number,
     reply: string,
@@ -52,10 +60,18 @@ export class NatsInboundMessage implements InboundMessage {
     this.generation = tracker.generation;
     this.topic = topic;
     this.data = data;
-    this.headers = headers;
+    this.#readHeaders = headers;
     this.deliveryCount = deliveryCount;
     this.sequence = sequence;
     this.reply = reply;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    if (this.#headers === undefined) {
+      this.#headers = (this.#readHeaders as HeaderReader)();
+      this.#readHeaders = undefined;
+    }
+    return this.#headers;
   }
 
   get settled(): boolean {
@@ -206,7 +222,7 @@ export class AckTracker {
   accept(
     topic: string,
     data: Uint8Array,
-    headers: Readonly<Record<string, string>>,
+    headers: HeaderReader,
     deliveryCount: number,
     sequence: number,
     reply: string,

@@ -423,7 +423,7 @@ export class NatsPullSubscription implements TransportSubscription {
       const message = this.#tracker.accept(
         this.#topic,
         msg.data,
-        headersRecord(msg.headers),
+        () => headersRecord(msg.headers),
         meta[0],
         meta[1],
         reply,

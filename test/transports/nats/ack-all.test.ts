@@ -14,7 +14,7 @@ function tracker(): { t: AckTracker; sent: Array<[string, string]> } {
 }
 
 const deliver = (t: AckTracker, seq: number) => {
-  const m = t.accept('topic', new Uint8Array(), {}, 1, seq, `r${seq}`);
+  const m = t.accept('topic', new Uint8Array(), () => ({}), 1, seq, `r${seq}`);
   assert.ok(m, `seq ${seq} delivered`);
   return m;
 };
@@ -46,7 +46,7 @@ describe('AckAll tracker', () => {
     const acks = sent.filter(([, p]) => p === '+ACK');
     assert.deepEqual(acks, [['r1', '+ACK']], 'only seq 1 is covered; 3 waits behind the nak-ed 2');
     assert.ok(sent.some(([r, p]) => r === 'r2' && p === '-NAK'));
-    const again = t.accept('topic', new Uint8Array(), {}, 2, 2, 'r2b');
+    const again = t.accept('topic', new Uint8Array(), () => ({}), 2, 2, 'r2b');
     assert.ok(again, 'the redelivery of 2 is delivered');
     again.ack();
     assert.deepEqual(sent.at(-1), ['r3', '+ACK']);
@@ -70,7 +70,7 @@ describe('AckAll tracker', () => {
     t.flush();
     assert.deepEqual(sent, [['r1', '+ACK']]);
     assert.equal(
-      t.accept('topic', new Uint8Array(), {}, 2, 3, 'r3b'),
+      t.accept('topic', new Uint8Array(), () => ({}), 2, 3, 'r3b'),
       undefined,
       'absorbed, not delivered twice',
     );
