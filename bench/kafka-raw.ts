@@ -22,7 +22,7 @@ import { describeKafkaError } from '../src/transports/kafka/errors.ts';
 import { clientOptions, commitsSettled, type KafkaEnv, rawGroup, readBackKafka } from './kafka-env.ts';
 import { type Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
 import { storedOrder } from './ours.ts';
-import { decodeRaw, EVENT_TYPE, type Workload } from './workload.ts';
+import { decodeRaw, EVENT_TYPE, rawEnvelope, type Workload } from './workload.ts';
 
 /** Records per `send()`: ~650 bytes each before LZ4, spread over every partition of the 4 topics. */
 export const RAW_KAFKA_BATCH = 1_000;
@@ -44,20 +44,8 @@ const EVENT_TYPE_BYTES = Buffer.from(EVENT_TYPE);
  * same metadata headers our bus sets.
  */
 export function kafkaRecord(w: Workload, i: number): RawRecord {
-  const eventId = w.eventIdOf(i);
-  const aggregateId = w.aggregateOf(i);
-  const eventVersion = w.versionOf(i);
-  const timestamp = new Date().toISOString();
-  const value = Buffer.from(
-    JSON.stringify({
-      eventId,
-      aggregateId,
-      eventType: EVENT_TYPE,
-      eventVersion,
-      timestamp,
-      payload: w.payload,
-    }),
-  );
+  const { eventId, aggregateId, eventVersion, timestamp, json } = rawEnvelope(w, i);
+  const value = Buffer.from(json);
   const headers = new Map<Buffer, Buffer>([
     [H_EVENT_ID, Buffer.from(eventId)],
     [H_AGGREGATE_ID, Buffer.from(aggregateId)],

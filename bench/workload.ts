@@ -97,32 +97,44 @@ export interface RawMessage {
   readonly headers: MsgHdrs;
 }
 
-/**
- * What a raw client user sends for message i: the envelope JSON (same fields,
- * a fresh timestamp) and the same metadata headers our bus sets.
- */
-export function rawMessage(w: Workload, i: number): RawMessage {
+/** The envelope fields and JSON body a raw client user builds for message i (a fresh timestamp). */
+export interface RawEnvelope {
+  readonly eventId: string;
+  readonly aggregateId: string;
+  readonly eventVersion: number;
+  readonly timestamp: string;
+  readonly json: string;
+}
+
+export function rawEnvelope(w: Workload, i: number): RawEnvelope {
   const eventId = w.eventIdOf(i);
   const aggregateId = w.aggregateOf(i);
   const eventVersion = w.versionOf(i);
   const timestamp = new Date().toISOString();
-  const data = encoder.encode(
-    JSON.stringify({
-      eventId,
-      aggregateId,
-      eventType: EVENT_TYPE,
-      eventVersion,
-      timestamp,
-      payload: w.payload,
-    }),
-  );
+  const json = JSON.stringify({
+    eventId,
+    aggregateId,
+    eventType: EVENT_TYPE,
+    eventVersion,
+    timestamp,
+    payload: w.payload,
+  });
+  return { eventId, aggregateId, eventVersion, timestamp, json };
+}
+
+/**
+ * What a raw NATS client user sends for message i: the envelope JSON and the
+ * same metadata headers our bus sets.
+ */
+export function rawMessage(w: Workload, i: number): RawMessage {
+  const { eventId, aggregateId, eventVersion, timestamp, json } = rawEnvelope(w, i);
   const headers = natsHeaders();
   headers.set('X-Event-ID', eventId);
   headers.set('X-Aggregate-ID', aggregateId);
   headers.set('X-Event-Type', EVENT_TYPE);
   headers.set('X-Event-Version', String(eventVersion));
   headers.set('X-Timestamp', timestamp);
-  return { subject: w.topicOf(i), data, msgID: eventId, headers };
+  return { subject: w.topicOf(i), data: encoder.encode(json), msgID: eventId, headers };
 }
 
 const decoder = new TextDecoder();
