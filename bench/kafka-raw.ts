@@ -20,7 +20,7 @@ import { Consumer, type MessageToProduce, ProduceAcks, Producer } from '@platfor
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import { describeKafkaError } from '../src/transports/kafka/errors.ts';
 import { clientOptions, commitsSettled, type KafkaEnv, rawGroup, readBackKafka } from './kafka-env.ts';
-import { type Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
+import { type Counter, deadlineFor, observer, type RunOutcome, within } from './measure.ts';
 import { storedOrder } from './ours.ts';
 import { decodeRaw, EVENT_TYPE, rawEnvelope, type Workload } from './workload.ts';
 
@@ -244,10 +244,7 @@ export async function rawKafkaConsume(
 ): Promise<RunOutcome> {
   const notes: string[] = [];
   const started = performance.now();
-  const sub = await subscribeRaw(env, w, n, notes, (id, key, version) => {
-    checker.observe(id, key, version);
-    consumed.inc();
-  });
+  const sub = await subscribeRaw(env, w, n, notes, observer(checker, consumed));
   try {
     if (!(await within(sub.finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
@@ -273,10 +270,7 @@ export async function rawKafkaEndToEnd(
   let sub: RawSubscriber | undefined;
   try {
     await producer.initIdempotentProducer({});
-    sub = await subscribeRaw(env, w, n, notes, (id, key, version) => {
-      checker.observe(id, key, version);
-      consumed.inc();
-    });
+    sub = await subscribeRaw(env, w, n, notes, observer(checker, consumed));
     const started = performance.now();
     await produceAll(producer, w, n, checker, results, notes);
     if (!(await within(sub.finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);

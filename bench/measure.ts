@@ -87,6 +87,22 @@ export class Counter {
   }
 }
 
+/**
+ * The consumer callback every runner uses: classify the message, count it
+ * (and, for latency runs, stamp its arrival).
+ */
+export function observer(
+  checker: OrderChecker,
+  consumed: Counter,
+  arrived?: (id: string) => void,
+): (id: string, key: string, version: number, deliveries?: number) => void {
+  return (id, key, version, deliveries) => {
+    arrived?.(id);
+    checker.observe(id, key, version);
+    consumed.inc(deliveries);
+  };
+}
+
 export function stallsOf(counter: Counter): StallStats {
   return {
     redelivered: counter.redelivered,

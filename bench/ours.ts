@@ -14,7 +14,7 @@ import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts
 import type { MemoryBroker } from '../src/transports/memory/index.ts';
 import { commitsSettled, type KafkaEnv, kafkaBusOptions, oursGroup, readBackKafka } from './kafka-env.ts';
 import { createRecorder, type LatencyRecorder, paced } from './latency.ts';
-import { Counter, deadlineFor, type RunOutcome, type StoredOrder, within } from './measure.ts';
+import { Counter, deadlineFor, observer, type RunOutcome, type StoredOrder, within } from './measure.ts';
 import { acksSettled, type NatsEnv, readBack } from './nats-env.ts';
 import type { Workload } from './workload.ts';
 
@@ -252,15 +252,7 @@ export async function oursConsume(
   const bus = await openBus(target, SUB_CLIENT, log);
   try {
     const started = performance.now();
-    await subscribeAll(
-      bus,
-      w,
-      (id, key, version, deliveries) => {
-        checker.observe(id, key, version);
-        consumed.inc(deliveries);
-      },
-      groupFor(target),
-    );
+    await subscribeAll(bus, w, observer(checker, consumed), groupFor(target));
     if (!(await within(consumed.reached(n), deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
     const transportStats = bus.health().details;
@@ -301,15 +293,7 @@ export async function oursEndToEnd(
   const pub = await openBus(target, 'bench-pub', log, resultHandler(checker, results, notes));
   const sub = await openBus(target, SUB_CLIENT, log);
   try {
-    await subscribeAll(
-      sub,
-      w,
-      (id, key, version, deliveries) => {
-        checker.observe(id, key, version);
-        consumed.inc(deliveries);
-      },
-      groupFor(target),
-    );
+    await subscribeAll(sub, w, observer(checker, consumed), groupFor(target));
     const started = performance.now();
     await publishAll(pub, w, n, checker, notes);
     const done = Promise.all([results.reached(n), consumed.reached(n)]);
@@ -354,11 +338,7 @@ export async function oursLatency(
     await subscribeAll(
       sub,
       w,
-      (id, key, version, deliveries) => {
-        recorder.arrived(w.indexOf(id));
-        checker.observe(id, key, version);
-        consumed.inc(deliveries);
-      },
+      observer(checker, consumed, (id) => recorder.arrived(w.indexOf(id))),
       groupFor(target),
     );
     const started = performance.now();

@@ -9,7 +9,7 @@ import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jets
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import { createRecorder, paced } from './latency.ts';
-import { Counter, deadlineFor, type RunOutcome, within } from './measure.ts';
+import { Counter, deadlineFor, observer, type RunOutcome, within } from './measure.ts';
 import {
   acksSettled,
   addRawConsumer,
@@ -157,10 +157,7 @@ export async function rawConsume(
   const nc = await rawConnect(env, 'bench-raw-sub');
   try {
     const started = performance.now();
-    const { finished } = await consumeTopics(nc, w, n, (id, key, version, deliveries) => {
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    const { finished } = await consumeTopics(nc, w, n, observer(checker, consumed));
     if (!(await within(finished, deadlineFor(n)))) notes.push(`only ${consumed.n}/${n} consumed`);
     const elapsedMs = performance.now() - started;
     const settled = await acksSettled(env, w.topics, RAW_DURABLE);
@@ -184,10 +181,7 @@ export async function rawEndToEnd(
   const pubNc = await rawConnect(env, 'bench-raw-pub');
   const subNc = await rawConnect(env, 'bench-raw-sub');
   try {
-    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version, deliveries) => {
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    const { started: ready, finished } = await consumeTopics(subNc, w, n, observer(checker, consumed));
     await ready;
     const js = jetstream(pubNc);
     const started = performance.now();
@@ -217,11 +211,12 @@ export async function rawLatency(
   const pubNc = await rawConnect(env, 'bench-raw-pub');
   const subNc = await rawConnect(env, 'bench-raw-sub');
   try {
-    const { started: ready, finished } = await consumeTopics(subNc, w, n, (id, key, version, deliveries) => {
-      recorder.arrived(w.indexOf(id));
-      checker.observe(id, key, version);
-      consumed.inc(deliveries);
-    });
+    const { started: ready, finished } = await consumeTopics(
+      subNc,
+      w,
+      n,
+      observer(checker, consumed, (id) => recorder.arrived(w.indexOf(id))),
+    );
     await ready;
     const js = jetstream(pubNc);
     const acks = new Counter(n, 'acks');
