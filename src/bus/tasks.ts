@@ -62,6 +62,10 @@ class Context implements MessageContext {
   working(): void {
     this.#message.working();
   }
+  stillOwner(): boolean {
+    const lane = this.#message.lane;
+    return lane === undefined || lane.stillOwned();
+  }
 }
 
 class EnvelopeTask implements PoolTask {

@@ -53,6 +53,31 @@ export type PublishOutcome =
  */
 export type PublishCallback = (outcome: PublishOutcome) => void;
 
+/**
+ * A partition this member owns for a while: a JetStream partition of a
+ * consumer group (held by a lease), a Kafka partition (held by the group
+ * assignment), a memory-transport partition. Ownership can end at any moment
+ * (handoff, lease lost, rebalance, rewind after a delivery gap); the checks
+ * below are synchronous and cheap, so the pool asks before every attempt.
+ *
+ * The model (SPEC §3, §4): a message of a lane starts a handler only while
+ * `mayStart()`; its settlement and the handler's effects count only while
+ * `stillOwned()`. `mayStart()` turns false first (graceful handoff: nothing
+ * new starts, running handlers may finish and settle); `stillOwned()` turns
+ * false at the latest when the lease could have expired, judged on this
+ * process's monotonic clock, before any other member may take over.
+ */
+export interface DeliveryLane {
+  /** For logs and metrics: `<topic>/<group>/p<n>` or similar. */
+  readonly id: string;
+  /** May a handler of this lane start (or retry) now? */
+  mayStart(): boolean;
+  /** Do this member's acks and the handler's effects still count? */
+  stillOwned(): boolean;
+  /** A message of this lane left the pool unrun and unsettled (the lane was revoked). */
+  dropped(message: InboundMessage): void;
+}
+
 /** A delivered message. Settlement methods are idempotent: the first one wins. */
 export interface InboundMessage {
   readonly topic: string;
@@ -64,6 +89,8 @@ export interface InboundMessage {
   readonly deliveryCount: number;
   /** Stream sequence (NATS) / offset (Kafka) / log index (memory). */
   readonly sequence: number | undefined;
+  /** The owned partition it came from; undefined for unpartitioned intake (always owned). */
+  readonly lane?: DeliveryLane | undefined;
   /** Processed: never deliver again to this group. */
   ack(): void;
   /** Not processed: deliver again (after `delayMs` when given). */

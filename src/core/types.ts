@@ -53,6 +53,15 @@ export interface MessageContext {
   readonly signal: AbortSignal;
   /** Tells the broker the message is still being worked on (extends the ack deadline). */
   working(): void;
+  /**
+   * Fencing check, synchronous: false once this member may no longer own the
+   * message's partition (handoff, lease lost after a pause, rebalance). A
+   * handler whose effects must never overlap another member's execution of
+   * the same aggregate checks it right before committing them; once false,
+   * the event will be (or already is being) handled by the partition's new
+   * owner. Always true for unpartitioned subscriptions.
+   */
+  stillOwner(): boolean;
 }
 
 export type EnvelopeHandler<P = unknown> = (

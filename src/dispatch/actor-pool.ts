@@ -46,6 +46,8 @@ class KeyedActorPool implements ActorPool {
   /** Tasks the pool finished (acked, termed, or nak-ed after a failed dead-letter). */
   #settled = 0;
   #restarts = 0;
+  /** Tasks let go unrun because their lane was lost (handoff, lease, rewind). */
+  #fenced = 0;
   /** Coarse clock for inbox stamps: refreshed when the sweep starts and on each tick. */
   #clock = 0;
   #waiters: CapacityWaiter[] = [];
@@ -65,6 +67,16 @@ class KeyedActorPool implements ActorPool {
       },
       divert: (task, key) => this.#divert(task, key),
       released: () => this.#released(),
+      fenced: (task) => {
+        this.#fenced++;
+        this.#released();
+        try {
+          task.message.lane?.dropped(task.message);
+        } catch (error) {
+          const { topic, group } = options;
+          this.#logError({ topic, group, err: toError(error) }, 'Dropping a fenced message failed');
+        }
+      },
       inboxBelowBound: () => {
         this.#fullInboxes--;
         if (this.#waiters.length !== 0) this.#wakeWaiters();
@@ -136,7 +148,13 @@ class KeyedActorPool implements ActorPool {
       queued += actor.queued;
       if (actor.holding) inFlight++;
     }
-    return { queued, inFlight, parkedAggregates: this.#parked.size, restarts: this.#restarts };
+    return {
+      queued,
+      inFlight,
+      parkedAggregates: this.#parked.size,
+      restarts: this.#restarts,
+      fenced: this.#fenced,
+    };
   }
 
   #startDrain(deadline: AbortSignal): Promise<DrainResult> {

@@ -26,6 +26,11 @@ export interface ActorHost {
   park(key: string, error: Error): void;
   /** Takes a task of a parked aggregate off the actor (it must not hold the actor). */
   divert(task: PoolTask, key: string): void;
+  /**
+   * A task whose lane this member no longer owns left the actor unrun and
+   * unsettled: the lane's new owner (or this member after a rewind) has it.
+   */
+  fenced(task: PoolTask): void;
   /** A held task left the actor, settled (acked, termed, or nak-ed after a failed dead-letter). */
   released(): void;
   /** The inbox dropped below its bound. */
@@ -141,6 +146,12 @@ export class Actor {
         }
         const task = this.#task as PoolTask;
         if (this.#error !== undefined) {
+          // Lost the lane while failing: neither retry nor dead-letter it here,
+          // the new owner handles it from the broker's copy.
+          if (!mayStart(task)) {
+            this.#fence(task);
+            continue;
+          }
           if (!this.#shouldRetry(this.#error)) {
             await this.#giveUp(epoch, task, this.#error);
             continue;
@@ -159,6 +170,10 @@ export class Actor {
           }
           this.#error = undefined;
           this.#crashed = false;
+          if (!mayStart(task)) {
+            this.#fence(task);
+            continue;
+          }
         }
         this.#attempts++;
         const controller = new AbortController();
@@ -197,6 +212,10 @@ export class Actor {
         // Checked at dequeue, not at submit, so an aggregate's messages reach
         // the parking place in order, including those queued before it parked.
         this.#host.divert(task, key);
+        continue;
+      }
+      if (!mayStart(task)) {
+        this.#host.fenced(task);
         continue;
       }
       this.#task = task;
@@ -338,6 +357,12 @@ export class Actor {
     this.#host.released();
   }
 
+  /** The held task's lane was lost: let it go without running or settling it. */
+  #fence(task: PoolTask): void {
+    this.#clear();
+    this.#host.fenced(task);
+  }
+
   #clear(): void {
     this.#task = undefined;
     this.#controller = undefined;
@@ -351,6 +376,11 @@ export class Actor {
   #logFields(): Record<string, unknown> {
     return { topic: this.#options.topic, group: this.#options.group, key: this.#key };
   }
+}
+
+function mayStart(task: PoolTask): boolean {
+  const lane = task.message.lane;
+  return lane === undefined || lane.mayStart();
 }
 
 function signalWorking(task: PoolTask): void {

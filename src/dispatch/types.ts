@@ -73,6 +73,8 @@ export interface PoolStats {
   readonly inFlight: number;
   readonly parkedAggregates: number;
   readonly restarts: number;
+  /** Tasks let go unrun because their partition (lane) was lost. */
+  readonly fenced: number;
 }
 
 export interface ActorPool {
