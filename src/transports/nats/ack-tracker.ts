@@ -15,7 +15,7 @@
  *   treats it as acking everything below. A nak-ed sequence blocks that prefix
  *   until it was redelivered and finished, so an AckAll ack never covers it.
  */
-import type { InboundMessage } from '../../core/transport.ts';
+import type { DeliveryLane, InboundMessage } from '../../core/transport.ts';
 import { SequenceSet } from './sequence-set.ts';
 
 const encoder = new TextEncoder();
@@ -41,6 +41,8 @@ export class NatsInboundMessage implements InboundMessage {
   readonly sequence: number;
   /** Reply subject of the newest live delivery of this sequence. */
   reply: string;
+  /** The owned partition it came from (partitioned groups). */
+  lane: DeliveryLane | undefined = undefined;
   readonly generation: number;
   readonly #tracker: AckTracker;
   #settled = false;
@@ -78,15 +80,27 @@ export class NatsInboundMessage implements InboundMessage {
     return this.#settled;
   }
 
+  /**
+   * A message of a partition this member no longer owns: its settlement would
+   * reach a consumer generation that is gone or, worse, act for the new owner.
+   */
+  #fenced(): boolean {
+    const lane = this.lane;
+    if (lane === undefined || lane.stillOwned()) return false;
+    this.#settled = true;
+    this.#tracker.forget(this);
+    return true;
+  }
+
   ack(): void {
-    if (this.#settled) return;
+    if (this.#settled || this.#fenced()) return;
     this.#settled = true;
     this.#tracker.ack(this.sequence, this.reply);
     this.#tracker.settled(this, true);
   }
 
   nak(delayMs?: number): void {
-    if (this.#settled) return;
+    if (this.#settled || this.#fenced()) return;
     this.#settled = true;
     const payload =
       delayMs !== undefined && delayMs > 0
@@ -97,7 +111,7 @@ export class NatsInboundMessage implements InboundMessage {
   }
 
   term(reason: string): void {
-    if (this.#settled) return;
+    if (this.#settled || this.#fenced()) return;
     this.#settled = true;
     const payload = this.#tracker.termWithReason() && reason ? encoder.encode(`+TERM ${reason}`) : TERM;
     this.#tracker.send(this.reply, payload);
@@ -105,7 +119,7 @@ export class NatsInboundMessage implements InboundMessage {
   }
 
   working(): void {
-    if (this.#settled) return;
+    if (this.#settled || this.#fenced()) return;
     this.#tracker.send(this.reply, WPI);
   }
 }
@@ -136,7 +150,7 @@ export class AckTracker {
   #flushTimer: NodeJS.Timeout | undefined;
   #ackAllFlushes = 0;
   readonly #inFlight = new Map<number, NatsInboundMessage>();
-  readonly #settled = new SequenceSet();
+  readonly #settled: SequenceSet;
   #generation = 0;
   /** The consumer's ack floor when we attached: everything <= it was settled before us. */
   #floor = 0;
@@ -144,7 +158,18 @@ export class AckTracker {
   #skippedInFlight = 0;
   #heldNaks: Map<number, { reply: string; readonly payload: Uint8Array }> | undefined;
 
-  constructor(send: AckSend, termWithReason: () => boolean, mode: 'all' | 'explicit' = 'explicit') {
+  /**
+   * `settled` may be shared by the consumer generations of one partition in
+   * this process: after a rewind, what an earlier generation settled (also
+   * late, after the rewind) is recognised and skipped instead of run again.
+   */
+  constructor(
+    send: AckSend,
+    termWithReason: () => boolean,
+    mode: 'all' | 'explicit' = 'explicit',
+    settled: SequenceSet = new SequenceSet(),
+  ) {
+    this.#settled = settled;
     this.send = send;
     this.termWithReason = termWithReason;
     this.#all = mode === 'all';
@@ -301,6 +326,17 @@ export class AckTracker {
     } else if (this.#all && this.#unacked.size > 0) {
       this.#scheduleFlush();
     }
+  }
+
+  /**
+   * A message let go without settlement (its partition was revoked): no longer
+   * in flight here; the partition's next consumer generation delivers it again.
+   */
+  forget(message: NatsInboundMessage): void {
+    if (message.generation !== this.#generation) return;
+    if (this.#inFlight.get(message.sequence) !== message) return;
+    this.#inFlight.delete(message.sequence);
+    if (this.#inFlight.size === 0) this.onIdle?.();
   }
 
   /** Called whenever the last in-flight message was settled. */

@@ -20,6 +20,8 @@ export interface ConsumerSpec {
   readonly maxAckPending: number;
   readonly maxWaiting: number;
   readonly ackPolicy: 'all' | 'explicit';
+  /** Only this subject of the stream (a partition); whole stream when absent. */
+  readonly filterSubject?: string;
 }
 
 /** AckWait stays above the pool's handler timeout, with a margin for the ack to travel. */
@@ -41,6 +43,7 @@ function configFor(spec: ConsumerSpec, startSequence: number | undefined): Parti
     max_waiting: spec.maxWaiting,
     max_deliver: -1,
     replay_policy: ReplayPolicy.Instant,
+    ...(spec.filterSubject === undefined ? {} : { filter_subject: spec.filterSubject }),
     ...start,
   };
 }

@@ -35,6 +35,15 @@ export interface NatsConsumerOptions {
   readonly ackPolicy?: 'all' | 'explicit';
 }
 
+export interface NatsGroupOptions {
+  /**
+   * Partition lease time. A member that stops renewing (crash, pause, lost
+   * network) loses its partitions to others after about this long; it stops
+   * itself earlier. Default 5,000 ms.
+   */
+  readonly leaseMs?: number;
+}
+
 export interface NatsTransportOptions {
   /** Server URL(s). Default `nats://127.0.0.1:4222`. */
   readonly servers?: string | readonly string[];
@@ -44,6 +53,13 @@ export interface NatsTransportOptions {
   readonly duplicateWindowMs?: number;
   readonly stream?: NatsStreamOptions;
   readonly consumer?: NatsConsumerOptions;
+  /**
+   * Partitions of an envelope topic's stream, fixed when this bus creates the
+   * stream (an existing stream keeps its recorded count). Members of a group
+   * split the partitions; an aggregate stays in one. Default 16.
+   */
+  readonly partitions?: number;
+  readonly group?: NatsGroupOptions;
   /** Defensive cap on unacknowledged sends (the bus owns the real window). Default 10,000. */
   readonly maxPendingPublishes?: number;
   /** Time to wait for a PubAck before resending (same Nats-Msg-Id). Default 5,000 ms. */
@@ -73,6 +89,8 @@ export interface ResolvedNatsOptions {
   readonly duplicateWindowMs: number;
   readonly stream: Required<NatsStreamOptions>;
   readonly consumer: Required<NatsConsumerOptions>;
+  readonly partitions: number;
+  readonly group: Required<NatsGroupOptions>;
   readonly maxPendingPublishes: number;
   readonly publishTimeoutMs: number;
   readonly publishRetries: number;
@@ -97,6 +115,8 @@ export const NATS_DEFAULTS = {
     ackWaitMs: 30_000,
     ackPolicy: 'explicit',
   },
+  partitions: 16,
+  group: { leaseMs: 5_000 },
   maxPendingPublishes: 10_000,
   publishTimeoutMs: 5_000,
   publishRetries: 3,
@@ -155,6 +175,7 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
   const o = object(options, '(options)') as NatsTransportOptions & Record<string, unknown>;
   const stream = object(o.stream, 'stream');
   const consumer = object(o.consumer, 'consumer');
+  const group = object(o.group, 'group');
   const streamPrefix = o.streamPrefix ?? NATS_DEFAULTS.streamPrefix;
   if (typeof streamPrefix !== 'string' || !STREAM_PREFIX.test(streamPrefix)) {
     throw new InvalidArgumentError(
@@ -184,6 +205,8 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
       ackWaitMs: integer(consumer.ackWaitMs, 'consumer.ackWaitMs', d.consumer.ackWaitMs, 100),
       ackPolicy: ackPolicy(consumer.ackPolicy, d.consumer.ackPolicy),
     },
+    partitions: integer(o.partitions, 'partitions', d.partitions, 1, 1024),
+    group: { leaseMs: integer(group.leaseMs, 'group.leaseMs', d.group.leaseMs, 200, 600_000) },
     maxPendingPublishes: integer(o.maxPendingPublishes, 'maxPendingPublishes', d.maxPendingPublishes, 1),
     publishTimeoutMs: integer(o.publishTimeoutMs, 'publishTimeoutMs', d.publishTimeoutMs, 10),
     publishRetries: integer(o.publishRetries, 'publishRetries', d.publishRetries, 0, 100),

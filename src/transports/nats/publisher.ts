@@ -94,6 +94,8 @@ export class PipelinedPublisher {
   #noResponders = 0;
 
   readonly #onNoResponders: (subject: string) => void;
+  /** Where a message goes: its topic, or the topic's partition subject. */
+  readonly #subjectFor: (message: OutboundMessage) => string;
 
   /** `onNoResponders` hears about every 503 (e.g. to recreate a memory stream lost in a restart). */
   constructor(
@@ -101,7 +103,9 @@ export class PipelinedPublisher {
     options: ResolvedNatsOptions,
     logger: Logger,
     onNoResponders: (subject: string) => void = () => {},
+    subjectFor: (message: OutboundMessage) => string = (message) => message.topic,
   ) {
+    this.#subjectFor = subjectFor;
     this.#conn = conn;
     this.#options = options;
     this.#logger = logger;
@@ -147,7 +151,7 @@ export class PipelinedPublisher {
         `Expected at most ${this.#options.maxPendingPublishes} unacknowledged publishes (nats.maxPendingPublishes), got one more`,
       );
     }
-    const subject = message.topic;
+    const subject = this.#subjectFor(message);
     if (!this.#knownTopics.has(subject)) {
       try {
         validateTopic(subject);

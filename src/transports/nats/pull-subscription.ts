@@ -30,12 +30,13 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import { createInbox, type Msg, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
 import { type EventBusError, isEventBusError, TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
-import type { FlowControl, MessageKind, TransportSubscription } from '../../core/transport.ts';
-import { AckTracker } from './ack-tracker.ts';
+import type { DeliveryLane, FlowControl, MessageKind, TransportSubscription } from '../../core/transport.ts';
+import { AckTracker, type NatsInboundMessage } from './ack-tracker.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { type ConsumerSpec, consumerInfo, ensureConsumer } from './consumer.ts';
 import { wrapApiError } from './errors.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import type { SequenceSet } from './sequence-set.ts';
 import type { StreamHandle, StreamRegistry } from './streams.ts';
 
 type PullOutcome =
@@ -98,9 +99,10 @@ const dots = new Int32Array(16);
 /**
  * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` (9 tokens)
  * or the v2 form with `<domain>.<account hash>` after ACK and a trailing token.
- * Writes [deliveryCount, streamSequence] into `out`; false when not an ack subject.
+ * Writes [deliveryCount, streamSequence, consumerSequence] into `out`; false
+ * when not an ack subject.
  */
-function parseAckSubject(reply: string, out: [number, number]): boolean {
+function parseAckSubject(reply: string, out: [number, number, number]): boolean {
   if (!reply.startsWith('$JS.ACK.')) return false;
   let count = 0;
   for (let i = 0; i < reply.length && count < 16; i++) {
@@ -111,9 +113,11 @@ function parseAckSubject(reply: string, out: [number, number]): boolean {
   if (first < 0) return false;
   const deliveryCount = Number(reply.slice((dots[first - 1] as number) + 1, dots[first]));
   const sequence = Number(reply.slice((dots[first] as number) + 1, dots[first + 1]));
+  const consumerSequence = Number(reply.slice((dots[first + 1] as number) + 1, dots[first + 2]));
   if (!Number.isSafeInteger(deliveryCount) || !Number.isSafeInteger(sequence)) return false;
   out[0] = deliveryCount;
   out[1] = sequence;
+  out[2] = Number.isSafeInteger(consumerSequence) ? consumerSequence : 0;
   return true;
 }
 
@@ -136,6 +140,20 @@ export interface PullSubscriptionDeps {
   readonly streams: StreamRegistry;
   readonly options: ResolvedNatsOptions;
   readonly logger: Logger;
+}
+
+/**
+ * Partitioned intake: the lane every delivered message carries, and what to do
+ * when the consumer's delivery sequence shows messages that never reached us
+ * (lost with a dead connection): the owner rewinds instead of going on.
+ */
+export interface LaneIntake {
+  readonly lane: DeliveryLane;
+  onGap(reason: string): void;
+  /** An open pull ended: capacity another lane waits for may be free now. */
+  owedChanged(): void;
+  /** Sequences this process settled on the partition, shared by its consumer generations. */
+  readonly settled: SequenceSet;
 }
 
 export interface PullSubscriptionStats {
@@ -162,7 +180,11 @@ export class NatsPullSubscription implements TransportSubscription {
   readonly #abort = new AbortController();
   readonly #aborted: Promise<void>;
   readonly #unlistenReconnect: () => void;
-  readonly #meta: [number, number] = [0, 0];
+  readonly #meta: [number, number, number] = [0, 0, 0];
+  readonly #intake: LaneIntake | undefined;
+  /** Last consumer delivery sequence seen (lane mode): the next must follow it. */
+  #lastDelivery = 0;
+  #gapped = false;
   readonly #expiresNs: number;
   readonly #safetyMs: number;
   #streamCreated: string;
@@ -190,8 +212,10 @@ export class NatsPullSubscription implements TransportSubscription {
     ackFloor: number,
     ackMode: 'all' | 'explicit',
     flow: FlowControl,
+    intake?: LaneIntake,
   ) {
     this.#deps = deps;
+    this.#intake = intake;
     this.#flow = flow;
     this.#kind = stream.kind;
     this.#topic = stream.topic;
@@ -212,6 +236,7 @@ export class NatsPullSubscription implements TransportSubscription {
       },
       () => conn.supportsTermReason,
       ackMode,
+      intake?.settled,
     );
     this.#tracker.setFloor(ackFloor);
     const inbox = createInbox(options.connectOptions.inboxPrefix);
@@ -221,6 +246,9 @@ export class NatsPullSubscription implements TransportSubscription {
       this.#abort.signal.addEventListener('abort', () => resolve(), { once: true }),
     );
     this.#unlistenReconnect = conn.onReconnect(() => {
+      // Messages of a pull may have died with the old connection; pulling on
+      // would run newer ones first. Lanes rewind to the ack floor instead.
+      if (this.#intake !== undefined) this.#gap('the connection was re-established');
       // A pull sent on the old connection died with it: pull again. One sent while
       // disconnected is flushed now, so keep waiting for it (two would overfill).
       for (const open of [...this.#open.values()]) if (!open.buffered) this.#serverDone(open);
@@ -256,6 +284,7 @@ export class NatsPullSubscription implements TransportSubscription {
       await delay(backoffMs, signal);
     };
     while (!signal.aborted) {
+      if (this.#gapped || (this.#intake !== undefined && !this.#intake.lane.mayStart())) break;
       try {
         const capacity = Math.floor(this.#flow.freeCapacity());
         if (capacity <= 0) {
@@ -318,6 +347,48 @@ export class NatsPullSubscription implements TransportSubscription {
         await backoff();
       }
     }
+  }
+
+  /** Lane mode: stop taking anything from this consumer generation and ask for a rewind. */
+  #gap(reason: string): void {
+    if (this.#gapped) return;
+    this.#gapped = true;
+    this.#abort.abort();
+    const pull = this.#pull;
+    if (pull !== undefined) this.#finish(pull, { kind: 'aborted' });
+    try {
+      this.#intake?.onGap(reason);
+    } catch (error) {
+      this.#deps.logger.error({ err: error, topic: this.#topic }, 'nats: onGap threw');
+    }
+  }
+
+  /** A delivered message the pool let go unrun (its lane was revoked). */
+  forget(message: NatsInboundMessage): void {
+    this.#tracker.forget(message);
+  }
+
+  /** Messages delivered and not yet settled or let go. */
+  get inFlight(): number {
+    return this.#tracker.inFlight;
+  }
+
+  /** Resolves when nothing is in flight any more, or when `signal` aborts. */
+  whenIdle(signal: AbortSignal): Promise<void> {
+    if (this.#tracker.inFlight === 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#tracker.onIdle;
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.#tracker.onIdle = previous;
+        resolve();
+      };
+      this.#tracker.onIdle = () => {
+        previous?.();
+        done();
+      };
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   #untilReconnected(): Promise<void> {
@@ -423,7 +494,16 @@ export class NatsPullSubscription implements TransportSubscription {
       this.#deps.logger.warn({ reply }, 'nats: unexpected message on the pull inbox');
       return;
     }
-    if (this.#stopped) {
+    if (this.#intake !== undefined && !this.#stopped && !this.#gapped) {
+      const expected = this.#lastDelivery + 1;
+      if (this.#lastDelivery > 0 && meta[2] !== expected) {
+        this.#gap(`consumer delivery sequence jumped from ${this.#lastDelivery} to ${meta[2]}`);
+      }
+      this.#lastDelivery = meta[2];
+    }
+    if (this.#gapped) {
+      // Neither delivered nor settled: the rewound consumer delivers it again, in order.
+    } else if (this.#stopped) {
       this.#tracker.refuse(meta[1], reply);
     } else {
       const message = this.#tracker.accept(
@@ -436,6 +516,7 @@ export class NatsPullSubscription implements TransportSubscription {
       );
       if (message !== undefined) {
         this.#delivered++;
+        if (this.#intake !== undefined) message.lane = this.#intake.lane;
         try {
           this.#flow.deliver(message);
         } catch (cause) {
@@ -472,6 +553,7 @@ export class NatsPullSubscription implements TransportSubscription {
     const wake = this.#onOpenChange;
     this.#onOpenChange = undefined;
     wake?.();
+    this.#intake?.owedChanged();
     this.#maybeReleaseNaks();
   }
 
@@ -490,6 +572,11 @@ export class NatsPullSubscription implements TransportSubscription {
       else latest = Math.max(latest, deadline);
     }
     return latest;
+  }
+
+  /** What this loop's open pulls may still deliver (lanes share one pool). */
+  owed(): number {
+    return this.#owed();
   }
 
   /** What the open pulls may still deliver. */

@@ -17,6 +17,12 @@ import type { MessageKind } from '../../core/transport.ts';
 import { ApiCodes, apiErrorCode, wrapApiError } from './errors.ts';
 import { streamNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import {
+  partitionDescription,
+  partitionWildcard,
+  recordedPartitions,
+  validatePartitionToken,
+} from './partitions.ts';
 
 export interface StreamHandle {
   readonly topic: string;
@@ -24,6 +30,11 @@ export interface StreamHandle {
   readonly kind: MessageKind;
   /** The stream's creation time: a different value later means it was deleted and recreated. */
   readonly created: string;
+  /**
+   * Partitions recorded with the stream; 0 for a stream without partition
+   * subjects (raw topics, streams of older versions or of other publishers).
+   */
+  readonly partitions: number;
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -35,6 +46,8 @@ export class StreamRegistry {
   readonly #options: ResolvedNatsOptions;
   readonly #logger: Logger;
   readonly #cache = new Map<string, Promise<StreamHandle>>();
+  /** Settled handles, for the synchronous publish path. */
+  readonly #resolved = new Map<string, StreamHandle>();
   readonly #repairing = new Set<string>();
 
   constructor(jsm: JetStreamManager, options: ResolvedNatsOptions, logger: Logger) {
@@ -47,10 +60,16 @@ export class StreamRegistry {
     return streamNameFor(this.#options.streamPrefix, topic);
   }
 
+  /** The handle of a topic ensured before, synchronously. */
+  resolved(topic: string): StreamHandle | undefined {
+    return this.#resolved.get(topic);
+  }
+
   /** Creates (or adopts) the topic's stream once; later calls share the result. */
   ensure(topic: string, kind: MessageKind): Promise<StreamHandle> {
     try {
       validateTopic(topic);
+      validatePartitionToken(topic);
       if (kind !== 'envelope' && kind !== 'raw') {
         throw new InvalidArgumentError(`Expected \`kind\` to be "envelope" or "raw", got ${String(kind)}`);
       }
@@ -61,15 +80,21 @@ export class StreamRegistry {
     if (cached !== undefined) return cached;
     const pending = this.#ensure(topic, kind);
     this.#cache.set(topic, pending);
-    pending.catch(() => {
-      if (this.#cache.get(topic) === pending) this.#cache.delete(topic);
-    });
+    pending.then(
+      (handle) => {
+        if (this.#cache.get(topic) === pending) this.#resolved.set(topic, handle);
+      },
+      () => {
+        if (this.#cache.get(topic) === pending) this.#cache.delete(topic);
+      },
+    );
     return pending;
   }
 
   /** Forgets the cached stream (it was deleted) and ensures it again. */
   recreate(topic: string, kind: MessageKind): Promise<StreamHandle> {
     this.#cache.delete(topic);
+    this.#resolved.delete(topic);
     return this.ensure(topic, kind);
   }
 
@@ -118,9 +143,11 @@ export class StreamRegistry {
     const storage = kind === 'envelope' ? StorageType.File : StorageType.Memory;
     let info = await this.info(name);
     if (info === undefined) {
+      const partitioned = kind === 'envelope';
       const config: Partial<StreamConfig> & { name: string } = {
         name,
-        subjects: [topic],
+        subjects: partitioned ? [topic, partitionWildcard(topic)] : [topic],
+        ...(partitioned ? { description: partitionDescription(this.#options.partitions) } : {}),
         storage,
         retention: RetentionPolicy.Limits,
         discard: DiscardPolicy.Old,
@@ -160,6 +187,19 @@ export class StreamRegistry {
         `nats: stream ${name} uses ${info.config.storage} storage, ${kind} topics normally use ${storage}; using it as is`,
       );
     }
-    return { topic, name, kind, created: info.created };
+    const subjects = info.config.subjects ?? [];
+    const partitions = kind === 'envelope' ? recordedPartitions(info.config.description, subjects, topic) : 0;
+    if (kind === 'envelope' && partitions === 0) {
+      this.#logger.warn(
+        { stream: name, topic },
+        `nats: stream ${name} has no partition subjects (created by an older version or another publisher): every consumer group of it runs with ONE active member at a time (the others stand by), which keeps each aggregate in order; see the NATS transport README to migrate`,
+      );
+    } else if (partitions !== 0 && partitions !== this.#options.partitions) {
+      this.#logger.warn(
+        { stream: name, topic, recorded: partitions, configured: this.#options.partitions },
+        `nats: stream ${name} was created with ${partitions} partitions; using them (nats.partitions ${this.#options.partitions} applies only to new streams: changing the count would reorder aggregates)`,
+      );
+    }
+    return { topic, name, kind, created: info.created, partitions };
   }
 }

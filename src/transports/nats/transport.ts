@@ -1,4 +1,6 @@
 /** The NATS JetStream transport: wires connection, streams, publisher and fetch loops together. */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { BusClosedError, InvalidArgumentError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -15,11 +17,14 @@ import type {
 } from '../../core/transport.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
+import { KvLeaseStore } from './kv-lease-store.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { NatsPartitionedSubscription } from './partitioned-subscription.ts';
+import { partitionOf, partitionSubject, topicOfSubject } from './partitions.ts';
 import { PipelinedPublisher } from './publisher.ts';
 import { NatsPullSubscription } from './pull-subscription.ts';
-import { StreamRegistry } from './streams.ts';
+import { type StreamHandle, StreamRegistry } from './streams.ts';
 
 const FEATURES: TransportFeatures = Object.freeze({
   persistent: true,
@@ -40,7 +45,10 @@ export class NatsTransport implements Transport {
   readonly #logger: Logger;
   readonly #streams: StreamRegistry;
   readonly #publisher: PipelinedPublisher;
-  readonly #subscriptions = new Set<NatsPullSubscription>();
+  readonly #subscriptions = new Set<NatsPullSubscription | NatsPartitionedSubscription>();
+  #store: Promise<KvLeaseStore> | undefined;
+  /** This bus's identity in consumer groups: unique per process and bus. */
+  readonly #memberId = memberIdFor();
   /** Running fetch loops per `<stream>/<durable>`. */
   readonly #members = new Map<string, number>();
   #closing: Promise<void> | undefined;
@@ -56,7 +64,13 @@ export class NatsTransport implements Transport {
     this.#options = options;
     this.#logger = logger;
     this.#streams = new StreamRegistry(jsm, options, logger);
-    this.#publisher = new PipelinedPublisher(conn, options, logger, (topic) => this.#streams.repair(topic));
+    this.#publisher = new PipelinedPublisher(
+      conn,
+      options,
+      logger,
+      (subject) => this.#streams.repair(topicOfSubject(subject)),
+      (message) => this.#subjectFor(message),
+    );
   }
 
   get maxPayloadBytes(): number {
@@ -70,6 +84,15 @@ export class NatsTransport implements Transport {
 
   send(message: OutboundMessage, done: PublishCallback): void {
     this.#publisher.send(message, done);
+  }
+
+  /** An envelope with an aggregate goes to its partition when the topic's stream has partitions. */
+  #subjectFor(message: OutboundMessage): string {
+    if (message.kind !== 'envelope' || message.key === undefined || message.key === '') return message.topic;
+    const partitions = this.#streams.resolved(message.topic)?.partitions ?? 0;
+    return partitions === 0
+      ? message.topic
+      : partitionSubject(message.topic, partitionOf(message.key, partitions));
   }
 
   async subscribe(options: TransportSubscribeOptions, flow: FlowControl): Promise<TransportSubscription> {
@@ -123,6 +146,8 @@ export class NatsTransport implements Transport {
   ): Promise<TransportSubscription> {
     const stream = await this.#streams.ensure(topic, kind);
     const consumer = this.#options.consumer;
+    if (kind === 'envelope')
+      return this.#subscribePartitioned(stream, durable, handlerTimeoutMs, release, flow);
     const spec: ConsumerSpec = {
       stream: stream.name,
       durable,
@@ -153,6 +178,59 @@ export class NatsTransport implements Transport {
       stop: async () => {
         await subscription.stop();
         release(); // its fetch loop ended: another may start
+      },
+      close: async () => {
+        await subscription.close();
+        this.#subscriptions.delete(subscription);
+        release();
+      },
+    };
+  }
+
+  /**
+   * Envelope topics: a member of the group's partition leases (one active
+   * member per partition, across processes), see partitioned-subscription.ts.
+   */
+  async #subscribePartitioned(
+    stream: StreamHandle,
+    durable: string,
+    handlerTimeoutMs: number,
+    release: () => void,
+    flow: FlowControl,
+  ): Promise<TransportSubscription> {
+    const consumer = this.#options.consumer;
+    this.#store ??= KvLeaseStore.open(this.#conn.nc, {
+      bucket: `${this.#options.streamPrefix}_GROUPS`,
+      replicas: this.#options.stream.replicas,
+      ttlMs: Math.max(60_000, 10 * this.#options.group.leaseMs),
+    });
+    this.#store.catch(() => {
+      this.#store = undefined;
+    });
+    const store = await this.#store;
+    const base: ConsumerSpec = {
+      stream: stream.name,
+      durable,
+      ackWaitMs: ackWaitFor(consumer.ackWaitMs, handlerTimeoutMs),
+      maxAckPending: consumer.maxAckPending,
+      maxWaiting: consumer.maxWaiting,
+      ackPolicy: consumer.ackPolicy,
+    };
+    const deps = {
+      conn: this.#conn,
+      jsm: this.#jsm,
+      streams: this.#streams,
+      options: this.#options,
+      logger: this.#logger,
+      store,
+      memberId: this.#memberId,
+    };
+    const subscription = new NatsPartitionedSubscription(deps, stream, base, flow);
+    this.#subscriptions.add(subscription);
+    subscription.start();
+    return {
+      stop: async () => {
+        await subscription.stop();
       },
       close: async () => {
         await subscription.close();
@@ -203,4 +281,14 @@ export class NatsTransport implements Transport {
     })();
     return this.#closing;
   }
+}
+
+let members = 0;
+
+/** `<host>-<pid>-<n>-<random>`: KV-key safe, unique per bus instance. */
+function memberIdFor(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 40);
+  return `${host}-${process.pid}-${++members}-${randomBytes(3).toString('hex')}`;
 }

@@ -1,5 +1,5 @@
 /** Shared helpers for the NATS transport tests (real servers via the harness). */
-import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type ConsumerInfo, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { EventBusError } from '../../../src/core/errors.ts';
 import type { Logger } from '../../../src/core/logger.ts';
@@ -232,10 +232,25 @@ export function publishStats(transport: Transport): PublisherStats {
 }
 
 export function subscriptionStats(transport: Transport, topic: string): PullSubscriptionStats {
-  const subs = (transport.health().details?.subscriptions ?? []) as PullSubscriptionStats[];
+  const subs = (transport.health().details?.subscriptions ?? []) as Array<
+    PullSubscriptionStats | { topic: string; lanes: PullSubscriptionStats[] }
+  >;
   const found = subs.find((s) => s.topic === topic);
   if (found === undefined) throw new Error(`Expected a subscription on ${topic} in health()`);
-  return found;
+  if (!('lanes' in found)) return found;
+  // A partitioned subscription: the sum over its lanes' pull loops.
+  const sum = (field: keyof PullSubscriptionStats): number =>
+    found.lanes.reduce((total, lane) => total + (lane[field] as number), 0);
+  return {
+    topic,
+    durable: found.lanes.map((l) => l.durable).join(','),
+    pulls: sum('pulls'),
+    delivered: sum('delivered'),
+    recreated: sum('recreated'),
+    inFlight: sum('inFlight'),
+    skippedAcked: sum('skippedAcked'),
+    skippedInFlight: sum('skippedInFlight'),
+  };
 }
 
 /**
@@ -278,4 +293,20 @@ export async function publishUntilStored(
     pending = pending.filter((_, i) => !result.outcomes[i]?.ok);
   }
   return { firstRound, rounds, failuresByCode, sampleErrors, retriedDuplicates };
+}
+
+/**
+ * The consumers of a group on a stream: one per partition lane and generation
+ * (`<group>_<lane>_<epoch>_<gen>`) for envelope topics, the group itself for raw ones.
+ */
+export async function groupConsumers(
+  jsm: JetStreamManager,
+  stream: string,
+  group: string,
+): Promise<ConsumerInfo[]> {
+  const out: ConsumerInfo[] = [];
+  for await (const info of jsm.consumers.list(stream)) {
+    if (info.name === group || info.name.startsWith(`${group}_`)) out.push(info);
+  }
+  return out;
 }

@@ -30,7 +30,10 @@ describe('nats ensureTopic', () => {
     const raw = await inspect.jsm.streams.info('EVENTBUS_metrics_raw');
     assert.equal(envelope.config.storage, 'file');
     assert.equal(raw.config.storage, 'memory');
-    assert.deepEqual(envelope.config.subjects, ['orders.created']);
+    assert.deepEqual(envelope.config.subjects, ['orders.created', 'orders.created._P_.*']);
+    assert.deepEqual((await inspect.jsm.streams.info('EVENTBUS_metrics_raw')).config.subjects, [
+      'metrics.raw',
+    ]);
     assert.equal(envelope.config.max_bytes, 1024 ** 3);
     assert.equal(envelope.config.max_msgs, 1_000_000);
     assert.equal(envelope.config.duplicate_window, 120_000 * 1_000_000);
@@ -53,8 +56,13 @@ describe('nats ensureTopic', () => {
     const warningsBefore = logger.entries.filter((e) => e.level === 'warn').length;
     await transport.ensureTopic('legacy.topic', 'envelope');
     const warnings = logger.entries.filter((e) => e.level === 'warn').slice(warningsBefore);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0]?.msg ?? '', /EVENTBUS_legacy_topic uses memory storage.*using it as is/);
+    const storage = warnings.filter((w) => /uses memory storage/.test(w.msg));
+    assert.equal(storage.length, 1);
+    assert.match(storage[0]?.msg ?? '', /EVENTBUS_legacy_topic uses memory storage.*using it as is/);
+    assert.ok(
+      warnings.some((w) => /no partition subjects.*ONE active member/.test(w.msg)),
+      'a stream without partitions is named as such',
+    );
     assert.equal((await inspect.jsm.streams.info('EVENTBUS_legacy_topic')).config.storage, 'memory');
   });
 

@@ -18,7 +18,7 @@ import {
 
 const decoder = new TextDecoder();
 
-describe('nats subscribe (pull loop)', () => {
+describe('nats subscribe (pull loop of one durable consumer: raw topics; envelope topics run one per partition)', () => {
   let server: NatsServerHandle;
   let transport: Transport;
   let inspect: Inspector;
@@ -40,7 +40,7 @@ describe('nats subscribe (pull loop)', () => {
   });
 
   async function publish(topic: string, count: number, prefix = 'm'): Promise<void> {
-    await transport.ensureTopic(topic, 'envelope');
+    await transport.ensureTopic(topic, 'raw');
     const result = await pipeline(
       transport,
       Array.from({ length: count }, (_, i) => message(topic, `${prefix}${i}`)),
@@ -52,7 +52,7 @@ describe('nats subscribe (pull loop)', () => {
   }
 
   async function subscribe(topic: string, flow: FakeFlow, group = 'g1'): Promise<TransportSubscription> {
-    const sub = await transport.subscribe({ topic, group, kind: 'envelope', handlerTimeoutMs: 0 }, flow);
+    const sub = await transport.subscribe({ topic, group, kind: 'raw', handlerTimeoutMs: 0 }, flow);
     subscriptions.push(sub);
     return sub;
   }
@@ -116,7 +116,7 @@ describe('nats subscribe (pull loop)', () => {
   });
 
   it('a trickle: the next pull is sent before the last one expires, yet never for more than is free', async () => {
-    await transport.ensureTopic('trickle.topic', 'envelope');
+    await transport.ensureTopic('trickle.topic', 'raw');
     const flow = new FakeFlow(40); // never released: 40 deliveries fill it for good
     const sub = await subscribe('trickle.topic', flow);
     // About 200 msg/s for 0.6 s: each 100 ms pull gets ~20 and is followed up
@@ -277,7 +277,7 @@ describe('nats subscribe (pull loop)', () => {
   });
 
   it('after stop() nothing more is delivered; what arrives is handed back to the group', async () => {
-    await transport.ensureTopic('stop.topic', 'envelope');
+    await transport.ensureTopic('stop.topic', 'raw');
     const flow = new FakeFlow(1_000);
     flow.onDeliver = (m) => m.ack();
     const sub = await subscribe('stop.topic', flow, 'stoppers');
