@@ -39,6 +39,12 @@ describe('wire format: the Go SDK envelope', () => {
       '{"event_id":"e-1","aggregate_id":"a-1","event_type":"T","event_version":7,' +
         '"timestamp":"2026-01-02T03:04:05.000000001Z","trace_id":"tr","correlation_id":"co","payload":null}',
     );
+    // Bytes holding JSON are spliced in as written, after the other members.
+    assert.equal(
+      text(encodeEnvelope(createEnvelope({ ...base, traceId: 'tr', payload: Buffer.from(' [1, 2] ') }))),
+      '{"event_id":"e-1","aggregate_id":"a-1","event_type":"T","event_version":7,' +
+        '"timestamp":"2026-01-02T03:04:05.000000001Z","trace_id":"tr","payload": [1, 2] }',
+    );
   });
 
   it('decodes a Go-written body into the camelCase Envelope, keeping the timestamp string as written', () => {
