@@ -4,7 +4,7 @@
  */
 export { createEventBus } from './bus/create-event-bus.ts';
 export type { EventBusOptions } from './bus/options.ts';
-export type { Envelope, EnvelopeInput, JsonValue } from './core/envelope.ts';
+export type { Envelope, EnvelopeInput, EnvelopeRules, JsonValue } from './core/envelope.ts';
 export {
   createEnvelope,
   decodeEnvelope,
@@ -12,6 +12,7 @@ export {
   envelopeHeaders,
   extractAggregateId,
   Headers,
+  rawPayload,
   validateEnvelope,
 } from './core/envelope.ts';
 export type { ErrorCode } from './core/errors.ts';

@@ -162,7 +162,7 @@ class EventBusImpl implements EventBus {
   ): Promise<PublishAccepted> {
     this.#assertOpen();
     assertTopic(topic);
-    const envelope = createEnvelope(input);
+    const envelope = createEnvelope(input, this.#options.interop === 'jxt-go' ? 'jxt-go' : 'default');
     const data = encodeEnvelope(envelope);
     const headers = envelopeHeaders(envelope);
     if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));

@@ -20,6 +20,16 @@ export interface EventBusOptions extends EventBusOptionsBase {
    * reconnect may reorder an aggregate's in-flight events.
    */
   readonly publishOrdering?: 'aggregate' | 'none';
+  /**
+   * 'jxt-go': topics are shared with services on the Go SDK (jxt-core). Every
+   * publishEnvelope is also checked against the Go SDK's `Envelope.Validate()`
+   * (eventId/eventType not blank, eventVersion >= 1, aggregateId 1-256 chars of
+   * [A-Za-z0-9:_\-./]), so a Go consumer never rejects, and endlessly naks,
+   * what we publish. Default 'none': those checks stay off (versions from 0,
+   * any aggregate id characters), as before. The wire format is the Go SDK's
+   * in both modes.
+   */
+  readonly interop?: 'none' | 'jxt-go';
 }
 
 export interface ResolvedBusOptions {
@@ -31,12 +41,14 @@ export interface ResolvedBusOptions {
   readonly maxPendingPublishes: number;
   readonly closeTimeoutMs: number;
   readonly publishOrdering: 'aggregate' | 'none';
+  readonly interop: 'none' | 'jxt-go';
 }
 
 export const busDefaults = {
   maxPendingPublishes: 10_000,
   closeTimeoutMs: 30_000,
   publishOrdering: 'aggregate',
+  interop: 'none',
 } as const;
 
 const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
@@ -81,6 +93,7 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
     ),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, busDefaults.closeTimeoutMs),
     publishOrdering: resolveOrdering(options.publishOrdering),
+    interop: resolveInterop(options.interop),
   };
 }
 
@@ -90,6 +103,14 @@ function resolveOrdering(value: unknown): 'aggregate' | 'none' {
     throw new InvalidArgumentError(
       `Expected \`publishOrdering\` to be 'aggregate' or 'none', got ${String(value)}`,
     );
+  }
+  return value;
+}
+
+function resolveInterop(value: unknown): 'none' | 'jxt-go' {
+  if (value === undefined) return busDefaults.interop;
+  if (value !== 'none' && value !== 'jxt-go') {
+    throw new InvalidArgumentError(`Expected \`interop\` to be 'none' or 'jxt-go', got ${String(value)}`);
   }
   return value;
 }

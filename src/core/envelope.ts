@@ -1,13 +1,27 @@
 /**
- * Envelopes: the unit of at-least-once delivery. Create, validate, encode and
- * decode, plus the wire-header mapping shared by every transport.
+ * Envelopes: the unit of at-least-once delivery. Create and validate, plus the
+ * wire-header mapping shared by every transport. The body format (encode,
+ * decode, raw payload bytes) lives in envelope-wire.ts.
  *
- * Wire format: the body is the envelope as UTF-8 JSON (self-contained, so a
- * message stays meaningful without its headers); the metadata is mirrored in
- * headers so brokers and consumers can route and de-duplicate without decoding.
+ * Wire format (SPEC §2): the Go SDK's envelope, UTF-8 JSON with snake_case
+ * keys, self-contained so a message stays meaningful without its headers; the
+ * metadata is mirrored in headers so brokers and consumers can route and
+ * de-duplicate without decoding. In code, envelopes keep camelCase names.
  */
 import { v7 as uuidv7 } from 'uuid';
-import { DecodeError, ValidationError } from './errors.ts';
+import {
+  describe,
+  optionalString,
+  requirePayload,
+  requireString,
+  requireTimestamp,
+  requireVersion,
+} from './envelope-checks.ts';
+import { ValidationError } from './errors.ts';
+import { assertGoCompatible } from './go-rules.ts';
+import { dateToRfc3339, nowRfc3339 } from './timestamps.ts';
+
+export { decodeEnvelope, encodeEnvelope, rawPayload } from './envelope-wire.ts';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -16,11 +30,17 @@ export interface Envelope<P = unknown> {
   readonly aggregateId: string;
   readonly eventType: string;
   readonly eventVersion: number;
-  /** ISO 8601, UTC. */
+  /**
+   * RFC 3339 (`2026-01-02T03:04:05.123456789+01:00`), kept exactly as the
+   * producer wrote it: offset and up to nanoseconds, which a Date would round.
+   */
   readonly timestamp: string;
   readonly traceId?: string;
   readonly correlationId?: string;
-  /** Any JSON value, or raw bytes. */
+  /**
+   * Any JSON value. Decoded integers beyond ±(2^53 - 1) are `bigint`s (exact);
+   * `rawPayload(envelope)` gives the payload's bytes as they were on the wire.
+   */
   readonly payload: P;
 }
 
@@ -30,11 +50,19 @@ export interface EnvelopeInput<P = unknown> {
   readonly aggregateId: string;
   readonly eventType: string;
   readonly eventVersion: number;
+  /** RFC 3339 string (kept as written) or a Date (written as UTC with milliseconds). */
   readonly timestamp?: string | Date;
   readonly traceId?: string;
   readonly correlationId?: string;
+  /** A JSON value (bigints allowed), or bytes holding UTF-8 JSON text (sent inline). */
   readonly payload: P;
 }
+
+/**
+ * Extra publish-time rules. 'jxt-go': also the Go SDK's `Validate()` (see
+ * go-rules.ts), for topics that Go services consume.
+ */
+export type EnvelopeRules = 'default' | 'jxt-go';
 
 export const Headers = {
   eventId: 'X-Event-ID',
@@ -54,95 +82,35 @@ export const Headers = {
   deadLetterGroup: 'X-DLQ-Group',
 } as const;
 
-const MAX_ID_LENGTH = 256;
-
-function requireString(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError(
-      field,
-      `Expected envelope.${field} to be a non-empty string, got ${describe(value)}`,
-    );
-  }
-  if (value.length > MAX_ID_LENGTH) {
-    throw new ValidationError(
-      field,
-      `Expected envelope.${field} to be at most ${MAX_ID_LENGTH} characters, got ${value.length}`,
-    );
-  }
-  return value;
-}
-
-function optionalString(value: unknown, field: string): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  return requireString(value, field);
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (value === null) return 'null';
-  if (typeof value === 'string')
-    return value.length === 0 ? 'an empty string' : `string "${value.slice(0, 40)}"`;
-  return `${typeof value} ${String(value).slice(0, 40)}`;
-}
-
-let lastNowMs = 0;
-let lastNowIso = '';
-
-/** The current time as ISO 8601, formatted once per millisecond (hot path of every publish). */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== lastNowMs) {
-    lastNowMs = now;
-    lastNowIso = new Date(now).toISOString();
-  }
-  return lastNowIso;
-}
-
-const ISO_PREFIX = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
-
 function normaliseTimestamp(value: unknown): string {
-  if (value === undefined || value === null) return isoNow();
+  if (value === undefined || value === null) return nowRfc3339();
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) {
+    const text = dateToRfc3339(value);
+    if (text === undefined) {
       throw new ValidationError(
         'timestamp',
-        'Expected envelope.timestamp to be a valid date, got Invalid Date',
+        `Expected envelope.timestamp to be a valid date in the years 0000-9999, got ${String(value)}`,
       );
     }
-    return value.toISOString();
+    return text;
   }
-  if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return value;
-  throw new ValidationError(
-    'timestamp',
-    `Expected envelope.timestamp to be an ISO 8601 string or Date, got ${describe(value)}`,
-  );
+  return requireTimestamp(value, 'rfc3339');
 }
 
 /**
  * Builds a complete, validated envelope from input: generates a UUIDv7
  * eventId and the current timestamp when absent. Throws ValidationError
- * naming the first bad field.
+ * naming the first bad field. `rules: 'jxt-go'` adds the Go SDK's checks.
  */
-export function createEnvelope<P>(input: EnvelopeInput<P>): Envelope<P> {
+export function createEnvelope<P>(input: EnvelopeInput<P>, rules: EnvelopeRules = 'default'): Envelope<P> {
   if (typeof input !== 'object' || input === null) {
     throw new ValidationError('envelope', `Expected an envelope object, got ${describe(input)}`);
   }
   const eventId = input.eventId === undefined ? uuidv7() : requireString(input.eventId, 'eventId');
   const aggregateId = requireString(input.aggregateId, 'aggregateId');
   const eventType = requireString(input.eventType, 'eventType');
-  const eventVersion = input.eventVersion;
-  if (typeof eventVersion !== 'number' || !Number.isSafeInteger(eventVersion) || eventVersion < 0) {
-    throw new ValidationError(
-      'eventVersion',
-      `Expected envelope.eventVersion to be an integer >= 0, got ${describe(eventVersion)}`,
-    );
-  }
-  if (input.payload === undefined) {
-    throw new ValidationError(
-      'payload',
-      'Expected envelope.payload to be a JSON value or bytes, got undefined',
-    );
-  }
+  const eventVersion = requireVersion(input.eventVersion);
+  requirePayload(input.payload);
   const traceId = optionalString(input.traceId, 'traceId');
   const correlationId = optionalString(input.correlationId, 'correlationId');
   const envelope: {
@@ -157,12 +125,13 @@ export function createEnvelope<P>(input: EnvelopeInput<P>): Envelope<P> {
   };
   if (traceId !== undefined) envelope.traceId = traceId;
   if (correlationId !== undefined) envelope.correlationId = correlationId;
+  if (rules === 'jxt-go') assertGoCompatible(envelope);
   return envelope;
 }
 
 /**
- * Validates a complete envelope (e.g. one decoded from the wire) in place,
- * without copying it: this runs for every consumed message.
+ * Validates a complete envelope in place, without copying it. Accepts exactly
+ * what createEnvelope produces (timestamps: RFC 3339 only).
  */
 export function validateEnvelope(value: unknown): asserts value is Envelope {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -172,82 +141,11 @@ export function validateEnvelope(value: unknown): asserts value is Envelope {
   requireString(v.eventId, 'eventId');
   requireString(v.aggregateId, 'aggregateId');
   requireString(v.eventType, 'eventType');
-  const version = v.eventVersion;
-  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
-    throw new ValidationError(
-      'eventVersion',
-      `Expected envelope.eventVersion to be an integer >= 0, got ${describe(version)}`,
-    );
-  }
-  if (typeof v.timestamp !== 'string' || !ISO_PREFIX.test(v.timestamp)) {
-    throw new ValidationError(
-      'timestamp',
-      `Expected envelope.timestamp to be an ISO 8601 string, got ${describe(v.timestamp)}`,
-    );
-  }
-  if (v.payload === undefined) {
-    throw new ValidationError(
-      'payload',
-      'Expected envelope.payload to be a JSON value or bytes, got undefined',
-    );
-  }
+  requireVersion(v.eventVersion);
+  requireTimestamp(v.timestamp, 'rfc3339');
+  requirePayload(v.payload);
   optionalString(v.traceId, 'traceId');
   optionalString(v.correlationId, 'correlationId');
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-
-interface WireEnvelope {
-  eventId: string;
-  aggregateId: string;
-  eventType: string;
-  eventVersion: number;
-  timestamp: string;
-  traceId?: string;
-  correlationId?: string;
-  payload?: unknown;
-  payloadBase64?: string;
-}
-
-/** Encodes to the wire body (UTF-8 JSON; byte payloads travel as base64). */
-export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  if (envelope.payload instanceof Uint8Array) {
-    const { payload, ...rest } = envelope;
-    const wire: WireEnvelope = { ...rest, payloadBase64: Buffer.from(payload).toString('base64') };
-    return encoder.encode(JSON.stringify(wire));
-  }
-  return encoder.encode(JSON.stringify(envelope));
-}
-
-/** Decodes and validates a wire body; throws DecodeError saying what was wrong. */
-export function decodeEnvelope(data: Uint8Array): Envelope {
-  if (data.byteLength === 0) throw new DecodeError('Expected an envelope (JSON object), got an empty body');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(decoder.decode(data));
-  } catch (cause) {
-    throw new DecodeError(
-      `Expected an envelope (UTF-8 JSON), got ${data.byteLength} bytes that do not parse`,
-      {
-        cause,
-      },
-    );
-  }
-  if (typeof parsed === 'object' && parsed !== null && 'payloadBase64' in parsed) {
-    const wire = parsed as WireEnvelope;
-    if (typeof wire.payloadBase64 !== 'string') {
-      throw new DecodeError('Expected envelope.payloadBase64 to be a base64 string');
-    }
-    const { payloadBase64, ...rest } = wire;
-    parsed = { ...rest, payload: new Uint8Array(Buffer.from(payloadBase64, 'base64')) };
-  }
-  try {
-    validateEnvelope(parsed);
-  } catch (cause) {
-    throw new DecodeError(`Expected a valid envelope: ${(cause as Error).message}`, { cause });
-  }
-  return parsed;
 }
 
 /** The SPEC §2 header mapping. */

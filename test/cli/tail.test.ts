@@ -86,7 +86,8 @@ describe('eventbus tail', () => {
     const parsed = writer.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(parsed.length, 2);
     assert.deepEqual(parsed[0]?.sequence, 1);
-    assert.equal((parsed[0]?.envelope as { eventId?: string } | undefined)?.eventId, first);
+    // The wire form: the Go SDK's snake_case envelope.
+    assert.equal((parsed[0]?.envelope as { event_id?: string } | undefined)?.event_id, first);
     assert.deepEqual(parsed[1]?.undecodable, {
       code: 'EVENTBUS_DECODE',
       message: 'Expected an envelope (UTF-8 JSON), got 2 bytes that do not parse',

@@ -7,6 +7,7 @@ import {
   envelopeHeaders,
   extractAggregateId,
   Headers,
+  rawPayload,
 } from '../../src/core/envelope.ts';
 import { DecodeError, isEventBusError, ValidationError } from '../../src/core/errors.ts';
 
@@ -42,7 +43,7 @@ describe('envelope', () => {
     }
   });
 
-  it('round-trips JSON and byte payloads through encode/decode', () => {
+  it('round-trips JSON payloads through encode/decode; byte payloads travel as their JSON', () => {
     const json = createEnvelope({
       aggregateId: 'a',
       eventType: 'T',
@@ -56,10 +57,26 @@ describe('envelope', () => {
       aggregateId: 'a',
       eventType: 'T',
       eventVersion: 0,
-      payload: new Uint8Array([0, 255, 7]),
+      payload: Buffer.from('{"x": [1, 2]}'),
     });
     const decoded = decodeEnvelope(encodeEnvelope(bytes));
-    assert.deepEqual(decoded.payload, new Uint8Array([0, 255, 7]));
+    assert.deepEqual(decoded.payload, { x: [1, 2] });
+    assert.equal(Buffer.from(rawPayload(decoded)).toString(), '{"x": [1, 2]}', 'inlined verbatim');
+  });
+
+  it('refuses byte payloads that are not UTF-8 JSON with a ValidationError (never base64 in the body)', () => {
+    for (const payload of [new Uint8Array([0, 255, 7]), Buffer.from('not json'), new Uint8Array()]) {
+      const e = createEnvelope({ aggregateId: 'a', eventType: 'T', eventVersion: 1, payload });
+      assert.throws(
+        () => encodeEnvelope(e),
+        (error: unknown) => error instanceof ValidationError && error.field === 'payload',
+      );
+    }
+    const fn = createEnvelope({ aggregateId: 'a', eventType: 'T', eventVersion: 1, payload: () => 1 });
+    assert.throws(
+      () => encodeEnvelope(fn),
+      (error: unknown) => error instanceof ValidationError && error.field === 'payload',
+    );
   });
 
   it('decode rejects garbage with a DecodeError that says what was wrong', () => {
@@ -88,6 +105,16 @@ describe('envelope', () => {
         /payload/,
       ],
     ];
+    const go = (fields: string) =>
+      Buffer.from(`{"event_id":"e","aggregate_id":"a","event_type":"T",${fields}}`);
+    bad.push(
+      [Buffer.from('{"aggregate_id":"a"}'), /event_id/],
+      [go('"event_version":"1","timestamp":"2026-01-01T00:00:00Z","payload":1'), /event_version/],
+      [go('"event_version":-1,"timestamp":"2026-01-01T00:00:00Z","payload":1'), /event_version/],
+      [go('"event_version":1,"timestamp":"2026-01-01","payload":1'), /timestamp/],
+      [go('"event_version":1,"timestamp":"2026-01-01T00:00:00Z"'), /payload/],
+      [go('"event_version":1,"timestamp":"2026-01-01T00:00:00Z","payload":1,"trace_id":7'), /trace_id/],
+    );
     for (const [data, reason] of bad) {
       assert.throws(
         () => decodeEnvelope(data),

@@ -35,7 +35,8 @@ for (const factory of storeFactories) {
 
     test('add fills eventId (UUIDv7) and timestamp, stores the envelope, keeps insert order', () =>
       withStore(factory, async (f) => {
-        const bytes = new Uint8Array([0, 1, 2, 255]);
+        // Byte payloads must be UTF-8 JSON: they travel inline, as the Go SDK's json.RawMessage.
+        const bytes = Buffer.from('{"name":"a.txt","size":4}');
         const envelopes = await f.store.transaction((tx) =>
           f.store.add<unknown>(tx, [
             ...eventsFor('orders', 'order-1', 0, 3),
@@ -66,9 +67,9 @@ for (const factory of storeFactories) {
         const claimed = await f.store.claim('r1', 10, 30_000);
         const file = claimed.find((r) => r.aggregateId === 'file-1');
         assert.ok(file);
-        const decoded = JSON.parse(file.envelope) as { payloadBase64: string; eventVersion: number };
-        assert.equal(decoded.payloadBase64, Buffer.from(bytes).toString('base64'));
-        assert.equal(decoded.eventVersion, 2);
+        const decoded = JSON.parse(file.envelope) as { payload: unknown; event_version: number };
+        assert.deepEqual(decoded.payload, { name: 'a.txt', size: 4 });
+        assert.equal(decoded.event_version, 2);
       }));
 
     test('add keeps a given eventId and rejects invalid input before inserting anything', () =>
@@ -92,6 +93,23 @@ for (const factory of storeFactories) {
             ]),
           ),
           (err: unknown) => err instanceof ValidationError && err.field === 'aggregateId',
+        );
+        await assert.rejects(
+          f.store.transaction((tx) =>
+            f.store.add<unknown>(tx, [
+              {
+                topic: 't',
+                envelope: {
+                  aggregateId: 'a',
+                  eventType: 'x',
+                  eventVersion: 1,
+                  payload: new Uint8Array([0, 255]),
+                },
+              },
+            ]),
+          ),
+          (err: unknown) => err instanceof ValidationError && err.field === 'payload',
+          'bytes that are not UTF-8 JSON have no inline form on the wire',
         );
         await assert.rejects(
           f.store.transaction((tx) =>
