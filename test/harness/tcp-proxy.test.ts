@@ -90,6 +90,24 @@ describe('tcp proxy', () => {
     b.destroy();
   });
 
+  it('resetOnNextChunk() drops the matching chunk from the target and resets every connection', async () => {
+    await using proxy = await startTcpProxy({ port: echo.port });
+    const a = await connectTo(proxy.port);
+    const b = await connectTo(proxy.port);
+    const cut = proxy.resetOnNextChunk((chunk) => chunk.includes('MSG'));
+    assert.equal(await roundTrip(a, 'PING'), 'PING', 'a chunk that does not match is forwarded');
+    const received: string[] = [];
+    a.on('data', (chunk: Buffer) => received.push(chunk.toString()));
+    const aEnding = ending(a);
+    const bEnding = ending(b);
+    a.write('MSG lost in transit');
+    assert.equal(await cut, 2);
+    assert.equal(await aEnding, 'ECONNRESET');
+    assert.equal(await bEnding, 'ECONNRESET');
+    assert.deepEqual(received, [], 'the matching chunk never reached the client');
+    assert.equal(proxy.resets, 2);
+  });
+
   it('close() stops listening and drops what is open', async () => {
     const proxy = await startTcpProxy({ port: echo.port });
     const a = await connectTo(proxy.port);

@@ -20,6 +20,13 @@ export interface TcpProxy extends AsyncDisposable {
   readonly resets: number;
   /** Drops every current connection with an RST on both sides; returns how many. */
   resetAll(): number;
+  /**
+   * Arms a cut in mid-transfer: the next chunk from the target to a client
+   * that `matches` is dropped (never forwarded) and every connection is reset
+   * at once, so whatever that chunk carried died with the connection.
+   * Resolves with the number of connections cut.
+   */
+  resetOnNextChunk(matches?: (chunk: Buffer) => boolean): Promise<number>;
   /** Resolves once at least `count` connections have been accepted since the start. */
   waitForAccepted(count: number, timeoutMs?: number): Promise<void>;
   /** Stops listening and destroys every connection. Idempotent. */
@@ -47,6 +54,17 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
   const acceptWaiters = new Set<() => void>();
   let accepted = 0;
   let resets = 0;
+  let armedCut: { matches: (chunk: Buffer) => boolean; resolve: (cut: number) => void } | undefined;
+  const resetAll = (): number => {
+    const current = [...pairs];
+    pairs.clear();
+    for (const { client, upstream } of current) {
+      reset(client);
+      reset(upstream);
+    }
+    resets += current.length;
+    return current.length;
+  };
 
   const server: Server = createServer((client) => {
     accepted++;
@@ -70,7 +88,17 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     client.on('close', () => drop());
     upstream.on('close', () => drop());
     client.pipe(upstream);
-    upstream.pipe(client);
+    // Target → client is forwarded by hand, so an armed cut can drop a chunk in flight.
+    upstream.on('data', (chunk: Buffer) => {
+      const cut = armedCut;
+      if (cut?.matches(chunk)) {
+        armedCut = undefined;
+        cut.resolve(resetAll());
+        return;
+      }
+      if (!client.write(chunk)) upstream.pause();
+    });
+    client.on('drain', () => upstream.resume());
     for (const wake of acceptWaiters) wake();
   });
 
@@ -88,6 +116,8 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
+    armedCut?.resolve(0);
+    armedCut = undefined;
     closing ??= new Promise<void>((resolve) => {
       for (const pair of pairs) {
         pair.client.destroy();
@@ -111,15 +141,12 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     get resets() {
       return resets;
     },
-    resetAll() {
-      const current = [...pairs];
-      pairs.clear();
-      for (const { client, upstream } of current) {
-        reset(client);
-        reset(upstream);
-      }
-      resets += current.length;
-      return current.length;
+    resetAll,
+    resetOnNextChunk(matches = () => true) {
+      if (armedCut !== undefined) return Promise.reject(new Error('tcp proxy: a cut is already armed'));
+      return new Promise<number>((resolve) => {
+        armedCut = { matches, resolve };
+      });
     },
     waitForAccepted(count, timeoutMs = 10_000) {
       if (accepted >= count) return Promise.resolve();
