@@ -192,12 +192,18 @@ export class Members implements AsyncDisposable {
     const child = spawn(process.execPath, [MEMBER_SCRIPT, JSON.stringify(config)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    if (child.pid === undefined) {
+      // spawn failed (its 'error' follows): never signal an unknown PID.
+      child.once('error', () => {});
+      this.#merge.close(label);
+      throw new Error(`member ${label}: could not spawn ${process.execPath}`);
+    }
     track(child);
     let markClosed!: () => void;
     const incarnation: Incarnation = {
       label,
       child,
-      pid: child.pid ?? -1,
+      pid: child.pid,
       closed: new Promise<void>((resolve) => {
         markClosed = resolve;
       }),
