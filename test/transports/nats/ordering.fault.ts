@@ -104,38 +104,48 @@ describe('nats ordering across member processes (fault suite)', { timeout: 600_0
     judge('2 members', members);
   });
 
-  it('1 member whose connection to nats-server is reset once mid-stream (TCP RST) → 0 lost, 0 out of order', async () => {
+  /**
+   * One member connected through a TCP proxy; each time it has applied the
+   * next of `cutAt` (events applied), the connection is cut in the middle of a
+   * delivery: the chunk carrying the next messages (NATS `MSG`/`HMSG`) is
+   * dropped with the connection, so those messages died on the wire.
+   */
+  async function resetScenario(label: string, cutAt: readonly number[]): Promise<void> {
     const topic = `order-reset-${randomUUID().slice(0, 8)}`;
     await using proxy = await startTcpProxy({ port: server.port });
     await using members = createMembers({ checker: createOrderChecker() });
     await members.start('m1', memberSpec(topic, `nats://${proxy.address}`));
-    // Mid-stream, once a quarter is applied, cut the connection in the middle
-    // of a delivery: the chunk carrying the next messages (NATS `MSG`/`HMSG`)
-    // is dropped with the connection, so those messages died on the wire.
     let published = 0;
-    let publishedAtCut = 0;
-    let appliedAtCut = 0;
-    let cutConnections = 0;
-    // Not awaited: it happens in the middle of runLoad, or (a failure below) never.
-    void members
-      .waitUntil(() => members.counts('m1').applied >= EVENTS / 4, SETTLE_TIMEOUT_MS, 'a quarter applied')
-      .then(() => proxy.resetOnNextChunk((chunk) => chunk.includes('MSG ')))
-      .then((connections) => {
-        cutConnections = connections;
-        publishedAtCut = published;
-        appliedAtCut = members.counts('m1').applied;
-      })
-      // Its failure (a member died) fails runLoad's own wait, with the story.
-      .catch(() => {});
+    const cuts: string[] = [];
+    // Not awaited: the cuts happen during runLoad, or (failing the asserts below) not all.
+    void (async () => {
+      for (const threshold of cutAt) {
+        await members.waitUntil(
+          () => members.counts('m1').applied >= threshold,
+          SETTLE_TIMEOUT_MS,
+          'progress',
+        );
+        const connections = await proxy.resetOnNextChunk((chunk) => chunk.includes('MSG '));
+        cuts.push(`${connections} at ${published} published/${members.counts('m1').applied} applied`);
+      }
+    })().catch(() => {}); // a member that died fails runLoad's own wait, with the story
     await runLoad(members, topic, (accepted) => {
       published = accepted;
     });
     await members.close('m1');
     process.stdout.write(
-      `# fault ordering reset: cut ${cutConnections} connection(s) at ${publishedAtCut} published, ${appliedAtCut} applied; proxy accepted ${proxy.accepted} in all\n`,
+      `# fault ordering ${label}: cuts ${cuts.join(', ')}; proxy accepted ${proxy.accepted} connections in all\n`,
     );
-    assert.ok(cutConnections >= 1, 'the member had a connection to cut');
-    assert.ok(proxy.accepted > cutConnections, 'the member reconnected through the proxy');
-    judge('reset once', members);
+    assert.equal(cuts.length, cutAt.length, 'every cut happened mid-stream');
+    assert.ok(proxy.accepted > cutAt.length, 'the member reconnected through the proxy after each cut');
+    judge(label, members);
+  }
+
+  it('1 member whose connection to nats-server is reset once mid-stream (TCP RST) → 0 lost, 0 out of order', async () => {
+    await resetScenario('reset once', [EVENTS / 4]);
+  });
+
+  it('1 member whose connection is reset three times mid-stream → 0 lost, 0 out of order', async () => {
+    await resetScenario('reset 3 times', [EVENTS / 5, (2 * EVENTS) / 5, (3 * EVENTS) / 5]);
   });
 });
