@@ -134,6 +134,15 @@ describe('fault kit: member processes', { timeout: 120_000 }, () => {
     );
   });
 
+  it('a member that dies without being asked to fails every wait at once, with its story', async () => {
+    checker = createOrderChecker();
+    await using members = createMembers({ checker });
+    await members.start('m1', spec(`kit-die-${randomUUID().slice(0, 8)}`));
+    const waiting = members.waitUntil(() => false, 60_000, 'something that never happens');
+    process.kill(members.pid('m1') as number, 'SIGKILL'); // from outside the harness
+    await assert.rejects(waiting, /exited unexpectedly: m1#1: exited \(SIGKILL\)/);
+  });
+
   it('a member that cannot start rejects start() with its error', async () => {
     checker = createOrderChecker();
     await using members = createMembers({ checker });

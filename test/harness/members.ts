@@ -238,7 +238,10 @@ export class Members implements AsyncDisposable {
       incarnation.exitCode = code;
       incarnation.exitSignal = signal;
       this.#merge.close(label);
-      if (!incarnation.exitExpected) this.#unexpectedExits.push(`${label}: ${this.#story(incarnation)}`);
+      // One that never got ready is reported by start() itself.
+      if (!incarnation.exitExpected && incarnation.ready) {
+        this.#unexpectedExits.push(`${label}: ${this.#story(incarnation)}`);
+      }
       markClosed();
       this.#notify();
     });
