@@ -17,6 +17,15 @@
  * incarnation's unfinished executions are never matched with the next one's.
  * Only processes spawned here are signalled, always by PID; all are SIGKILLed
  * on dispose and when the test process exits.
+ *
+ * Usage (see test/transports/nats/ordering.fault.ts):
+ *
+ *   await using members = createMembers({ checker: createOrderChecker() });
+ *   await members.start('m1', { topic, bus: { transport: 'nats', nats: { servers } }, subscribe: { group } });
+ *   // publish with fault-load.ts (expect/acknowledged go to members.checker), inject faults:
+ *   await members.kill('m1'); await members.restart('m1'); await members.stop('m2'); ...
+ *   await members.waitUntil(() => members.checker.outstanding() === 0, 120_000, 'all applied');
+ *   // judge members.checker.report() and members.executions.report() (overlaps)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
