@@ -191,3 +191,134 @@ export function checkDelivery(
   }
   return checker.report();
 }
+
+/**
+ * Handler executions across members (processes), for the rule "no two
+ * handler executions of one aggregate overlap". Members report each
+ * execution's start and end on one clock (`process.hrtime.bigint()`:
+ * CLOCK_MONOTONIC, comparable across the processes of one Linux machine).
+ *
+ * - Two executions of one key whose closed [start, end] intervals intersect
+ *   → one overlap (counted per pair), whichever members ran them.
+ * - Only executions that applied their effect count: a handler that found it
+ *   had lost ownership before committing reports `applied: false` and is
+ *   counted as fenced, not as an overlap.
+ * - Started but never finished (its member was killed, or it still runs) →
+ *   unfinished; it applied nothing, so it overlaps nothing.
+ */
+export interface ExecutionReport {
+  readonly started: number;
+  readonly finished: number;
+  readonly applied: number;
+  /** Finished with applied = false: the handler saw it no longer owned the key. */
+  readonly fenced: number;
+  readonly unfinished: number;
+  /** finished() calls with no open start of that member and id (a harness bug if > 0). */
+  readonly unmatched: number;
+  /** Pairs of applied executions of one key whose intervals intersect. */
+  readonly overlaps: number;
+  /** Up to 10 overlapping pairs, naming both members and event ids. */
+  readonly examples: { readonly overlaps: string[] };
+}
+
+export interface ExecutionChecker {
+  /** `member` started handling event `id` of aggregate `key` at `t` (hrtime ns). */
+  started(key: string, id: string, member: string, t: bigint): void;
+  /** The execution ended at `t`; `applied` is whether its effect was committed. */
+  finished(key: string, id: string, member: string, t: bigint, applied: boolean): void;
+  report(): ExecutionReport;
+}
+
+interface Execution {
+  readonly member: string;
+  readonly id: string;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+export function createExecutionChecker(): ExecutionChecker {
+  /** Applied executions per key; sorted only when a report is asked for. */
+  const appliedByKey = new Map<string, Execution[]>();
+  /** Open starts per member and id, oldest first (one event may run again in one member). */
+  const open = new Map<string, bigint[]>();
+  const openKey = (member: string, id: string): string => `${member}\u0000${id}`;
+  let started = 0;
+  let finished = 0;
+  let applied = 0;
+  let fenced = 0;
+  let unmatched = 0;
+
+  return {
+    started(_key, id, member, t) {
+      started++;
+      const k = openKey(member, id);
+      const starts = open.get(k);
+      if (starts) starts.push(t);
+      else open.set(k, [t]);
+    },
+    finished(key, id, member, t, wasApplied) {
+      finished++;
+      const k = openKey(member, id);
+      const starts = open.get(k);
+      const start = starts?.shift();
+      if (starts?.length === 0) open.delete(k);
+      if (start === undefined) unmatched++;
+      if (!wasApplied) {
+        fenced++;
+        return;
+      }
+      applied++;
+      const execution = { member, id, start: start ?? t, end: t };
+      const list = appliedByKey.get(key);
+      if (list) list.push(execution);
+      else appliedByKey.set(key, [execution]);
+    },
+    report() {
+      let overlaps = 0;
+      const examples: string[] = [];
+      for (const [key, list] of appliedByKey) {
+        list.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+        // Sweep by start: `active` holds earlier executions still running at the
+        // current start. It stays as small as a key's real concurrency (1 when
+        // all is well), so the sweep is linear after the sort.
+        let active: Execution[] = [];
+        for (const current of list) {
+          active = active.filter((e) => e.end >= current.start);
+          for (const earlier of active) {
+            overlaps++;
+            if (examples.length < 10) examples.push(describeOverlap(key, earlier, current));
+          }
+          active.push(current);
+        }
+      }
+      let unfinished = 0;
+      for (const starts of open.values()) unfinished += starts.length;
+      return {
+        started,
+        finished,
+        applied,
+        fenced,
+        unfinished,
+        unmatched,
+        overlaps,
+        examples: { overlaps: examples },
+      };
+    },
+  };
+}
+
+function describeOverlap(key: string, earlier: Execution, later: Execution): string {
+  // bigint has no Math.min: the shared stretch ends with the earlier of the two ends.
+  const sharedEnd = Number(earlier.end - later.start);
+  const ms = (Math.min(sharedEnd, Number(later.end - later.start)) / 1e6).toFixed(3);
+  return `${key}: ${earlier.member} ran ${earlier.id} while ${later.member} ran ${later.id} (together ${ms} ms)`;
+}
+
+/** One-line summary of an execution report, for logs and failure messages. */
+export function formatExecutionReport(r: ExecutionReport): string {
+  return (
+    `executions started=${r.started} finished=${r.finished} applied=${r.applied} fenced=${r.fenced} ` +
+    `unfinished=${r.unfinished} unmatched=${r.unmatched} overlaps=${r.overlaps}` +
+    (r.examples.overlaps.length ? ` overlap e.g. ${r.examples.overlaps.slice(0, 3).join('; ')}` : '')
+  );
+}
