@@ -4,6 +4,7 @@
  * consumer.ts), with the numbers taken from the transport's resolved options.
  * Pure functions: info in, findings out.
  */
+
 import {
   AckPolicy,
   type ConsumerInfo,
@@ -16,6 +17,7 @@ import {
 import { poolDefaults } from '../dispatch/options.ts';
 import { ackWaitFor } from '../transports/nats/consumer.ts';
 import type { ResolvedNatsOptions } from '../transports/nats/options.ts';
+import { topicOfSubject } from '../transports/nats/partitions.ts';
 
 /** ok / info: fine; warn: differs from the transport, guarantees hold; fail: a guarantee is broken. */
 export type Level = 'ok' | 'info' | 'warn' | 'fail';
@@ -177,8 +179,12 @@ export function checkConsumer(consumer: ConsumerInfo, topic: string, e: Expectat
         ),
   );
   const filters = [...(c.filter_subject ? [c.filter_subject] : []), ...(c.filter_subjects ?? [])];
+  // A partition's consumer filters on its partition subject (or the plain topic): by design.
+  const partition = (f: string): boolean => topicOfSubject(f) === topic && f !== topic;
   if (filters.length === 0 || filters.every((f) => f === topic || f === '>')) {
     findings.push(ok(filters.length === 0 ? 'no filter' : `filter ${filters.join(', ')}`));
+  } else if (filters.length === 1 && partition(filters[0] as string)) {
+    findings.push(ok(`partition ${filters[0]}`));
   } else {
     findings.push(fail(`filter ${filters.join(', ')}: events on ${topic} do not all reach this group`));
   }

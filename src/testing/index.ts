@@ -1,8 +1,20 @@
 /** Test utilities: the transport conformance suite, the order checker, waiters. */
 
 export { createMemoryBroker } from '../transports/memory/index.ts';
-export type { CheckerReport, DeliveryExpectation, OrderChecker } from './checker.ts';
-export { checkDelivery, createOrderChecker, formatReport } from './checker.ts';
+export type {
+  CheckerReport,
+  DeliveryExpectation,
+  ExecutionChecker,
+  ExecutionReport,
+  OrderChecker,
+} from './checker.ts';
+export {
+  checkDelivery,
+  createExecutionChecker,
+  createOrderChecker,
+  formatExecutionReport,
+  formatReport,
+} from './checker.ts';
 export type { BusOverrides, ConformanceTarget } from './conformance.ts';
 export { runConformanceSuite } from './conformance.ts';
 export type { Signal } from './waiters.ts';
