@@ -456,7 +456,11 @@ function raceDeadline<T>(
  */
 export async function createEventBus(options: EventBusOptions): Promise<EventBus> {
   const resolved = resolveBusOptions(options);
-  const transport = await loadTransport(options, { clientId: resolved.clientId, logger: resolved.logger });
+  const transport = await loadTransport(options, {
+    clientId: resolved.clientId,
+    logger: resolved.logger,
+    interop: resolved.interop,
+  });
   const metrics =
     resolved.metrics.enabled === false
       ? noopMetrics

@@ -160,4 +160,10 @@ export interface Transport {
 export interface TransportContext {
   readonly clientId: string;
   readonly logger: Logger;
+  /**
+   * 'jxt-go': a mixed fleet with the Go SDK. On NATS, events are then published
+   * on the plain topic subject the Go SDK's consumers filter on, not on
+   * partition subjects.
+   */
+  readonly interop?: 'none' | 'jxt-go';
 }

@@ -47,6 +47,8 @@ export class NatsTransport implements Transport {
   readonly #publisher: PipelinedPublisher;
   readonly #subscriptions = new Set<NatsPullSubscription | NatsPartitionedSubscription>();
   #store: Promise<KvLeaseStore> | undefined;
+  /** Mixed fleet with the Go SDK: publish on `<topic>`, where Go consumers look. */
+  readonly #plainSubjects: boolean;
   /** This bus's identity in consumer groups: unique per process and bus. */
   readonly #memberId = memberIdFor();
   /** Running fetch loops per `<stream>/<durable>`. */
@@ -58,7 +60,9 @@ export class NatsTransport implements Transport {
     jsm: JetStreamManager,
     options: ResolvedNatsOptions,
     logger: Logger,
+    plainSubjects = false,
   ) {
+    this.#plainSubjects = plainSubjects;
     this.#conn = conn;
     this.#jsm = jsm;
     this.#options = options;
@@ -88,7 +92,14 @@ export class NatsTransport implements Transport {
 
   /** An envelope with an aggregate goes to its partition when the topic's stream has partitions. */
   #subjectFor(message: OutboundMessage): string {
-    if (message.kind !== 'envelope' || message.key === undefined || message.key === '') return message.topic;
+    if (
+      this.#plainSubjects ||
+      message.kind !== 'envelope' ||
+      message.key === undefined ||
+      message.key === ''
+    ) {
+      return message.topic;
+    }
     const partitions = this.#streams.resolved(message.topic)?.partitions ?? 0;
     return partitions === 0
       ? message.topic
