@@ -117,8 +117,8 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     assert.ok(members.counts('m2').applied > 0, 'm2 owned partitions before the kill');
     await members.kill('m2', 'SIGKILL');
     const killedAt = performance.now();
-    // One new event per aggregate: half of them live in the dead member's partitions.
-    await publish(members, topic, AGGREGATES, undefined);
+    // One new event per (new) aggregate: about half of them live in the dead member's partitions.
+    await publish(members, topic, AGGREGATES, undefined, 'late-');
     await settle(members);
     const takeoverMs = performance.now() - killedAt;
     process.stdout.write(
@@ -163,7 +163,14 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     await publish(members, topic, EVENTS, async (accepted) => {
       if (accepted === EVENTS / 4)
         await Promise.all([members.start('m2', spec(topic)), members.start('m3', spec(topic))]);
-      if (accepted === (3 * EVENTS) / 5) await Promise.all([members.close('m2'), members.close('m3')]);
+      if (accepted !== (3 * EVENTS) / 5) return;
+      // Publishing pauses here until the new members took partitions over and applied events.
+      await members.waitUntil(
+        () => members.counts('m2').applied > 0 && members.counts('m3').applied > 0,
+        SETTLE_TIMEOUT_MS,
+        'm2 and m3 applied events',
+      );
+      await Promise.all([members.close('m2'), members.close('m3')]);
     });
     await settle(members);
     await members.close('m1');
