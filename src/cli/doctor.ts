@@ -7,11 +7,13 @@
  */
 import { parseArgs } from 'node:util';
 import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decodeEnvelope, Headers } from '../core/envelope.ts';
 import { wrapApiError } from '../transports/nats/errors.ts';
 import { streamNameFor, validateTopic } from '../transports/nats/names.ts';
 import type { ResolvedNatsOptions } from '../transports/nats/options.ts';
+import { partitionWildcard, recordedPartitions } from '../transports/nats/partitions.ts';
 import {
   checkConsumer,
   checkStream,
@@ -157,7 +159,8 @@ async function streamsToCheck(
       if (!name.startsWith(`${prefix}_`)) continue;
       const subjects = stream.config.subjects ?? [];
       const topic = subjects[0] ?? '';
-      if (subjects.length !== 1 || streamNameFor(prefix, topic) !== name) {
+      const partitioned = subjects.length === 2 && subjects[1] === partitionWildcard(topic);
+      if ((subjects.length !== 1 && !partitioned) || streamNameFor(prefix, topic) !== name) {
         report.line(
           'warn',
           `stream ${name}`,
@@ -194,6 +197,54 @@ async function checkTopic(
     }
     report.findings(subject, checkConsumer(consumer, topic, expected));
   }
+  await reportGroups(jsm, name, report);
+}
+
+/**
+ * Partitioned consumer groups of a stream, from the coordination bucket:
+ * members and who holds which partition lease right now (a snapshot; a
+ * lease without renewals expires after the group's lease time).
+ */
+async function reportGroups(jsm: JetStreamManager, stream: string, report: Report): Promise<void> {
+  const bucket = `${stream.slice(0, stream.indexOf('_'))}_GROUPS`;
+  let kv: KV;
+  try {
+    kv = await new Kvm(jsm.jetstream()).open(bucket);
+    await kv.status();
+  } catch {
+    return; // no partitioned group anywhere yet
+  }
+  const groups = new Map<string, { members: string[]; lanes: Map<string, string> }>();
+  for await (const key of await kv.keys(`${stream}.>`)) {
+    const rest = key.slice(stream.length + 1);
+    const match = /^(.+)\.(m|p)\.([^.]+)$/.exec(rest);
+    if (match === null) continue;
+    const [, group = '', kind, id = ''] = match;
+    const entry = groups.get(group) ?? { members: [], lanes: new Map<string, string>() };
+    groups.set(group, entry);
+    if (kind === 'm') entry.members.push(id);
+    else {
+      const value = await kv.get(key);
+      if (value !== null && value.operation === 'PUT') {
+        entry.lanes.set(id, (JSON.parse(value.string()) as { owner?: string }).owner ?? '?');
+      }
+    }
+  }
+  for (const [group, { members, lanes }] of groups) {
+    const byOwner = new Map<string, string[]>();
+    for (const [lane, owner] of lanes) byOwner.set(owner, [...(byOwner.get(owner) ?? []), lane]);
+    const assignment = [...byOwner]
+      .map(
+        ([owner, owned]) =>
+          `${owner}: ${owned.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(',')}`,
+      )
+      .join('; ');
+    report.line(
+      'ok',
+      `group ${stream}/${group}`,
+      `${members.length} member(s) [${members.sort().join(', ')}]; ${lanes.size} partition lease(s) held${assignment ? ` — ${assignment}` : ''}`,
+    );
+  }
 }
 
 /**
@@ -206,6 +257,10 @@ async function inferKind(
   topic: string,
 ): Promise<{ kind: TopicKind; why: string }> {
   if (/\.(DLQ|PARKED)$/.test(topic)) return { kind: 'envelope', why: 'dead-letter topic' };
+  const info = await jsm.streams.info(name);
+  if (recordedPartitions(info.config.description, info.config.subjects ?? [], topic) > 0) {
+    return { kind: 'envelope', why: 'partitioned (only envelope topics are)' };
+  }
   let last: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>;
   try {
     last = await jsm.streams.getMessage(name, { last_by_subj: topic });

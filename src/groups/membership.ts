@@ -139,8 +139,13 @@ export class GroupMembership {
     return this.#o.memberId;
   }
 
-  start(): void {
-    this.#schedule(0);
+  /** Joins the group; resolves after the first claim round (this member holds its first lanes). */
+  start(): Promise<void> {
+    this.#ticking = this.#tick().catch((error: unknown) => {
+      this.#o.logger.warn({ err: error, prefix: this.#o.prefix }, 'groups: coordination tick failed');
+    });
+    void this.#ticking.then(() => this.#schedule(this.#renewMs));
+    return this.#ticking;
   }
 
   /** Bus closing: no more claims or handoffs; owned leases keep being renewed while the pool drains. */

@@ -78,16 +78,20 @@ describe('eventbus doctor', () => {
       );
       assert.match(all.lines[0] ?? '', /^ok +server: nats:\/\/127\.0\.0\.1:\d+: nats-server \d+\.\d+/);
       assert.match(all.lines[1] ?? '', /^ok +jetstream: enabled: /);
+      // The partitioned group of the envelope topic: its member and every partition lease it holds.
+      const group = all.lines.find((l) => l.includes(`group ${streamNameFor(prefix, orders)}/billing`)) ?? '';
+      assert.match(group, /1 member\(s\) \[.+\]; 17 partition lease\(s\) held/);
       const ordersStream = streamNameFor(prefix, orders);
       const streamLine = all.lines.find((l) => l.includes(`stream ${ordersStream} `)) ?? '';
       assert.match(
         streamLine,
-        /envelope: messages carry X-Event-ID\): captures .*; file storage \(envelope topic\); limits retention; discard old; duplicate window 120000 ms; max_msgs 1000000; max_bytes 1073741824/,
+        /envelope: partitioned \(only envelope topics are\)\): captures .*; file storage \(envelope topic\); limits retention; discard old; duplicate window 120000 ms; max_msgs 1000000; max_bytes 1073741824/,
       );
-      const consumerLine = all.lines.find((l) => l.includes(`consumer ${ordersStream}/billing`)) ?? '';
+      // One consumer per partition (and the plain lane): billing_<lane>_<epoch>_<generation>.
+      const consumerLine = all.lines.find((l) => l.includes(`consumer ${ordersStream}/billing_p0_`)) ?? '';
       assert.match(
         consumerLine,
-        /explicit acks; MaxAckPending 10000; MaxWaiting 1000; AckWait 30000 ms; deliver all; no filter/,
+        /explicit acks; MaxAckPending 10000; MaxWaiting 1000; AckWait 30000 ms; deliver all; partition .*\._P_\.0;/,
       );
       assert.match(
         all.lines.find((l) => l.includes(streamNameFor(prefix, ticks))) ?? '',

@@ -101,8 +101,10 @@ export class NatsPartitionedSubscription implements TransportSubscription {
     return this.#stream.topic;
   }
 
-  start(): void {
-    this.#membership.start();
+  /** Resolves once the first claim round is done and the lanes it won are attached. */
+  async start(): Promise<void> {
+    await this.#membership.start();
+    await Promise.all([...this.#runners.values()].map((r) => r.attached()));
   }
 
   stats(): PartitionedSubscriptionStats {
@@ -226,6 +228,11 @@ class LaneRunner {
 
   start(): void {
     this.#enqueue(() => this.#attach());
+  }
+
+  /** Resolves when the steps queued so far (the first attach) are done. */
+  attached(): Promise<void> {
+    return this.#chain;
   }
 
   /** Graceful handoff: nothing new starts; in-flight work settles until `deadline`; then the intake closes. */

@@ -238,7 +238,7 @@ export class NatsTransport implements Transport {
     };
     const subscription = new NatsPartitionedSubscription(deps, stream, base, flow);
     this.#subscriptions.add(subscription);
-    subscription.start();
+    await subscription.start();
     return {
       stop: async () => {
         await subscription.stop();

@@ -40,6 +40,15 @@ describe('nats partitioned consumer groups', () => {
     return b;
   }
 
+  /** The lanes this bus's member holds on `topic` (from health(): transport details). */
+  function owned(b: EventBus, topic: string): string[] {
+    const subs = (b.health().details?.subscriptions ?? []) as Array<{
+      topic: string;
+      membership?: { owned: string[] };
+    }>;
+    return subs.find((s) => s.topic === topic)?.membership?.owned ?? [];
+  }
+
   /** Publishes `perKey` events for each of `keys` aggregates, interleaved; the checker learns of every ack. */
   async function publish(b: EventBus, topic: string, checker: OrderChecker, keys: number, perKey: number) {
     const results = new Map<string, Promise<void>>();
@@ -111,6 +120,11 @@ describe('nats partitioned consumer groups', () => {
     const overlaps: string[] = [];
     await subscriber(a, 'split.topic', checker, 'g', seen, running, overlaps, 'a');
     await subscriber(b, 'split.topic', checker, 'g', seen, running, overlaps, 'b');
+    // a held every partition; it hands some over once it has seen b for two ticks.
+    await waitUntil(() => {
+      const [ofA, ofB] = [owned(a, 'split.topic').length, owned(b, 'split.topic').length];
+      return ofA > 0 && ofB > 0 && ofA + ofB === 9; // 8 partitions + the plain lane
+    }, 'a and b split the 9 lanes');
     await publish(a, 'split.topic', checker, 40, 50);
     await waitUntil(() => checker.outstanding() === 0, 'all 2,000 handled', 60_000);
     const report = checker.report();
@@ -130,6 +144,7 @@ describe('nats partitioned consumer groups', () => {
     const overlaps: string[] = [];
     await subscriber(a, 'leave.topic', checker, 'g', seen, running, overlaps, 'a');
     const subB = await subscriber(b, 'leave.topic', checker, 'g', seen, running, overlaps, 'b');
+    await waitUntil(() => owned(b, 'leave.topic').length > 0, 'b holds partitions');
     const publishing = publish(a, 'leave.topic', checker, 40, 50);
     await waitUntil(() => seen.has('b') && checker.outstanding() < 1_500, 'b handled some');
     await subB.close({ timeoutMs: 5_000 });
