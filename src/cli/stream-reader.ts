@@ -5,6 +5,12 @@
  */
 import { DeliverPolicy, type JetStreamClient, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import { wrapApiError } from '../transports/nats/errors.ts';
+import { partitionWildcard } from '../transports/nats/partitions.ts';
+
+function ownStream(stream: StreamInfo, topic: string): boolean {
+  const subjects = stream.config.subjects ?? [];
+  return subjects.length > 0 && subjects.every((s) => s === topic || s === partitionWildcard(topic));
+}
 
 /** Where to start: the first stored message, only messages stored from now on, or a stream sequence. */
 export type StartAt = 'start' | 'new' | number;
@@ -56,11 +62,15 @@ export async function readStream(
       : from === 'new'
         ? { deliver_policy: DeliverPolicy.New }
         : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from };
+  // A topic's own stream holds the topic and its partition subjects only: no
+  // filter then (nats-server 2.9 takes one filter subject, and the topic's
+  // events are spread over `<topic>._P_.<n>`).
+  const own = options.subject === undefined || ownStream(stream, options.subject);
   let consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>;
   try {
     consumer = await js.consumers.get(stream.config.name, {
       ...start,
-      ...(options.subject === undefined ? {} : { filter_subjects: options.subject }),
+      ...(own ? {} : { filter_subjects: options.subject }),
     });
   } catch (error) {
     throw wrapApiError(`Failed to create an ordered consumer on stream ${stream.config.name}`, error);
