@@ -314,7 +314,10 @@ export class GroupMembership {
       if (this.#owned.has(lane)) continue;
       const key = this.#laneKey(lane);
       const entry = entries.get(key);
-      if (entry !== undefined && !this.#expired(key, now)) continue;
+      // Free: no lease, an expired one, or our own that we dropped (lapsed while the
+      // store was unreachable): the compare-and-set on its revision proves nobody
+      // else took it meanwhile, so there is no need to wait for it to expire.
+      if (entry !== undefined && !this.#expired(key, now) && !this.#ownLeftover(entry)) continue;
       if (await this.#claim(lane, entry)) wanted--;
       if (this.#frozen) return;
     }
@@ -366,6 +369,14 @@ export class GroupMembership {
         this.#handoffs++;
         this.#lastHandoffMs = this.#now() - started;
       });
+  }
+
+  #ownLeftover(entry: StoredEntry): boolean {
+    try {
+      return (JSON.parse(entry.value) as { owner?: unknown }).owner === this.#o.memberId;
+    } catch {
+      return false;
+    }
   }
 
   #laneKey(lane: string): string {

@@ -5,6 +5,7 @@
  * its own (leases and heartbeats are rewritten every few hundred ms).
  * Compare-and-set comes from JetStream's expected-last-subject-sequence.
  */
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { LeaseStore, StoredEntry } from '../../groups/lease-store.ts';
@@ -25,9 +26,15 @@ export interface KvLeaseStoreOptions {
 
 export class KvLeaseStore implements LeaseStore {
   readonly #kv: KV;
+  readonly #jsm: JetStreamManager;
+  readonly #stream: string;
+  readonly #subjectPrefix: string;
 
-  private constructor(kv: KV) {
+  private constructor(kv: KV, jsm: JetStreamManager, bucket: string) {
     this.#kv = kv;
+    this.#jsm = jsm;
+    this.#stream = `KV_${bucket}`;
+    this.#subjectPrefix = `$KV.${bucket}.`;
   }
 
   static async open(nc: NatsConnection, options: KvLeaseStoreOptions): Promise<KvLeaseStore> {
@@ -38,16 +45,25 @@ export class KvLeaseStore implements LeaseStore {
         ttl: options.ttlMs,
         description: 'jxt-eventbus consumer-group members and partition leases',
       });
-      return new KvLeaseStore(kv);
+      return new KvLeaseStore(kv, await jetstreamManager(nc), options.bucket);
     } catch (error) {
       throw wrapApiError(`Failed to open the group coordination bucket ${options.bucket}`, error);
     }
   }
 
+  /**
+   * Keys come from the stream's per-subject state (one request), not from
+   * `kv.keys()`: that iterates an ordered consumer, which was seen to hang past
+   * a JetStream cluster's leader election.
+   */
   async list(prefix: string): Promise<Map<string, StoredEntry>> {
     const out = new Map<string, StoredEntry>();
-    const keys: string[] = [];
-    for await (const key of await this.#kv.keys(`${prefix}>`)) keys.push(key);
+    const info = await this.#jsm.streams.info(this.#stream, {
+      subjects_filter: `${this.#subjectPrefix}${prefix}>`,
+    });
+    const keys = Object.keys(info.state.subjects ?? {}).map((subject) =>
+      subject.slice(this.#subjectPrefix.length),
+    );
     await Promise.all(
       keys.map(async (key) => {
         const entry = await this.#kv.get(key);

@@ -227,7 +227,7 @@ class LaneRunner {
   }
 
   start(): void {
-    this.#enqueue(() => this.#attach());
+    this.#enqueue(() => this.#attachUntilDone());
   }
 
   /** Resolves when the steps queued so far (the first attach) are done. */
@@ -314,7 +314,32 @@ class LaneRunner {
       this.#budget.remove(old);
       void old.close();
     }
-    void this.#enqueue(() => this.#attach());
+    void this.#enqueue(() => this.#attachUntilDone());
+  }
+
+  /**
+   * Attaching can fail for a while (no JetStream leader during a cluster
+   * election, a reconnect): retry with backoff for as long as the lane is ours,
+   * or the lane would stay silent until its lease moved.
+   */
+  async #attachUntilDone(): Promise<void> {
+    let delayMs = 250;
+    for (;;) {
+      if (this.#revoked) return;
+      try {
+        await this.#attach();
+        return;
+      } catch (error) {
+        this.#owner.report(
+          new TransportError(
+            `Partition ${this.#ownership.lane} of ${this.#stream.topic}: could not start its consumer (retrying in ${delayMs} ms): ${(error as Error).message}`,
+            { cause: error },
+          ),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs = Math.min(5_000, delayMs * 2);
+    }
   }
 
   /** Starts the next consumer generation at the previous one's ack floor, then drops the old ones. */
