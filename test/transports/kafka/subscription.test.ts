@@ -27,6 +27,8 @@ class FakeStream implements RecordStream {
   #onClose: (() => void) | undefined;
   #onError: ((e: Error) => void) | undefined;
   readonly buffer: StreamRecord[] = [];
+  /** Read positions set by rewind() (partition → offset, undefined: from the reset policy). */
+  readonly rewinds = new Map<number, bigint | undefined>();
   paused = false;
   pauses = 0;
   closed = false;
@@ -48,6 +50,9 @@ class FakeStream implements RecordStream {
     this.paused = false;
     // Node streams flush their buffer asynchronously after resume().
     process.nextTick(() => this.#drain());
+  }
+  rewind(_topic: string, partition: number, offset: bigint | undefined): void {
+    this.rewinds.set(partition, offset);
   }
   async close(): Promise<void> {
     this.closed = true;

@@ -115,6 +115,7 @@ describe('KafkaTransport wiring', () => {
         onClose() {},
         pause() {},
         resume() {},
+        rewind() {},
         async close() {},
       };
       return {
