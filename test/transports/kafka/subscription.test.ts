@@ -166,11 +166,15 @@ class FakeFlow implements FlowControl {
         fn(...args);
         for (const w of [...this.#waiters]) w();
       }) as never;
+    // Wrapped in place: the delivery's own getters (lazy headers, key) need the real instance.
+    const ack = message.ack.bind(message);
+    const nak = message.nak.bind(message);
+    const term = message.term.bind(message);
     this.delivered.push(
-      Object.assign(Object.create(message) as InboundMessage, {
-        ack: settle(() => message.ack()),
-        nak: settle(() => message.nak()),
-        term: settle((reason: string) => message.term(reason)),
+      Object.assign(message, {
+        ack: settle(() => ack()),
+        nak: settle(() => nak()),
+        term: settle((reason: string) => term(reason)),
       }),
     );
   }
