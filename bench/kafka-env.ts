@@ -88,6 +88,8 @@ export function kafkaBusOptions(env: KafkaEnv): Readonly<Record<string, unknown>
     brokers: [...env.brokers],
     partitions: env.partitions,
     replicationFactor: env.replicationFactor,
+    // Experiments: BENCH_KAFKA_OPTIONS='{"maxInFlight":4}' overrides transport options of our side.
+    ...(process.env.BENCH_KAFKA_OPTIONS ? (JSON.parse(process.env.BENCH_KAFKA_OPTIONS) as object) : {}),
   };
 }
 

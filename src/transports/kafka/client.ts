@@ -138,6 +138,14 @@ function adaptStream(stream: MessagesStream<Bytes, Bytes, Bytes, Bytes>): Record
     resume() {
       stream.resume();
     },
+    rewind(topic, partition, offset) {
+      // The client's own read positions (`topic:partition` keys): after a join it replaces them
+      // with the group's committed offsets, but keeps them where the group has none (-1), and
+      // seeds missing ones from the reset policy (listOffsets).
+      const key = `${topic}:${partition}`;
+      if (offset === undefined) stream.offsetsToFetch.delete(key);
+      else stream.offsetsToFetch.set(key, offset);
+    },
     close() {
       return stream.close();
     },

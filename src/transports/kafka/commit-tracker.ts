@@ -45,7 +45,6 @@ export class PartitionCommitTracker {
   /** Delivered offsets not yet below the watermark, ascending; `#head` is the first live one. */
   #entries: Entry[] = [];
   #head = 0;
-  readonly #byOffset = new Map<bigint, Entry>();
   #lastDelivered: bigint | undefined;
   #watermark: CommitPoint | undefined;
   #committed: bigint | undefined;
@@ -94,7 +93,6 @@ export class PartitionCommitTracker {
     }
     const entry: Entry = { offset, leaderEpoch, state: PENDING };
     this.#entries.push(entry);
-    this.#byOffset.set(offset, entry);
     this.#lastDelivered = offset;
     this.#pending++;
   }
@@ -104,7 +102,7 @@ export class PartitionCommitTracker {
    * an unknown offset or one already settled. Returns true when it was applied.
    */
   settle(offset: bigint, how: Settlement): boolean {
-    const entry = this.#byOffset.get(offset);
+    const entry = this.#find(offset);
     if (entry === undefined || entry.state !== PENDING) return false;
     this.#pending--;
     if (how === 'nak') {
@@ -130,6 +128,30 @@ export class PartitionCommitTracker {
     if (this.#committed === undefined || offset > this.#committed) this.#committed = offset;
   }
 
+  /**
+   * The live entry (at or above the watermark) for `offset`. Offsets are
+   * ascending and mostly contiguous, so the first guess is direct; gaps
+   * (compaction, transaction markers) fall back to a binary search.
+   */
+  #find(offset: bigint): Entry | undefined {
+    const entries = this.#entries;
+    let low = this.#head;
+    let high = entries.length - 1;
+    if (low > high) return undefined;
+    const first = (entries[low] as Entry).offset;
+    if (offset < first) return undefined;
+    const guess = low + Number(offset - first);
+    if (guess <= high && (entries[guess] as Entry).offset === offset) return entries[guess];
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const entry = entries[mid] as Entry;
+      if (entry.offset === offset) return entry;
+      if (entry.offset < offset) low = mid + 1;
+      else high = mid - 1;
+    }
+    return undefined;
+  }
+
   #advance(): void {
     const entries = this.#entries;
     let head = this.#head;
@@ -137,7 +159,6 @@ export class PartitionCommitTracker {
     while (head < entries.length) {
       const entry = entries[head] as Entry;
       if (entry.state !== DONE) break;
-      this.#byOffset.delete(entry.offset);
       last = entry;
       head++;
     }

@@ -13,13 +13,31 @@ import { Headers } from '../../core/envelope.ts';
 
 const NATS_ONLY = new Set([Headers.natsMsgId.toLowerCase()]);
 
+/**
+ * Header names as bytes, encoded once: every event carries the same few names
+ * (X-Event-ID, …). The client only reads these buffers. Bounded, so that
+ * arbitrary user header names cannot grow it without limit.
+ */
+const nameBytes = new Map<string, Buffer | null>();
+const MAX_CACHED_NAMES = 256;
+
+function headerName(name: string): Buffer | null {
+  let bytes = nameBytes.get(name);
+  if (bytes === undefined) {
+    bytes = NATS_ONLY.has(name.toLowerCase()) ? null : Buffer.from(name, 'utf8');
+    if (nameBytes.size < MAX_CACHED_NAMES) nameBytes.set(name, bytes);
+  }
+  return bytes;
+}
+
 /** Message headers → Kafka record headers (UTF-8 bytes), without NATS-only headers. */
 export function toRecordHeaders(headers: Readonly<Record<string, string>>): Map<Buffer, Buffer> {
   const out = new Map<Buffer, Buffer>();
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || NATS_ONLY.has(name.toLowerCase())) continue;
-    out.set(Buffer.from(name, 'utf8'), Buffer.from(value, 'utf8'));
+    if (value === undefined) continue;
+    const bytes = headerName(name);
+    if (bytes !== null) out.set(bytes, Buffer.from(value, 'utf8'));
   }
   return out;
 }

@@ -2,9 +2,12 @@
  * One subscription = one consumer group member reading one topic.
  *
  * Intake: records come from the client's stream in partition order and are
- * handed to `flow.deliver()`. When the dispatcher is full
- * (`flow.freeCapacity() === 0`) the stream is paused (no more fetches) and
- * resumed when `flow.waitForCapacity()` resolves.
+ * handed to `flow.deliver()`, each carrying its partition's lane
+ * ({@link PartitionLane}). Like a pull sized to the pool's free capacity,
+ * the subscription takes `flow.freeCapacity()` records before it asks again
+ * (asking after every record would stop at the first full actor inbox, well
+ * below the pool's capacity); when it is 0 the stream is paused (no more
+ * fetches) and resumed when `flow.waitForCapacity()` resolves.
  *
  * Commits: every delivered offset is tracked per partition
  * ({@link PartitionCommitTracker}); a timer commits, at most every
@@ -15,16 +18,22 @@
  * JoinGroup"). With the classic eager protocol that is the moment all owned
  * partitions are given up, so it is our "partitions revoked" hook, and it is
  * asynchronous, so the join waits for it:
- *   1. stop intake (pause the stream, drop records of these partitions);
- *   2. wait, up to `revokeTimeoutMs`, for their in-flight messages;
+ *   1. stop intake (pause the stream, drop records of these partitions) and
+ *      revoke their lanes: the pool starts nothing more of them and lets
+ *      their queued messages go unrun (`lane.dropped`);
+ *   2. wait, up to `revokeTimeoutMs`, for their running handlers;
  *   3. wait for fetch requests in flight (their answers are dropped);
- *   4. commit their watermarks (the generation is still valid while the
- *      group prepares the rebalance);
- *   5. forget them; then the client sends JoinGroup.
+ *   4. commit their finished prefixes (the generation is still valid while
+ *      the group prepares the rebalance), and rewind the stream's read
+ *      position of each to that prefix: the client keeps its in-memory
+ *      position when the group has no committed offset, which would skip
+ *      records fetched but never delivered;
+ *   5. release the lanes (a late ack no longer counts); then the client
+ *      sends JoinGroup.
  * After the join (`consumer:group:join`) the new assignment starts fresh
- * watermarks at the new generation and intake resumes; the stream re-reads
- * every partition from its committed offset. Records stamped with an older
- * generation, or at/below the last delivered offset, are dropped.
+ * lanes at the new generation and intake resumes; the stream re-reads every
+ * partition from its committed offset (or our rewind point). Records stamped
+ * with an older generation, or at/below the last delivered offset, are dropped.
  */
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -34,8 +43,9 @@ import type {
   MessageKind,
   TransportSubscription,
 } from '../../core/transport.ts';
-import { type PartitionCommit, PartitionCommitTracker, type Settlement } from './commit-tracker.ts';
+import type { PartitionCommit, Settlement } from './commit-tracker.ts';
 import { describeKafkaError } from './errors.ts';
+import { PartitionLane } from './partition-lane.ts';
 import { fromRecordHeaders, fromRecordKey, fromRecordValue } from './records.ts';
 
 /** A record as the client's stream emits it (structurally the client's `Message`). */
@@ -56,6 +66,12 @@ export interface RecordStream {
   onClose(listener: () => void): void;
   pause(): void;
   resume(): void;
+  /**
+   * Sets where the stream reads `partition` from after the next join when the
+   * group has no committed offset for it (a committed offset still wins);
+   * undefined: from the reset policy.
+   */
+  rewind(topic: string, partition: number, offset: bigint | undefined): void;
   close(): Promise<void>;
 }
 
@@ -102,15 +118,6 @@ export interface SubscriptionSettings {
   readonly closeTimeoutMs: number;
 }
 
-/** A partition owned in one generation, with its watermark. */
-export interface OwnedPartition {
-  readonly partition: number;
-  readonly generation: number;
-  readonly tracker: PartitionCommitTracker;
-  revoking: boolean;
-  warnedNak: boolean;
-}
-
 type PauseReason = 'capacity' | 'rebalance' | 'stop';
 
 /** How long the revocation waits for a commit that is already running before sending its own. */
@@ -141,34 +148,57 @@ function generationOf(record: StreamRecord): number | undefined {
   return typeof consumer?.generationId === 'number' ? consumer.generationId : undefined;
 }
 
+/**
+ * A delivered record. Headers and key are decoded on first use: the bus reads
+ * an envelope's aggregate and metadata from its body, and decoding every
+ * header to strings was a tenth of the consume path's CPU.
+ */
 class KafkaDelivery implements InboundMessage {
   readonly topic: string;
+  readonly lane: PartitionLane;
   readonly data: Uint8Array;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly key: string | undefined;
   readonly deliveryCount: number;
   /** The offset as a number: exact below 2^53 (Kafka offsets never get near it in practice). */
   readonly sequence: number;
-  readonly #owner: OwnedPartition;
   readonly #offset: bigint;
   readonly #subscription: KafkaSubscription;
+  #record: StreamRecord | undefined;
+  #headers: Readonly<Record<string, string>> | undefined;
+  #key: string | undefined;
   #settled = false;
 
   constructor(
     record: StreamRecord,
     deliveryCount: number,
-    owner: OwnedPartition,
+    lane: PartitionLane,
     subscription: KafkaSubscription,
   ) {
     this.topic = record.topic;
     this.data = fromRecordValue(record.value);
-    this.headers = fromRecordHeaders(record.headerEntries);
-    this.key = fromRecordKey(record.key);
+    this.#record = record;
     this.deliveryCount = deliveryCount;
     this.sequence = Number(record.offset);
-    this.#owner = owner;
+    this.lane = lane;
     this.#offset = record.offset;
     this.#subscription = subscription;
+  }
+
+  get headers(): Readonly<Record<string, string>> {
+    this.#decode();
+    return this.#headers as Readonly<Record<string, string>>;
+  }
+
+  get key(): string | undefined {
+    this.#decode();
+    return this.#key;
+  }
+
+  #decode(): void {
+    const record = this.#record;
+    if (record === undefined) return;
+    this.#record = undefined; // decoded once; the record's buffers can go
+    this.#headers = fromRecordHeaders(record.headerEntries);
+    this.#key = fromRecordKey(record.key);
   }
 
   ack(): void {
@@ -186,7 +216,7 @@ class KafkaDelivery implements InboundMessage {
   #settle(how: Settlement): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#subscription.settle(this.#owner, this.#offset, how);
+    this.#subscription.settle(this.lane, this.#offset, how);
   }
 }
 
@@ -196,7 +226,7 @@ export class KafkaSubscription implements TransportSubscription {
   readonly #logger: Logger;
   #consumer: ConsumerClient | undefined;
   #stream: RecordStream | undefined;
-  readonly #owned = new Map<number, OwnedPartition>();
+  readonly #owned = new Map<number, PartitionLane>();
   /** Highest offset ever delivered per partition in this process, to flag redeliveries. */
   readonly #everDelivered = new Map<number, bigint>();
   readonly #pauses = new Set<PauseReason>();
@@ -210,6 +240,8 @@ export class KafkaSubscription implements TransportSubscription {
   #closing: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartDelay = RESTART_MIN_MS;
+  /** Records still to hand over before asking the flow for its free capacity again. */
+  #budget = 0;
   #delivered = 0;
   #dropped = 0;
   #commits = 0;
@@ -297,7 +329,11 @@ export class KafkaSubscription implements TransportSubscription {
     const deadline = AbortSignal.timeout(this.#settings.closeTimeoutMs);
     try {
       if (this.#commitRunning !== undefined) await raceSignal(this.#commitRunning, deadline).catch(() => {});
-      await this.#commitNow(undefined, deadline);
+      // The same handoff commit as a revocation: the next owner never starts past an unfinished record.
+      await this.#commitNow(
+        [...this.#owned.values()].filter((o) => !o.revoking),
+        deadline,
+      );
     } catch (error) {
       this.#logger.warn({ err: error, topic: this.#settings.topic }, 'Kafka: final offset commit failed');
     }
@@ -324,12 +360,15 @@ export class KafkaSubscription implements TransportSubscription {
         'Kafka: leaving the consumer group failed',
       );
     }
+    for (const o of this.#owned.values()) o.release();
     this.#owned.clear();
     for (const w of [...this.#drainWaiters]) w();
   }
 
   /** Called by a delivery when it is settled (first settlement only). */
-  settle(owner: OwnedPartition, offset: bigint, how: Settlement): void {
+  settle(owner: PartitionLane, offset: bigint, how: Settlement): void {
+    // Released: the partition may be another member's by now; nothing of it counts any more.
+    if (owner.released) return;
     if (!owner.tracker.settle(offset, how)) return;
     if (how === 'nak' && !owner.warnedNak && !owner.revoking && !this.#stopped) {
       owner.warnedNak = true;
@@ -417,17 +456,19 @@ export class KafkaSubscription implements TransportSubscription {
 
   #onRecord(record: StreamRecord): void {
     const owned = this.#owned.get(record.partition);
-    if (this.#stopped || owned === undefined || owned.revoking || record.topic !== this.#settings.topic) {
-      this.#dropped++;
+    const generation = generationOf(record);
+    if (
+      owned === undefined ||
+      record.topic !== this.#settings.topic ||
+      (generation !== undefined && generation !== owned.generation)
+    ) {
+      this.#dropped++; // not ours, or fetched for an older assignment
       return;
     }
-    const generation = generationOf(record);
+    owned.firstOffset ??= record.offset;
     const last = owned.tracker.lastDelivered;
-    if (
-      (generation !== undefined && generation !== owned.generation) ||
-      (last !== undefined && record.offset <= last)
-    ) {
-      this.#dropped++; // fetched for an older assignment, or a re-fetch of what this assignment already has
+    if (this.#stopped || owned.revoking || (last !== undefined && record.offset <= last)) {
+      this.#dropped++; // intake stopped, or a re-fetch of what this assignment already has
       return;
     }
     owned.tracker.deliver(record.offset, record.leaderEpoch);
@@ -436,7 +477,9 @@ export class KafkaSubscription implements TransportSubscription {
     if (!redelivery) this.#everDelivered.set(record.partition, record.offset);
     this.#delivered++;
     this.#flow.deliver(new KafkaDelivery(record, redelivery ? 2 : 1, owned, this));
-    if (this.#flow.freeCapacity() <= 0) this.#waitForCapacity();
+    if (--this.#budget > 0) return;
+    this.#budget = this.#flow.freeCapacity();
+    if (this.#budget <= 0) this.#waitForCapacity();
   }
 
   #waitForCapacity(): void {
@@ -447,6 +490,7 @@ export class KafkaSubscription implements TransportSubscription {
     const resume = (): void => {
       if (this.#capacityWait !== wait) return;
       this.#capacityWait = undefined;
+      this.#budget = this.#flow.freeCapacity();
       this.#unpause('capacity');
     };
     this.#flow.waitForCapacity(wait.signal).then(resume, (error: unknown) => {
@@ -485,18 +529,15 @@ export class KafkaSubscription implements TransportSubscription {
     for (const [partition, owned] of this.#owned) {
       if (mine.has(partition) && owned.generation === generation) continue;
       // Normally already revoked by #beforeJoin; a join that bypassed it (or a newer generation) starts fresh.
-      owned.revoking = true;
+      owned.release();
       this.#owned.delete(partition);
     }
     for (const partition of mine) {
       if (this.#owned.has(partition)) continue;
-      this.#owned.set(partition, {
+      this.#owned.set(
         partition,
-        generation,
-        tracker: new PartitionCommitTracker(),
-        revoking: false,
-        warnedNak: false,
-      });
+        new PartitionLane(this.#settings.topic, this.#settings.group, partition, generation),
+      );
     }
     this.#logger.debug(
       { topic: this.#settings.topic, group: this.#settings.group, generation, partitions: [...mine] },
@@ -515,7 +556,7 @@ export class KafkaSubscription implements TransportSubscription {
     const started = Date.now();
     try {
       this.#pause('rebalance');
-      for (const o of revoking) o.revoking = true;
+      for (const o of revoking) o.revoke();
       const deadline = AbortSignal.timeout(this.#settings.revokeTimeoutMs);
       await this.#waitSettled(revoking, deadline);
       await this.#consumer?.fetchesSettled(deadline);
@@ -531,6 +572,10 @@ export class KafkaSubscription implements TransportSubscription {
           'Kafka: committing before the rebalance failed; uncommitted messages will be delivered again',
         );
       });
+      // Whoever reads these partitions next starts at the finished prefix, never past a record
+      // that was fetched but not finished (the client would keep its read position otherwise).
+      for (const o of revoking)
+        this.#stream?.rewind(this.#settings.topic, o.partition, o.rewindPoint()?.offset);
       let abandoned = 0;
       for (const o of revoking) abandoned += o.tracker.inFlight;
       if (abandoned > 0) {
@@ -550,13 +595,16 @@ export class KafkaSubscription implements TransportSubscription {
     } catch (error) {
       this.#logger.warn({ err: error, topic: this.#settings.topic }, 'Kafka: revoking partitions failed');
     } finally {
-      for (const o of revoking) if (this.#owned.get(o.partition) === o) this.#owned.delete(o.partition);
+      for (const o of revoking) {
+        o.release();
+        if (this.#owned.get(o.partition) === o) this.#owned.delete(o.partition);
+      }
       this.#inJoinHook = false;
     }
   }
 
   /** Resolves when the given partitions have nothing in flight, or when `signal` aborts. */
-  #waitSettled(owned: readonly OwnedPartition[], signal: AbortSignal): Promise<void> {
+  #waitSettled(owned: readonly PartitionLane[], signal: AbortSignal): Promise<void> {
     const idle = (): boolean => owned.every((o) => o.tracker.inFlight === 0);
     if (idle() || signal.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -589,15 +637,16 @@ export class KafkaSubscription implements TransportSubscription {
    * current generation are committed: a partition of an older generation may
    * belong to another member by now.
    */
-  async #commitNow(only: readonly OwnedPartition[] | undefined, signal?: AbortSignal): Promise<void> {
+  async #commitNow(only: readonly PartitionLane[] | undefined, signal?: AbortSignal): Promise<void> {
     const consumer = this.#consumer;
     if (consumer === undefined) return;
-    const owners: OwnedPartition[] = [];
+    const owners: PartitionLane[] = [];
     const commits: PartitionCommit[] = [];
     for (const o of only ?? this.#owned.values()) {
       if (only === undefined && o.revoking) continue;
       if (o.generation !== consumer.generationId) continue;
-      const point = o.tracker.committable();
+      // At the handoff, also give a group without a committed offset the position this assignment started at.
+      const point = only === undefined ? o.tracker.committable() : o.handoffCommit();
       if (point === undefined) continue;
       owners.push(o);
       commits.push({ topic: this.#settings.topic, partition: o.partition, ...point });
@@ -606,7 +655,7 @@ export class KafkaSubscription implements TransportSubscription {
     const run = consumer.commit(commits).then(() => {
       this.#commits++;
       for (let i = 0; i < commits.length; i++)
-        (owners[i] as OwnedPartition).tracker.markCommitted((commits[i] as PartitionCommit).offset);
+        (owners[i] as PartitionLane).tracker.markCommitted((commits[i] as PartitionCommit).offset);
     });
     const tracked = run.finally(() => {
       if (this.#commitRunning === tracked) this.#commitRunning = undefined;

@@ -4,6 +4,13 @@
  * concurrent calls share one attempt; a failed attempt is retried on the
  * next call).
  *
+ * Existing topics are the common case (every subscribe and every fresh
+ * producer asks), so the topic list is read first and only a missing topic is
+ * created: a CreateTopics on a fresh client cost ~260 ms even for an existing
+ * topic (the first attempt reaches a non-controller broker and the client
+ * retries after `retryDelayMs`), paid before the first publish and in every
+ * subscribe.
+ *
  * "Already exists" is success. Any other refusal (invalid replication factor,
  * policy violation, missing ACL) is a TransportError naming the topic and the
  * broker's reason, unless the topic turns out to exist anyway (a user allowed
@@ -31,6 +38,8 @@ export class TopicManager {
   readonly #logger: Logger;
   readonly #ready = new Set<string>();
   readonly #pending = new Map<string, Promise<void>>();
+  /** One topic listing shared by concurrent ensure() calls. */
+  #listing: Promise<readonly string[]> | undefined;
 
   constructor(admin: AdminClient, settings: TopicSettings, logger: Logger) {
     this.#admin = admin;
@@ -49,7 +58,25 @@ export class TopicManager {
     return pending;
   }
 
+  /** The cluster's topic names (one request shared by concurrent callers); empty when listing fails. */
+  #listTopics(): Promise<readonly string[]> {
+    this.#listing ??= this.#admin
+      .listTopics()
+      .catch((error: unknown) => {
+        this.#logger.debug({ err: error }, 'Kafka: listing topics failed; creating instead');
+        return [];
+      })
+      .finally(() => {
+        this.#listing = undefined;
+      });
+    return this.#listing;
+  }
+
   async #create(topic: string): Promise<void> {
+    if ((await this.#listTopics()).includes(topic)) {
+      this.#ready.add(topic);
+      return;
+    }
     const { partitions, replicationFactor } = this.#settings;
     try {
       await this.#admin.createTopic(topic, partitions, replicationFactor);

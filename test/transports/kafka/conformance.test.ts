@@ -1,15 +1,29 @@
 /**
- * The shared conformance suite against a real Kafka broker. Runs only when
- * KAFKA_BROKERS is set (broker.test.ts prints the one "skipping" line):
- *   KAFKA_BROKERS=localhost:9092 ./node_modules/.bin/node --test --test-concurrency=1 'test/transports/kafka/*.test.ts'
+ * The shared conformance suite on Kafka: against KAFKA_BROKERS (a real
+ * cluster) when set, else against the kfake test broker (KFAKE_BIN, set by
+ * scripts/test.sh), started once for this file. Without either it skips with
+ * one line.
  */
-import { it } from 'node:test';
+import { after, before } from 'node:test';
 import { createEventBus } from '../../../src/index.ts';
 import { runConformanceSuite } from '../../../src/testing/index.ts';
+import {
+  announceKafkaSkip,
+  type KafkaTestCluster,
+  kafkaForTests,
+  kafkaSkipReason,
+} from '../../harness/kafka-broker.ts';
 
-const brokers = process.env.KAFKA_BROKERS;
+announceKafkaSkip('the Kafka conformance suite');
 
-if (brokers) {
+if (kafkaSkipReason === undefined) {
+  let cluster: KafkaTestCluster | undefined;
+  before(async () => {
+    cluster = await kafkaForTests();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
   runConformanceSuite({
     name: 'kafka',
     features: {
@@ -22,12 +36,10 @@ if (brokers) {
       createEventBus({
         ...overrides,
         transport: 'kafka',
-        kafka: { brokers: brokers.split(',') },
+        kafka: { brokers: [...(cluster?.brokers ?? [])] },
         metrics: { enabled: false },
       }),
     scale: 0.5,
     timeoutMs: 300_000,
   });
-} else {
-  it('kafka conformance suite', { skip: 'KAFKA_BROKERS is not set' }, () => {});
 }

@@ -27,6 +27,8 @@ class FakeStream implements RecordStream {
   #onClose: (() => void) | undefined;
   #onError: ((e: Error) => void) | undefined;
   readonly buffer: StreamRecord[] = [];
+  /** Read positions set by rewind() (partition → offset, undefined: from the reset policy). */
+  readonly rewinds = new Map<number, bigint | undefined>();
   paused = false;
   pauses = 0;
   closed = false;
@@ -48,6 +50,9 @@ class FakeStream implements RecordStream {
     this.paused = false;
     // Node streams flush their buffer asynchronously after resume().
     process.nextTick(() => this.#drain());
+  }
+  rewind(_topic: string, partition: number, offset: bigint | undefined): void {
+    this.rewinds.set(partition, offset);
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -161,11 +166,15 @@ class FakeFlow implements FlowControl {
         fn(...args);
         for (const w of [...this.#waiters]) w();
       }) as never;
+    // Wrapped in place: the delivery's own getters (lazy headers, key) need the real instance.
+    const ack = message.ack.bind(message);
+    const nak = message.nak.bind(message);
+    const term = message.term.bind(message);
     this.delivered.push(
-      Object.assign(Object.create(message) as InboundMessage, {
-        ack: settle(() => message.ack()),
-        nak: settle(() => message.nak()),
-        term: settle((reason: string) => message.term(reason)),
+      Object.assign(message, {
+        ack: settle(() => ack()),
+        nak: settle(() => nak()),
+        term: settle((reason: string) => term(reason)),
       }),
     );
   }
@@ -423,6 +432,74 @@ describe('KafkaSubscription', () => {
     flow.delivered[0]?.ack();
     await sleep(40);
     assert.equal(consumer.commits.length, 0);
+    await sub.close();
+  });
+
+  it('takes the free capacity as one batch: a flow that reports 0 mid-batch still gets the batch', async () => {
+    // Like the actor pool: free capacity drops to 0 as soon as one actor inbox is full, long
+    // before the pool holds its capacity. Asking after every record stopped intake there.
+    const flow = new FakeFlow(8);
+    let inboxFull = false;
+    flow.freeCapacity = () => (inboxFull ? 0 : 8 - flow.delivered.length);
+    const { sub, consumer } = await start([0], flow);
+    consumer.stream.push(rec(0, 0, 1)); // the first record sizes the batch: 7 more
+    inboxFull = true;
+    for (let o = 1; o < 12; o++) consumer.stream.push(rec(0, o, 1));
+    assert.equal(flow.delivered.length, 8, 'the whole batch, not one record');
+    assert.equal(consumer.stream.paused, true, 'then it waits for capacity');
+    await sub.close();
+  });
+
+  it('on revocation: lanes stop starting work, the finished prefix (or the first offset) is committed and the read position rewound; late acks count for nothing', async () => {
+    const { sub, consumer, flow } = await start([0, 1], new FakeFlow(), { revokeTimeoutMs: 100 });
+    for (let o = 0; o < 5; o++) consumer.stream.push(rec(0, o, 1));
+    for (let o = 10; o < 13; o++) consumer.stream.push(rec(1, o, 1));
+    const p0 = flow.delivered.filter((m) => m.headers.p === '0');
+    const p1 = flow.delivered.filter((m) => m.headers.p === '1');
+    const lane0 = p0[0]?.lane;
+    assert.equal(lane0?.id, `${TOPIC}/g/p0`);
+    assert.equal(lane0?.mayStart(), true);
+    p0[0]?.ack();
+    p0[1]?.ack();
+    // p0 #2 and p1 #10 are running; the rest is queued.
+    const rebalance = consumer.rebalance([0]);
+    await tick();
+    assert.equal(lane0?.mayStart(), false, 'nothing new starts');
+    assert.equal(lane0?.stillOwned(), true, 'running handlers still count');
+    for (const m of [p0[3], p0[4], p1[1], p1[2]]) m?.lane?.dropped(m); // the pool lets the queued ones go
+    p0[2]?.ack(); // finishes within the drain
+    await rebalance; // p1 #10 outlives the drain deadline
+    assert.equal(lane0?.stillOwned(), false, 'released once the rebalance proceeds');
+    assert.deepEqual(
+      [...consumer.committed()],
+      [
+        [0, 3n],
+        [1, 10n],
+      ],
+      'p0: the finished prefix; p1 (nothing finished, no commit yet): its first offset',
+    );
+    assert.deepEqual(
+      [...consumer.stream.rewinds],
+      [
+        [0, 3n],
+        [1, 10n],
+      ],
+    );
+    const commitsBefore = consumer.commits.length;
+    p1[0]?.ack(); // late: the partition may be another member's now
+    await sleep(40);
+    assert.equal(consumer.commits.length, commitsBefore, 'a late ack moves no commit');
+    // Generation 2 reads p0 again from 3: delivered again (deliveryCount 2), never skipped.
+    consumer.stream.push(rec(0, 4, 1)); // an old-generation leftover: dropped
+    for (let o = 3; o < 6; o++) consumer.stream.push(rec(0, o, 2));
+    assert.deepEqual(
+      flow.delivered.slice(8).map((m) => [m.sequence, m.deliveryCount]),
+      [
+        [3, 2],
+        [4, 2],
+        [5, 1],
+      ],
+    );
     await sub.close();
   });
 });

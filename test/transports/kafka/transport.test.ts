@@ -23,9 +23,13 @@ const refusal = (apiId: string): Error =>
 class FakeAdmin implements AdminClient {
   readonly created: Array<[string, number, number]> = [];
   readonly existing = new Set<string>();
+  /** Topics the listing does not show yet (created by someone else meanwhile). */
+  readonly unlisted = new Set<string>();
+  createCalls = 0;
   failWith: Error | undefined;
   closed = false;
   async createTopic(topic: string, partitions: number, replicas: number): Promise<void> {
+    this.createCalls++;
     await tick();
     if (this.failWith !== undefined) throw this.failWith;
     if (this.existing.has(topic)) throw refusal('TOPIC_ALREADY_EXISTS');
@@ -33,7 +37,7 @@ class FakeAdmin implements AdminClient {
     this.existing.add(topic);
   }
   async listTopics(): Promise<string[]> {
-    return [...this.existing];
+    return [...this.existing].filter((t) => !this.unlisted.has(t));
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -51,10 +55,19 @@ describe('TopicManager', () => {
     assert.equal(topics.ensure('orders'), undefined, 'known topics cost nothing');
   });
 
-  it('treats "already exists" as success', async () => {
+  it('an existing topic is found in the topic list: no CreateTopics request', async () => {
     const admin = new FakeAdmin();
     admin.existing.add('orders');
     await new TopicManager(admin, settings, silentLogger).ensure('orders');
+    assert.equal(admin.createCalls, 0);
+  });
+
+  it('treats "already exists" as success (created by someone else after the listing)', async () => {
+    const admin = new FakeAdmin();
+    admin.existing.add('orders');
+    admin.unlisted.add('orders');
+    await new TopicManager(admin, settings, silentLogger).ensure('orders');
+    assert.equal(admin.createCalls, 1);
     assert.deepEqual(admin.created, []);
   });
 
@@ -115,6 +128,7 @@ describe('KafkaTransport wiring', () => {
         onClose() {},
         pause() {},
         resume() {},
+        rewind() {},
         async close() {},
       };
       return {

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+/**
+ * Runs the bench with its Kafka rows against the kfake test broker
+ * (KFAKE_BIN, started by test/harness/kafka-broker.ts on free loopback ports,
+ * stopped afterwards): `KFAKE_BIN=../shared/tools/kafka/kfake-server node
+ * bench/with-kfake.ts [bench options]`. kfake is an in-memory fake: its rows
+ * are only meaningful as ours ÷ raw ratios from the same run.
+ */
+import { startKafkaBroker } from '../test/harness/kafka-broker.ts';
+import { benchMain } from './cli.ts';
+import { KAFKA_BROKERS_VAR } from './kafka-env.ts';
+
+const broker = await startKafkaBroker({ brokers: 3 });
+process.env[KAFKA_BROKERS_VAR] = broker.brokers.join(',');
+process.stderr.write(`bench: kfake-server (pid ${broker.pid}) at ${broker.brokers.join(',')}\n`);
+try {
+  process.exitCode = await benchMain(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+} finally {
+  await broker.stop();
+}
