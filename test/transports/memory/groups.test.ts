@@ -1,0 +1,367 @@
+/**
+ * Consumer groups on the memory transport behave like partitioned groups on
+ * NATS (issue 9, item 3): several subscriptions of one group on one broker
+ * split the partitions, and an aggregate's events are never handled out of
+ * order, lost, or by two subscriptions at once, also while members close and
+ * join mid-stream. Judged by the order checker plus a per-aggregate overlap
+ * count taken inside the handlers.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { setImmediate as nextTurn, setTimeout as sleepMs } from 'node:timers/promises';
+import {
+  createEventBus,
+  createMemoryBroker,
+  type Envelope,
+  type EventBus,
+  type MessageContext,
+} from '../../../src/index.ts';
+import {
+  createOrderChecker,
+  deferred,
+  formatReport,
+  type OrderChecker,
+  until,
+} from '../../../src/testing/index.ts';
+import type { MemoryBroker } from '../../../src/transports/memory/index.ts';
+
+const LANES = 17; // 16 partitions + the unpartitioned lane
+const AGGREGATES = 40;
+const open = new Set<EventBus>();
+
+after(async () => {
+  await Promise.all([...open].map((b) => b.close()));
+});
+
+interface MembershipView {
+  readonly memberId: string;
+  readonly members: readonly string[];
+  readonly owned: readonly string[];
+  readonly releasing: readonly string[];
+  readonly handoffs: number;
+}
+
+interface SubscriptionView {
+  readonly membership: MembershipView;
+  readonly droppedMessages: number;
+  readonly fencedSettlements: number;
+}
+
+/** One group on one broker: a producer, its checker, and the members' bookkeeping. */
+class GroupRun {
+  readonly broker: MemoryBroker = createMemoryBroker();
+  readonly topic = `groups-${randomUUID().slice(0, 8)}`;
+  readonly group = 'workers';
+  readonly checker: OrderChecker = createOrderChecker();
+  readonly members = new Map<string, EventBus>();
+  readonly handled = new Map<string, number>();
+  readonly running = new Map<string, number>();
+  /** Events whose handler ran to the end at least once (the checker sees them when they start). */
+  readonly completed = new Set<string>();
+  overlaps = 0;
+  published = 0;
+  consumed = 0;
+  /** Handlers started (before the gate), per member. */
+  readonly started = new Map<string, number>();
+  #producer: EventBus | undefined;
+  #progress: Array<() => void> = [];
+  /** While set, handlers wait for it (or for their abort signal): the pools hold work. */
+  #gate: ReturnType<typeof deferred<void>> | undefined;
+
+  closeGate(): void {
+    this.#gate = deferred();
+  }
+
+  openGate(): void {
+    this.#gate?.resolve();
+    this.#gate = undefined;
+  }
+
+  async producer(): Promise<EventBus> {
+    this.#producer ??= await this.#bus('producer', (r) =>
+      r.success ? this.checker.acknowledged(r.eventId) : this.checker.failed(r.eventId),
+    );
+    return this.#producer;
+  }
+
+  async join(name: string): Promise<EventBus> {
+    const bus = await this.#bus(name);
+    this.members.set(name, bus);
+    this.handled.set(name, 0);
+    this.started.set(name, 0);
+    await bus.subscribeEnvelope(this.topic, (env, ctx) => this.#handle(name, env, ctx), {
+      group: this.group,
+    });
+    return bus;
+  }
+
+  /**
+   * Closes a member's bus; `whileClosing` runs once its intake stopped (close
+   * stops it synchronously) and while its pool drains.
+   */
+  async leave(name: string, closeTimeoutMs: number, whileClosing: () => void = () => {}): Promise<void> {
+    const bus = this.members.get(name);
+    assert.ok(bus, `no member ${name}`);
+    const closing = bus.close({ timeoutMs: closeTimeoutMs });
+    whileClosing();
+    await closing;
+    open.delete(bus);
+    this.members.delete(name);
+  }
+
+  /** Publishes events [from, to) sequentially, spread round-robin over the aggregates. */
+  async publish(count: number): Promise<void> {
+    const producer = await this.producer();
+    for (let n = 0; n < count; n++) {
+      const i = this.published++;
+      const eventId = randomUUID();
+      const aggregateId = `agg-${i % AGGREGATES}`;
+      const eventVersion = Math.floor(i / AGGREGATES);
+      this.checker.expect(eventId, aggregateId, eventVersion);
+      await producer.publishEnvelope(this.topic, {
+        eventId,
+        aggregateId,
+        eventType: 'Counted',
+        eventVersion,
+        payload: { i },
+      });
+    }
+    await producer.flush();
+  }
+
+  /** Resolves once `condition` holds (re-checked on every handled event and on a short poll). */
+  async until(condition: () => boolean, describe: () => string, timeoutMs = 30_000): Promise<void> {
+    const signal = until(condition, describe);
+    this.#progress.push(() => signal.check());
+    // Membership changes have no event of their own: look at them regularly as well.
+    const poll = setInterval(() => signal.check(), 20);
+    try {
+      await signal.wait(timeoutMs);
+    } finally {
+      clearInterval(poll);
+    }
+  }
+
+  allConsumed(): Promise<void> {
+    return this.until(
+      () =>
+        this.checker.expectedCount() === this.published &&
+        this.checker.outstanding() === 0 &&
+        this.completed.size === this.published,
+      () => `${formatReport(this.checker.report())}, completed ${this.completed.size}/${this.published}`,
+    );
+  }
+
+  subscription(name: string): SubscriptionView {
+    const bus = this.members.get(name);
+    const details = bus?.health().details as { subscriptions?: SubscriptionView[] } | undefined;
+    const view = details?.subscriptions?.[0];
+    assert.ok(view, `member ${name} shows its membership in health()`);
+    return view;
+  }
+
+  membership(name: string): MembershipView {
+    return this.subscription(name).membership;
+  }
+
+  /** Messages the present members' pools let go unrun because their lane was being handed off. */
+  droppedInAll(): number {
+    let sum = 0;
+    for (const name of this.members.keys()) sum += this.subscription(name).droppedMessages;
+    return sum;
+  }
+
+  /** Every member has at least `n` handlers held at the gate. */
+  holdingWork(n: number): boolean {
+    return [...this.members.keys()].every((m) => (this.started.get(m) ?? 0) >= n);
+  }
+
+  /** Every member sees all members and owns its fair share, with no handoff under way. */
+  balanced(): boolean {
+    const names = [...this.members.keys()];
+    const views = names.map((n) => this.membership(n));
+    const owned = views.reduce((sum, v) => sum + v.owned.length, 0);
+    const low = Math.floor(LANES / names.length);
+    return (
+      owned === LANES &&
+      views.every(
+        (v) =>
+          v.members.length === names.length &&
+          v.releasing.length === 0 &&
+          v.owned.length >= low &&
+          v.owned.length <= low + 1,
+      )
+    );
+  }
+
+  describeOwnership(): string {
+    return [...this.members.keys()]
+      .map((n) => {
+        const v = this.membership(n);
+        return `${n}: members ${v.members.length}, owned ${v.owned.length}, releasing ${v.releasing.length}`;
+      })
+      .join('; ');
+  }
+
+  figures(scenario: string): string {
+    const r = this.checker.report();
+    const perMember = [...this.handled].map(([n, c]) => `${n}=${c}`).join(' ');
+    const line = `${scenario}: published ${r.published}, out of order ${r.outOfOrder}, lost ${r.lost}, overlaps ${this.overlaps}, duplicated ${r.duplicated}, let go at handoff ${this.droppedInAll()}, handled ${perMember}`;
+    process.stdout.write(`# ${line}\n`);
+    return line;
+  }
+
+  assertClean(scenario: string): void {
+    const line = this.figures(scenario);
+    const r = this.checker.report();
+    assert.equal(r.published, this.published, line);
+    assert.equal(r.lost, 0, `${line}\n${formatReport(r)}`);
+    assert.equal(r.outOfOrder, 0, `${line}\n${formatReport(r)}`);
+    assert.equal(r.unexpected, 0, `${line}\n${formatReport(r)}`);
+    assert.equal(this.overlaps, 0, line);
+    assert.equal(this.completed.size, this.published, `${line}: every event's handler finished`);
+  }
+
+  async #handle(name: string, env: Envelope, ctx: MessageContext): Promise<void> {
+    const key = env.aggregateId;
+    const running = this.running.get(key) ?? 0;
+    if (running > 0) this.overlaps++;
+    this.running.set(key, running + 1);
+    try {
+      this.checker.observe(env.eventId, key, env.eventVersion);
+      this.started.set(name, (this.started.get(name) ?? 0) + 1);
+      for (const check of this.#progress) check();
+      const gate = this.#gate;
+      if (gate !== undefined) {
+        // Held until the test opens the gate; a handler aborted by a close deadline gives up.
+        const aborted = new Promise((resolve) =>
+          ctx.signal.addEventListener('abort', resolve, { once: true }),
+        );
+        await Promise.race([gate.promise, aborted]);
+        if (ctx.signal.aborted) throw new Error('aborted: the subscription is closing');
+      }
+      // Async work: mostly a turn of the event loop, sometimes a timer.
+      if (env.eventVersion % 5 === 0) await sleepMs(1);
+      else await nextTurn();
+    } finally {
+      this.running.set(key, (this.running.get(key) ?? 1) - 1);
+    }
+    this.completed.add(env.eventId);
+    this.handled.set(name, (this.handled.get(name) ?? 0) + 1);
+    this.consumed++;
+    for (const check of this.#progress) check();
+  }
+
+  async #bus(name: string, onPublishResult?: Parameters<typeof createEventBus>[0]['onPublishResult']) {
+    const bus = await createEventBus({
+      transport: 'memory',
+      clientId: name,
+      memory: { broker: this.broker },
+      metrics: { enabled: false },
+      ...(onPublishResult ? { onPublishResult } : {}),
+    });
+    open.add(bus);
+    return bus;
+  }
+}
+
+describe('memory transport: consumer groups split partitions like NATS', { timeout: 120_000 }, () => {
+  for (const size of [2, 3]) {
+    it(`${size} subscriptions in one group: 0 out of order, 0 lost, 0 overlapping executions`, async () => {
+      const run = new GroupRun();
+      for (let m = 0; m < size; m++) await run.join(`m${m}`);
+      await run.until(
+        () => run.balanced(),
+        () => run.describeOwnership(),
+      );
+      await run.publish(4_000);
+      await run.allConsumed();
+      run.assertClean(`${size} members`);
+      for (const [name, count] of run.handled) assert.ok(count > 0, `${name} handled nothing`);
+    });
+  }
+
+  it('a subscription closing mid-stream with work queued drains and hands over: 0 lost, 0 out of order', async () => {
+    const run = new GroupRun();
+    await run.join('stays');
+    await run.join('leaves');
+    await run.until(
+      () => run.balanced(),
+      () => run.describeOwnership(),
+    );
+    run.closeGate();
+    await run.publish(2_000);
+    await run.until(
+      () => run.holdingWork(5),
+      () => `started ${[...run.started]}`,
+    );
+    // Its intake stops at once; its pool still holds running and queued work, released by the gate.
+    await Promise.all([run.leave('leaves', 30_000, () => run.openGate()), run.publish(2_000)]);
+    await run.allConsumed();
+    run.assertClean('one of two closes mid-stream (drained)');
+    assert.ok((run.handled.get('leaves') ?? 0) > 0, 'the leaving member finished its in-flight work');
+    await run.until(
+      () => run.membership('stays').owned.length === LANES,
+      () => run.describeOwnership(),
+    );
+  });
+
+  it('a subscription closing past its deadline: aborted work comes back to the next owner first', async () => {
+    const run = new GroupRun();
+    await run.join('stays');
+    await run.join('leaves');
+    await run.until(
+      () => run.balanced(),
+      () => run.describeOwnership(),
+    );
+    run.closeGate();
+    await run.publish(2_000);
+    await run.until(
+      () => run.holdingWork(5),
+      () => `started ${[...run.started]}`,
+    );
+    // Handlers of the leaving member stay blocked until its close deadline aborts them.
+    await Promise.all([run.leave('leaves', 200), run.publish(1_000)]);
+    run.openGate();
+    await run.publish(1_000);
+    await run.allConsumed();
+    run.assertClean('one of two closes past its deadline');
+    assert.equal(run.handled.get('leaves'), 0, 'nothing finished on the leaving member');
+    assert.ok(run.checker.report().duplicated > 0, 'aborted executions were handled again by the next owner');
+  });
+
+  it('a third subscription joining mid-stream gets partitions handed over: 0 lost, 0 out of order', async () => {
+    const run = new GroupRun();
+    await run.join('m0');
+    await run.join('m1');
+    await run.until(
+      () => run.balanced(),
+      () => run.describeOwnership(),
+    );
+    run.closeGate();
+    await run.publish(2_000);
+    await run.until(
+      () => run.holdingWork(5),
+      () => `started ${[...run.started]}`,
+    );
+    // The old members hold queued work of lanes they must hand over; publishing goes on.
+    await Promise.all([run.join('m2'), run.publish(1_000)]);
+    await run.until(
+      () => run.membership('m0').releasing.length + run.membership('m1').releasing.length > 0,
+      () => run.describeOwnership(),
+    );
+    run.openGate();
+    await run.until(
+      () => run.balanced(),
+      () => run.describeOwnership(),
+    );
+    await run.publish(1_000);
+    await run.allConsumed();
+    run.assertClean('third joins mid-stream');
+    assert.ok((run.handled.get('m2') ?? 0) > 0, 'the new member handled events');
+    const handoffs = run.membership('m0').handoffs + run.membership('m1').handoffs;
+    assert.ok(handoffs > 0, `the old members handed lanes over (${run.describeOwnership()})`);
+    assert.ok(run.droppedInAll() > 0, 'queued work of handed-over lanes was let go and redelivered');
+  });
+});
