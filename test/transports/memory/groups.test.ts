@@ -15,6 +15,7 @@ import {
   createMemoryBroker,
   type Envelope,
   type EventBus,
+  InvalidArgumentError,
   type MessageContext,
 } from '../../../src/index.ts';
 import {
@@ -438,5 +439,46 @@ describe('memory transport: consumer groups split partitions like NATS', { timeo
     process.stdout.write(`# stall: leases lost ${lost}, settlements ignored after fencing ${fenced}\n`);
     assert.ok(lost > 0, 'the stall outlasted the leases');
     assert.ok(fenced > 0, 'the stalled handler settled after its lease lapsed: ignored');
+  });
+
+  it('the partition count is fixed by the first bus that uses a topic; later buses keep it', async () => {
+    const broker = createMemoryBroker();
+    const first = await createEventBus({
+      transport: 'memory',
+      clientId: 'first',
+      memory: { broker, partitions: 4 },
+      metrics: { enabled: false },
+    });
+    const later = await createEventBus({
+      transport: 'memory',
+      clientId: 'later',
+      memory: { broker, partitions: 8 },
+      metrics: { enabled: false },
+    });
+    open.add(first);
+    open.add(later);
+    await first.publishEnvelope('fixed-p', { aggregateId: 'a', eventType: 'T', eventVersion: 1, payload: 1 });
+    await later.subscribeEnvelope('fixed-p', () => {}, { group: 'g' });
+    const details = later.health().details as { subscriptions: SubscriptionView[] };
+    const stats = details.subscriptions[0] as SubscriptionView & { partitions: number };
+    assert.equal(stats.partitions, 4);
+    const signal = until(
+      () =>
+        (later.health().details as { subscriptions: SubscriptionView[] }).subscriptions[0]?.membership.owned
+          .length === 5,
+      () => JSON.stringify(later.health().details),
+    );
+    const poll = setInterval(() => signal.check(), 20);
+    await signal.wait(10_000).finally(() => clearInterval(poll));
+  });
+
+  it('validates partitions and lease options', async () => {
+    for (const memory of [{ partitions: 0 }, { partitions: 1.5 }, { group: { leaseMs: 10 } }]) {
+      await assert.rejects(
+        createEventBus({ transport: 'memory', clientId: 'x', memory, metrics: { enabled: false } }),
+        InvalidArgumentError,
+        JSON.stringify(memory),
+      );
+    }
   });
 });
