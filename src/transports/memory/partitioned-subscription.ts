@@ -96,10 +96,11 @@ export class MemoryPartitionedSubscription implements GroupMember, TransportSubs
     return this.#deps;
   }
 
-  start(): void {
+  /** Joins the group; resolves once the membership's first claim round is done where it reports one. */
+  async start(): Promise<void> {
     this.#deps.group.members.add(this);
-    this.#membership.start();
     this.#loop = this.#run();
+    await this.#membership.start();
   }
 
   stats(): PartitionedSubscriptionStats {

@@ -91,7 +91,7 @@ class MemoryTransport implements Transport {
           })
         : new SharedCursorSubscription(topic, group, flow, options, this.#options.chaos);
     this.#members.add(member);
-    member.start();
+    await member.start();
     return {
       stop: () => member.stop(),
       close: async () => {
