@@ -14,7 +14,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
-import { defaultMemoryBroker, type MemoryBroker } from './broker.ts';
+import { defaultMemoryBroker, type MemoryBroker, type TopicLog } from './broker.ts';
 import { type MemoryTransportOptions, type ResolvedMemoryOptions, resolveMemoryOptions } from './options.ts';
 import { MemoryPartitionedSubscription } from './partitioned-subscription.ts';
 import { SharedCursorSubscription } from './shared-subscription.ts';
@@ -31,6 +31,7 @@ class MemoryTransport implements Transport {
   readonly #broker: MemoryBroker;
   readonly #options: ResolvedMemoryOptions;
   readonly #ctx: TransportContext;
+  readonly #warnedPartitions = new Set<string>();
   readonly #members = new Set<SharedCursorSubscription | MemoryPartitionedSubscription>();
   #done: Array<[PublishCallback, PublishOutcome]> = [];
   #flushScheduled = false;
@@ -44,7 +45,21 @@ class MemoryTransport implements Transport {
   }
 
   async ensureTopic(topic: string): Promise<void> {
-    this.#broker.topic(topic, this.#options.partitions);
+    this.#topic(topic);
+  }
+
+  /** The topic's log; its partition count was fixed by whichever bus used it first. */
+  #topic(name: string): TopicLog {
+    const log = this.#broker.topic(name, this.#options.partitions);
+    if (log.partitions !== this.#options.partitions && !this.#warnedPartitions.has(name)) {
+      this.#warnedPartitions.add(name);
+      // Changing P would move aggregates between partitions and reorder them: the recorded count wins.
+      this.#ctx.logger.warn(
+        { topic: name, recorded: log.partitions, configured: this.#options.partitions },
+        `memory: topic ${name} has ${log.partitions} partitions (fixed when it was first used); memory.partitions=${this.#options.partitions} does not apply to it`,
+      );
+    }
+    return log;
   }
 
   send(message: OutboundMessage, done: PublishCallback): void {
@@ -53,9 +68,10 @@ class MemoryTransport implements Transport {
     if (size > this.maxPayloadBytes) {
       outcome = { ok: false, error: new PayloadTooLargeError(size, this.maxPayloadBytes) };
     } else {
-      const { seq, duplicate } = this.#broker
-        .topic(message.topic, this.#options.partitions)
-        .append({ data: message.data, headers: message.headers, key: message.key }, message.msgId);
+      const { seq, duplicate } = this.#topic(message.topic).append(
+        { data: message.data, headers: message.headers, key: message.key },
+        message.msgId,
+      );
       outcome = duplicate ? { ok: true, sequence: seq, duplicate: true } : { ok: true, sequence: seq };
     }
     // Results are reported asynchronously (never inside send), batched per microtask.
@@ -74,7 +90,7 @@ class MemoryTransport implements Transport {
   }
 
   async subscribe(options: TransportSubscribeOptions, flow: FlowControl): Promise<TransportSubscription> {
-    const topic = this.#broker.topic(options.topic, this.#options.partitions);
+    const topic = this.#topic(options.topic);
     const group = topic.group(options.group);
     // Envelopes are ordered per aggregate: the group splits partitions like on NATS.
     // Raw messages promise no order: members share one cursor.

@@ -449,11 +449,14 @@ describe('memory transport: consumer groups split partitions like NATS', { timeo
       memory: { broker, partitions: 4 },
       metrics: { enabled: false },
     });
+    const warnings: string[] = [];
+    const noop = (): void => {};
     const later = await createEventBus({
       transport: 'memory',
       clientId: 'later',
       memory: { broker, partitions: 8 },
       metrics: { enabled: false },
+      logger: { debug: noop, info: noop, error: noop, warn: (_obj, msg) => warnings.push(msg ?? '') },
     });
     open.add(first);
     open.add(later);
@@ -462,6 +465,11 @@ describe('memory transport: consumer groups split partitions like NATS', { timeo
     const details = later.health().details as { subscriptions: SubscriptionView[] };
     const stats = details.subscriptions[0] as SubscriptionView & { partitions: number };
     assert.equal(stats.partitions, 4);
+    assert.deepEqual(
+      warnings.filter((w) => w.includes('fixed-p has 4 partitions')).length,
+      1,
+      `one warning that memory.partitions does not apply: ${JSON.stringify(warnings)}`,
+    );
     const signal = until(
       () =>
         (later.health().details as { subscriptions: SubscriptionView[] }).subscriptions[0]?.membership.owned
