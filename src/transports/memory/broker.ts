@@ -1,17 +1,31 @@
 /**
  * An in-process broker with the semantics of a durable stream: a log per
- * topic, named consumer groups with a shared cursor (members of one group
- * share messages, every group sees every message, a new group starts from the
- * beginning), redelivery of nak-ed or abandoned messages, and de-duplication
- * of message ids within a window — the same contract the brokers give, so
- * tests on memory mean something on NATS.
+ * topic, named consumer groups (every group sees every message, a new group
+ * starts from the beginning), redelivery of nak-ed or abandoned messages, and
+ * de-duplication of message ids within a window — the same contract the
+ * brokers give, so tests on memory mean something on NATS.
+ *
+ * Envelope subscriptions split a topic's partitions between the members of a
+ * group like NATS does (partitioned-subscription.ts): each message carries
+ * its lane (p<fnv1a32(key) mod P>, or `plain` without a key), P is fixed when
+ * the topic is created, and each group keeps one LaneQueue per lane plus a
+ * lease store its members coordinate through. Raw subscriptions keep one
+ * shared cursor per group (shared-subscription.ts).
  */
+import { fnv1a32 } from '../../core/hash.ts';
+import { MemoryLeaseStore } from '../../groups/lease-store.ts';
+import { LaneQueue } from './lane-queue.ts';
+
+/** The lane of messages published without a key. */
+export const UNPARTITIONED_LANE = 'plain';
 
 export interface StoredMessage {
   readonly seq: number;
   readonly data: Uint8Array;
   readonly headers: Readonly<Record<string, string>>;
   readonly key: string | undefined;
+  /** p<n> (n = fnv1a32(key) mod the topic's partitions) or `plain`. */
+  readonly lane: string;
 }
 
 export interface GroupMember {
@@ -20,7 +34,9 @@ export interface GroupMember {
 }
 
 export class ConsumerGroup {
-  /** Next never-delivered sequence. */
+  /** Where the group started: lanes begin here. */
+  readonly startSeq: number;
+  /** Next never-delivered sequence (shared-cursor members, raw topics). */
   cursor: number;
   /** Sequences to deliver again, kept sorted so redeliveries keep stream order. */
   readonly redeliver: number[] = [];
@@ -28,9 +44,23 @@ export class ConsumerGroup {
   readonly inflight = new Map<number, GroupMember>();
   readonly deliveries = new Map<number, number>();
   readonly members = new Set<GroupMember>();
+  /** Per-lane delivery state of partitioned members (envelope topics). */
+  readonly #lanes = new Map<string, LaneQueue>();
+  /** Leases of partitioned members; one store per group, so no key of one group can look like another's. */
+  readonly leases = new MemoryLeaseStore();
 
   constructor(cursor: number) {
+    this.startSeq = cursor;
     this.cursor = cursor;
+  }
+
+  lane(name: string): LaneQueue {
+    let queue = this.#lanes.get(name);
+    if (queue === undefined) {
+      queue = new LaneQueue(name, this.startSeq);
+      this.#lanes.set(name, queue);
+    }
+    return queue;
   }
 
   requeue(seq: number): void {
@@ -47,6 +77,9 @@ export class ConsumerGroup {
 
 export class TopicLog {
   readonly name: string;
+  /** Fixed at creation, like the partition count NATS records with a stream. */
+  readonly partitions: number;
+  readonly #laneNames: readonly string[];
   #messages: StoredMessage[] = [];
   #head = 0;
   #nextSeq = 1;
@@ -55,8 +88,10 @@ export class TopicLog {
   readonly #maxMessages: number;
   readonly #duplicateWindowMs: number;
 
-  constructor(name: string, maxMessages: number, duplicateWindowMs: number) {
+  constructor(name: string, partitions: number, maxMessages: number, duplicateWindowMs: number) {
     this.name = name;
+    this.partitions = partitions;
+    this.#laneNames = laneNames(partitions);
     this.#maxMessages = maxMessages;
     this.#duplicateWindowMs = duplicateWindowMs;
   }
@@ -79,13 +114,17 @@ export class TopicLog {
   }
 
   /** Appends unless `msgId` was seen within the window; returns the sequence and whether it was a duplicate. */
-  append(msg: Omit<StoredMessage, 'seq'>, msgId: string): { seq: number; duplicate: boolean } {
+  append(msg: Omit<StoredMessage, 'seq' | 'lane'>, msgId: string): { seq: number; duplicate: boolean } {
     const now = Date.now();
     this.#pruneIds(now);
     const seen = this.#msgIds.get(msgId);
     if (seen) return { seq: seen.seq, duplicate: true };
     const seq = this.#nextSeq++;
-    this.#messages.push({ seq, ...msg });
+    const lane =
+      msg.key === undefined
+        ? UNPARTITIONED_LANE
+        : (this.#laneNames[fnv1a32(msg.key) % this.partitions] as string);
+    this.#messages.push({ seq, ...msg, lane });
     this.#msgIds.set(msgId, { seq, at: now });
     if (this.size > this.#maxMessages) this.#trimOne();
     for (const g of this.groups.values()) g.wakeAll();
@@ -118,6 +157,15 @@ export class TopicLog {
   }
 }
 
+export const defaultPartitions = 16;
+
+/** Lanes of a topic: p0 … p<P-1>, then the unpartitioned lane. */
+export function laneNames(partitions: number): string[] {
+  const lanes = Array.from({ length: partitions }, (_, i) => `p${i}`);
+  lanes.push(UNPARTITIONED_LANE);
+  return lanes;
+}
+
 export interface MemoryBrokerOptions {
   /** Per-topic retention (oldest discarded). Default 1,000,000, like the NATS stream default. */
   readonly maxMessagesPerTopic?: number;
@@ -135,10 +183,11 @@ export class MemoryBroker {
     this.#duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
   }
 
-  topic(name: string): TopicLog {
+  /** The topic's log; `partitions` counts only when this call creates it (default 16). */
+  topic(name: string, partitions = defaultPartitions): TopicLog {
     let t = this.#topics.get(name);
     if (!t) {
-      t = new TopicLog(name, this.#maxMessages, this.#duplicateWindowMs);
+      t = new TopicLog(name, partitions, this.#maxMessages, this.#duplicateWindowMs);
       this.#topics.set(name, t);
     }
     return t;
