@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-components.sh
+# The Kafka-protocol test broker (see scripts/test.sh).
+if [ -z "${KFAKE_BIN:-}" ] && [ -x ../shared/tools/kafka/kfake-server ]; then
+  export KFAKE_BIN=../shared/tools/kafka/kfake-server
+fi
 # Bounded: 20 minutes for the whole tier (each suite bounds its own waits far
 # below that); members and servers die with the test process (stdin EOF /
 # exit hooks in test/harness).
