@@ -456,15 +456,19 @@ function raceDeadline<T>(
  */
 export async function createEventBus(options: EventBusOptions): Promise<EventBus> {
   const resolved = resolveBusOptions(options);
+  // Group metrics are asked for at subscribe time, once the bus's metrics exist.
+  let busMetrics: BusMetrics = noopMetrics;
   const transport = await loadTransport(options, {
     clientId: resolved.clientId,
     logger: resolved.logger,
     interop: resolved.interop,
+    groupMetrics: (topic, group) => busMetrics.forGroup(topic, group),
   });
   const metrics =
     resolved.metrics.enabled === false
       ? noopMetrics
       : createBusMetrics(transport.kind, resolved.clientId, resolved.metrics.registry);
+  busMetrics = metrics;
   return new EventBusImpl(resolved, transport, metrics);
 }
 

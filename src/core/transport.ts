@@ -10,6 +10,8 @@
  *   sweep and same-id retries), intake sized to the pool's free capacity, and
  *   how acks reach the broker (per message or coalesced).
  */
+
+import type { GroupMetrics } from '../metrics/metrics.ts';
 import type { EventBusError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -166,4 +168,6 @@ export interface TransportContext {
    * partition subjects.
    */
   readonly interop?: 'none' | 'jxt-go';
+  /** Metrics of a consumer group's partition ownership (the bus's registry). */
+  readonly groupMetrics?: (topic: string, group: string) => GroupMetrics;
 }

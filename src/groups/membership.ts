@@ -27,6 +27,7 @@
  * or expired lanes whenever it is below its share.
  */
 import type { Logger } from '../core/logger.ts';
+import { type GroupMetrics, noopGroup } from '../metrics/metrics.ts';
 import type { LeaseStore, StoredEntry } from './lease-store.ts';
 
 export interface LaneOwnership {
@@ -57,6 +58,7 @@ export interface MembershipOptions {
   readonly leaseMs: number;
   readonly hooks: MembershipHooks;
   readonly logger: Logger;
+  readonly metrics?: GroupMetrics;
   /** Test seam: monotonic milliseconds. */
   readonly now?: () => number;
 }
@@ -108,6 +110,7 @@ interface Seen {
 
 export class GroupMembership {
   readonly #o: MembershipOptions;
+  readonly #metrics: GroupMetrics;
   readonly #now: () => number;
   readonly #renewMs: number;
   readonly #marginMs: number;
@@ -129,6 +132,7 @@ export class GroupMembership {
     // Every store call is bounded: a hung call must not hold up the tick that
     // notices a lapsed lease (the lease itself runs on our clock regardless).
     this.#o = { ...options, store: bounded(options.store, options.leaseMs) };
+    this.#metrics = options.metrics ?? noopGroup;
     this.#now = options.now ?? (() => performance.now());
     // Renewal and rebalance tick: 1/5 of the lease, at most 1 s (joins and releases are seen quickly).
     this.#renewMs = Math.min(1_000, Math.max(50, Math.floor(options.leaseMs / 5)));
@@ -215,6 +219,7 @@ export class GroupMembership {
     const entries = await this.#o.store.list(`${this.#o.prefix}.`);
     this.#observe(entries);
     await this.#rebalance(entries);
+    this.#metrics.owned(this.#owned.size);
   }
 
   async #heartbeat(): Promise<void> {
@@ -260,6 +265,7 @@ export class GroupMembership {
     o.state = 'gone';
     this.#owned.delete(o.lane);
     this.#leasesLost++;
+    this.#metrics.leaseLost();
     this.#o.logger.warn({ lane: o.lane, member: this.#o.memberId, reason }, `groups: lost lane ${o.lane}`);
     try {
       this.#o.hooks.lost(o.lane, reason);
@@ -344,6 +350,7 @@ export class GroupMembership {
     const o = new Ownership(lane, revision, sentAt + this.#o.leaseMs - this.#marginMs, this.#now);
     this.#owned.set(lane, o);
     this.#claims++;
+    this.#metrics.claimed();
     this.#o.logger.info({ lane, member: this.#o.memberId, epoch: revision }, `groups: claimed lane ${lane}`);
     try {
       this.#o.hooks.acquired(o);
@@ -368,6 +375,7 @@ export class GroupMembership {
         o.state = 'drained'; // the next tick removes the lease
         this.#handoffs++;
         this.#lastHandoffMs = this.#now() - started;
+        this.#metrics.handedOff(this.#lastHandoffMs / 1000);
       });
   }
 

@@ -97,9 +97,18 @@ export interface OutboxMetrics {
   lagSeconds(seconds: number): void;
 }
 
+/** A consumer-group member's partition ownership (SPEC §4.1 partitioned groups). */
+export interface GroupMetrics {
+  owned(partitions: number): void;
+  claimed(): void;
+  handedOff(seconds: number): void;
+  leaseLost(): void;
+}
+
 export interface BusMetrics {
   readonly registry: Registry | undefined;
   forPool(topic: string, group: string): PoolMetrics;
+  forGroup(topic: string, group: string): GroupMetrics;
   readonly publish: PublishMetrics;
   readonly outbox: OutboxMetrics;
 }
@@ -113,9 +122,12 @@ const noopPool: PoolMetrics = {
   rawFailure() {},
 };
 
+export const noopGroup: GroupMetrics = { owned() {}, claimed() {}, handedOff() {}, leaseLost() {} };
+
 export const noopMetrics: BusMetrics = {
   registry: undefined,
   forPool: () => noopPool,
+  forGroup: () => noopGroup,
   publish: { published() {}, failed() {}, ackLatency() {}, pending() {} },
   outbox: { pending() {}, lagSeconds() {} },
 };
@@ -236,6 +248,47 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         registers: [reg],
       }),
   );
+  const groupOwned = getOrCreate(
+    reg,
+    `${pns}_group_partitions_owned`,
+    () =>
+      new client.Gauge({
+        name: `${pns}_group_partitions_owned`,
+        help: 'Partitions (lanes) this member holds a lease on',
+        labelNames: labels,
+        registers: [reg],
+      }),
+  );
+  const groupClaims = cellCounter(
+    reg,
+    `${pns}_group_partition_claims_total`,
+    'Partition leases claimed',
+    labels,
+  );
+  const groupHandoffs = cellCounter(
+    reg,
+    `${pns}_group_handoffs_total`,
+    'Partitions handed over gracefully (rebalance, leave)',
+    labels,
+  );
+  const groupLost = cellCounter(
+    reg,
+    `${pns}_group_leases_lost_total`,
+    'Partition leases lost without a handoff (taken over, or lapsed while paused)',
+    labels,
+  );
+  const handoffSeconds = getOrCreate(
+    reg,
+    `${pns}_group_handoff_seconds`,
+    () =>
+      new client.Histogram({
+        name: `${pns}_group_handoff_seconds`,
+        help: 'Duration of a graceful partition handoff (drain + release)',
+        labelNames: labels,
+        buckets,
+        registers: [reg],
+      }),
+  );
   const publishedByTopic = new Map<string, Cell>();
   const errorCells = new Map<string, Cell>();
 
@@ -274,6 +327,26 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         },
         rawFailure: () => {
           failC.value++;
+        },
+      };
+    },
+    forGroup(topic, group) {
+      const l = { topic, group };
+      const claimsC = cell(groupClaims, l);
+      const handoffsC = cell(groupHandoffs, l);
+      const lostC = cell(groupLost, l);
+      const handoffL = handoffSeconds.labels(l);
+      return {
+        owned: (n) => groupOwned.set(l, n),
+        claimed: () => {
+          claimsC.value++;
+        },
+        handedOff: (seconds) => {
+          handoffsC.value++;
+          handoffL.observe(seconds);
+        },
+        leaseLost: () => {
+          lostC.value++;
         },
       };
     },

@@ -29,6 +29,7 @@ import type {
   TransportSubscription,
 } from '../../core/transport.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
+import type { GroupMetrics } from '../../metrics/metrics.ts';
 import { type ConsumerGroup, type GroupMember, laneNames, type TopicLog } from './broker.ts';
 import { Delivery, type Outcome, prng, type Settler } from './delivery.ts';
 import type { LaneQueue } from './lane-queue.ts';
@@ -44,6 +45,7 @@ export interface PartitionedSubscriptionDeps {
   readonly settings: ResolvedMemoryOptions;
   readonly memberId: string;
   readonly logger: Logger;
+  readonly metrics?: GroupMetrics | undefined;
 }
 
 export interface PartitionedSubscriptionStats {
@@ -84,6 +86,7 @@ export class MemoryPartitionedSubscription implements GroupMember, TransportSubs
       lanes: laneNames(deps.topic.partitions),
       leaseMs: deps.settings.group.leaseMs,
       logger: deps.logger,
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
       hooks: {
         acquired: (ownership) => this.#acquired(ownership),
         release: (lane) => this.#release(lane),

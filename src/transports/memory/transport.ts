@@ -104,6 +104,7 @@ class MemoryTransport implements Transport {
             settings: this.#options,
             memberId: `${this.#ctx.clientId}.${randomUUID().slice(0, 8)}`,
             logger: this.#ctx.logger,
+            metrics: this.#ctx.groupMetrics?.(options.topic, options.group),
           })
         : new SharedCursorSubscription(topic, group, flow, options, this.#options.chaos);
     this.#members.add(member);

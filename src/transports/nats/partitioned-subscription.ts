@@ -28,6 +28,7 @@ import type {
 } from '../../core/transport.ts';
 import type { LeaseStore } from '../../groups/lease-store.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
+import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsInboundMessage } from './ack-tracker.ts';
 import { ackModeOf, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { ApiCodes, apiErrorCode } from './errors.ts';
@@ -43,6 +44,7 @@ export const WHOLE_STREAM_LANE = 'all';
 export interface PartitionedSubscriptionDeps extends PullSubscriptionDeps {
   readonly store: LeaseStore;
   readonly memberId: string;
+  readonly metrics?: GroupMetrics;
 }
 
 export interface PartitionedSubscriptionStats {
@@ -89,6 +91,7 @@ export class NatsPartitionedSubscription implements TransportSubscription {
       lanes,
       leaseMs: deps.options.group.leaseMs,
       logger: deps.logger,
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
       hooks: {
         acquired: (ownership) => this.#acquired(ownership),
         release: (lane) => this.#release(lane),

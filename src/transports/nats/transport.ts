@@ -15,6 +15,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { KvLeaseStore } from './kv-lease-store.ts';
@@ -49,6 +50,7 @@ export class NatsTransport implements Transport {
   #store: Promise<KvLeaseStore> | undefined;
   /** Mixed fleet with the Go SDK: publish on `<topic>`, where Go consumers look. */
   readonly #plainSubjects: boolean;
+  readonly #groupMetrics: ((topic: string, group: string) => GroupMetrics) | undefined;
   /** This bus's identity in consumer groups: unique per process and bus. */
   readonly #memberId = memberIdFor();
   /** Running fetch loops per `<stream>/<durable>`. */
@@ -61,8 +63,10 @@ export class NatsTransport implements Transport {
     options: ResolvedNatsOptions,
     logger: Logger,
     plainSubjects = false,
+    groupMetrics?: (topic: string, group: string) => GroupMetrics,
   ) {
     this.#plainSubjects = plainSubjects;
+    this.#groupMetrics = groupMetrics;
     this.#conn = conn;
     this.#jsm = jsm;
     this.#options = options;
@@ -235,6 +239,7 @@ export class NatsTransport implements Transport {
       logger: this.#logger,
       store,
       memberId: this.#memberId,
+      ...(this.#groupMetrics === undefined ? {} : { metrics: this.#groupMetrics(stream.topic, durable) }),
     };
     const subscription = new NatsPartitionedSubscription(deps, stream, base, flow);
     this.#subscriptions.add(subscription);
