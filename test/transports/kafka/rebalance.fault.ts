@@ -70,12 +70,33 @@ describe('Kafka faults: members joining a busy group', {
     const b = await bus('member-b');
     const byA = { handled: 0 };
     const byB = { handled: 0 };
-    await a.bus.subscribeEnvelope(topic, handler(checker, 5, byA), { group });
-    // B joins as soon as A has handled its first events: nothing of the group is committed yet
-    // (commits every 200 ms), so every partition A gives up has no committed offset (-1).
+    // A handles its first events, then waits on a gate until B's join is under way: A still has
+    // work by construction, and the partitions it gives up that it had not read from yet have no
+    // committed offset (-1), the case that lost events before.
+    const held = Promise.withResolvers<void>();
+    let opened = false;
+    const slowA = handler(checker, 5, byA);
+    await a.bus.subscribeEnvelope(
+      topic,
+      async (env: Envelope<EventPayload>) => {
+        if (!opened && byA.handled >= 10) await held.promise;
+        await slowA(env);
+      },
+      { group },
+    );
     await waitFor('A to handle its first events', () => byA.handled >= 10, 60_000);
     const handledBeforeJoin = byA.handled;
-    await b.bus.subscribeEnvelope(topic, handler(checker, 5, byB), { group });
+    const joining = b.bus.subscribeEnvelope(topic, handler(checker, 5, byB), { group });
+    const view = () =>
+      (a.bus.health().details?.subscriptions as Array<{ paused?: string[] }> | undefined)?.[0];
+    await waitFor(
+      'A to start revoking its partitions',
+      () => view()?.paused?.includes('rebalance') === true,
+      60_000,
+    );
+    opened = true;
+    held.resolve();
+    await joining;
     await allConsumed(checker, 180_000);
     const report = checker.report();
     console.log(
@@ -116,9 +137,33 @@ describe('Kafka faults: members joining a busy group', {
     const b = await bus('member-b');
     const byA = { handled: 0 };
     const byB = { handled: 0 };
-    await a.bus.subscribeEnvelope(topic, handler(checker, 2, byA), { group });
-    await b.bus.subscribeEnvelope(topic, handler(checker, 2, byB), { group });
-    await waitFor('both members to be busy', () => byA.handled >= 100 && byB.handled >= 100, 120_000);
+    // A handles 100, then its handlers wait on a gate: A deterministically still has work when B
+    // joins (a plain race lost that under load: A finished the backlog before B's join completed).
+    const held = Promise.withResolvers<void>();
+    let opened = false;
+    const slowA = handler(checker, 2, byA);
+    await a.bus.subscribeEnvelope(
+      topic,
+      async (env: Envelope<EventPayload>) => {
+        if (!opened && byA.handled >= 100) await held.promise;
+        await slowA(env);
+      },
+      { group },
+    );
+    await waitFor('A busy, then held', () => byA.handled >= 100, 120_000);
+    // B's join completes only once A revoked its partitions (A drains first): do not await it yet.
+    const joining = b.bus.subscribeEnvelope(topic, handler(checker, 2, byB), { group });
+    const view = () =>
+      (a.bus.health().details?.subscriptions as Array<{ paused?: string[] }> | undefined)?.[0];
+    await waitFor(
+      'A to start revoking its partitions',
+      () => view()?.paused?.includes('rebalance') === true,
+      60_000,
+    );
+    opened = true;
+    held.resolve();
+    await joining;
+    await waitFor('B busy', () => byB.handled >= 1, 120_000);
     await a.bus.close({ timeoutMs: 2_000 });
     await publishBacklog(producer, checker, topic, AGGREGATES, PER_AGGREGATE, PER_AGGREGATE / 2);
     const c = await bus('member-c');
