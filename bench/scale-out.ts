@@ -18,7 +18,7 @@ import { startNatsServer } from '../test/harness/nats-server.ts';
 
 const { values } = parseArgs({
   options: {
-    events: { type: 'string', default: '6000' },
+    events: { type: 'string', default: '20000' },
     members: { type: 'string', default: '1,2,3' },
     out: { type: 'string', default: 'bench/results' },
   },
@@ -33,6 +33,9 @@ interface Row {
   seconds: number;
   perSecond: number;
   ratioToOne: number;
+  /** Rate between 25 % and 75 % applied: without process start-up and rebalancing. */
+  steadyPerSecond: number;
+  steadyRatioToOne: number;
   verdict: string;
   perMember: Record<string, number>;
 }
@@ -62,8 +65,22 @@ try {
         }),
       ),
     );
-    await members.waitUntil(() => members.checker.outstanding() === 0, 300_000, 'backlog applied');
+    // Steady state: the rate between 25 % and 75 % of the backlog applied (after the
+    // members started and the group balanced, before the tail), sampled every 100 ms.
+    let at25 = 0;
+    let at75 = 0;
+    const sampler = setInterval(() => {
+      const applied = members.counts().applied;
+      if (at25 === 0 && applied >= EVENTS / 4) at25 = performance.now();
+      if (at75 === 0 && applied >= (3 * EVENTS) / 4) at75 = performance.now();
+    }, 100);
+    try {
+      await members.waitUntil(() => members.checker.outstanding() === 0, 300_000, 'backlog applied');
+    } finally {
+      clearInterval(sampler);
+    }
     const seconds = (performance.now() - started) / 1000;
+    const steadyPerSecond = at75 > at25 ? EVENTS / 2 / ((at75 - at25) / 1000) : Number.NaN;
     await Promise.all(names.map((name) => members.close(name)));
     const r = members.checker.report();
     const x = members.executions.report();
@@ -76,12 +93,14 @@ try {
       seconds,
       perSecond,
       ratioToOne: rows[0] ? perSecond / rows[0].perSecond : 1,
+      steadyPerSecond,
+      steadyRatioToOne: rows[0] ? steadyPerSecond / rows[0].steadyPerSecond : 1,
       verdict: ok ? 'ok' : `${formatReport(r)} | ${formatExecutionReport(x)}`,
       perMember: Object.fromEntries(names.map((name) => [name, members.counts(name).applied])),
     });
     const row = rows.at(-1) as Row;
     process.stdout.write(
-      `scale-out ${n} member(s): ${EVENTS} events in ${seconds.toFixed(2)} s = ${perSecond.toFixed(0)}/s (${row.ratioToOne.toFixed(2)}× one member) ${row.verdict} ${JSON.stringify(row.perMember)}\n`,
+      `scale-out ${n} member(s): ${EVENTS} events in ${seconds.toFixed(2)} s = ${perSecond.toFixed(0)}/s (${row.ratioToOne.toFixed(2)}× one member); steady ${steadyPerSecond.toFixed(0)}/s (${row.steadyRatioToOne.toFixed(2)}×) ${row.verdict} ${JSON.stringify(row.perMember)}\n`,
     );
   }
 } finally {
