@@ -85,4 +85,19 @@ describe('nats ensureTopic', () => {
       return true;
     });
   });
+
+  it('a topic and a dotted topic below it coexist; the partition token is reserved in topic names', async () => {
+    // Stream `orders.x` captures orders.x and orders.x._P_.*; `orders.x.eu` captures its own: no overlap.
+    await transport.ensureTopic('orders.x', 'envelope');
+    await transport.ensureTopic('orders.x.eu', 'envelope');
+    assert.deepEqual((await inspect.jsm.streams.info('EVENTBUS_orders_x_eu')).config.subjects, [
+      'orders.x.eu',
+      'orders.x.eu._P_.*',
+    ]);
+    await assert.rejects(transport.ensureTopic('orders.x._P_.3', 'envelope'), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.match(error.message, /without a "_P_" token/);
+      return true;
+    });
+  });
 });
