@@ -24,11 +24,13 @@ export {
   HandlerTimeoutError,
   InvalidArgumentError,
   isEventBusError,
+  MissingDependencyError,
   PayloadTooLargeError,
   PublishHeldError,
   PublishRejectedError,
   TimeoutError,
   TransportError,
+  UnsupportedRuntimeError,
   ValidationError,
 } from './core/errors.ts';
 export type { Logger } from './core/logger.ts';

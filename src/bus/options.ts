@@ -1,6 +1,7 @@
 /** Bus options: validated once, defaults in one place. */
 import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
+import { assertSupportedRuntime } from '../core/runtime.ts';
 import type { TransportKind } from '../core/transport.ts';
 import type { EventBusOptionsBase, MetricsOptions, PublishResult } from '../core/types.ts';
 import type { MemoryTransportOptions } from '../transports/memory/options.ts';
@@ -62,6 +63,7 @@ export function positiveInt(name: string, value: unknown, fallback: number): num
 }
 
 export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions {
+  assertSupportedRuntime();
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError(`Expected an options object, got ${String(options)}`);
   }
