@@ -1,18 +1,21 @@
 /** Bus options: validated once, defaults in one place. */
 import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
+import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import { assertSupportedRuntime } from '../core/runtime.ts';
 import type { TransportKind } from '../core/transport.ts';
 import type { EventBusOptionsBase, MetricsOptions, PublishResult } from '../core/types.ts';
+import type { KafkaTransportOptions } from '../transports/kafka/options.ts';
 import type { MemoryTransportOptions } from '../transports/memory/options.ts';
+import type { NatsTransportOptions } from '../transports/nats/options.ts';
 
 export interface EventBusOptions extends EventBusOptionsBase {
   readonly transport: TransportKind;
   readonly memory?: MemoryTransportOptions;
-  /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, consumer and publish limits. */
-  readonly nats?: Readonly<Record<string, unknown>>;
-  /** Kafka settings (see `jxt-eventbus/kafka`): brokers, partitions, compression. */
-  readonly kafka?: Readonly<Record<string, unknown>>;
+  /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, stream, consumer and publish limits. */
+  readonly nats?: NatsTransportOptions;
+  /** Kafka settings (see `jxt-eventbus/kafka`): brokers (required with transport 'kafka'), partitions, compression. */
+  readonly kafka?: KafkaTransportOptions;
   /**
    * 'aggregate' (default): at most one publish per aggregate (envelope
    * aggregateId, raw `key`) is unacknowledged at a time, so a broker
@@ -54,6 +57,21 @@ export const busDefaults = {
 
 const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
 
+const busOptionKeys = optionKeys<EventBusOptions>({
+  transport: true,
+  clientId: true,
+  onPublishResult: true,
+  logger: true,
+  metrics: true,
+  maxPendingPublishes: true,
+  closeTimeoutMs: true,
+  memory: true,
+  nats: true,
+  kafka: true,
+  publishOrdering: true,
+  interop: true,
+});
+
 export function positiveInt(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
@@ -67,6 +85,7 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError(`Expected an options object, got ${String(options)}`);
   }
+  rejectUnknownKeys('', options, busOptionKeys);
   if (!transports.includes(options.transport)) {
     throw new InvalidArgumentError(
       `Expected \`transport\` to be one of ${transports.join(', ')}, got ${String(options.transport)}`,

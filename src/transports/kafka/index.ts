@@ -7,7 +7,13 @@ import { importOptional } from '../../core/optional-dependency.ts';
 import type { Transport, TransportContext } from '../../core/transport.ts';
 import type { KafkaTransportOptions } from './options.ts';
 
-export type { KafkaCompression, KafkaOffsetReset, KafkaTransportOptions } from './options.ts';
+export type {
+  KafkaCompression,
+  KafkaCredential,
+  KafkaOffsetReset,
+  KafkaSaslOptions,
+  KafkaTransportOptions,
+} from './options.ts';
 export { kafkaDefaults } from './options.ts';
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { optionKeys, rejectUnknownKeys } from '../../core/option-keys.ts';
 
 export interface NatsStreamOptions {
   /** Stream MaxBytes. Default 1 GiB. */
@@ -127,6 +128,37 @@ export const NATS_DEFAULTS = {
   apiTimeoutMs: 5_000,
 } as const satisfies Omit<ResolvedNatsOptions, 'connectOptions'>;
 
+const natsKeys = {
+  top: optionKeys<NatsTransportOptions>({
+    servers: true,
+    streamPrefix: true,
+    duplicateWindowMs: true,
+    stream: true,
+    consumer: true,
+    partitions: true,
+    group: true,
+    maxPendingPublishes: true,
+    publishTimeoutMs: true,
+    publishRetries: true,
+    closeTimeoutMs: true,
+    pingIntervalMs: true,
+    maxPingOut: true,
+    reconnectTimeWaitMs: true,
+    apiTimeoutMs: true,
+    connectOptions: true,
+  }),
+  stream: optionKeys<NatsStreamOptions>({ maxBytes: true, maxMsgs: true, replicas: true }),
+  consumer: optionKeys<NatsConsumerOptions>({
+    fetchBatch: true,
+    fetchMaxWaitMs: true,
+    maxAckPending: true,
+    maxWaiting: true,
+    ackWaitMs: true,
+    ackPolicy: true,
+  }),
+  group: optionKeys<NatsGroupOptions>({ leaseMs: true }),
+};
+
 function describe(value: unknown): string {
   if (typeof value === 'string') return `"${value.slice(0, 60)}" (string)`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
@@ -176,6 +208,11 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
   const stream = object(o.stream, 'stream');
   const consumer = object(o.consumer, 'consumer');
   const group = object(o.group, 'group');
+  // connectOptions are nats.js's own (authentication, TLS, ...): passed through as they are.
+  rejectUnknownKeys('nats', o, natsKeys.top);
+  rejectUnknownKeys('nats.stream', stream, natsKeys.stream);
+  rejectUnknownKeys('nats.consumer', consumer, natsKeys.consumer);
+  rejectUnknownKeys('nats.group', group, natsKeys.group);
   const streamPrefix = o.streamPrefix ?? NATS_DEFAULTS.streamPrefix;
   if (typeof streamPrefix !== 'string' || !STREAM_PREFIX.test(streamPrefix)) {
     throw new InvalidArgumentError(
