@@ -78,6 +78,12 @@ export interface NatsTransportOptions {
   /** Timeout of JetStream API calls (stream/consumer management). Default 5,000 ms. */
   readonly apiTimeoutMs?: number;
   /**
+   * How long the first connection may take: each server must answer (send
+   * INFO) within it, else createEventBus fails with a TransportError naming
+   * the server, and no socket stays open. Default 5,000 ms.
+   */
+  readonly connectTimeoutMs?: number;
+  /**
    * Extra nats.js connection options (authentication, TLS, ...). Applied first:
    * servers, name, reconnect and ping settings above always win.
    */
@@ -100,6 +106,7 @@ export interface ResolvedNatsOptions {
   readonly maxPingOut: number;
   readonly reconnectTimeWaitMs: number;
   readonly apiTimeoutMs: number;
+  readonly connectTimeoutMs: number;
   readonly connectOptions: Omit<NodeConnectionOptions, 'servers'>;
 }
 
@@ -126,6 +133,7 @@ export const NATS_DEFAULTS = {
   maxPingOut: 2,
   reconnectTimeWaitMs: 250,
   apiTimeoutMs: 5_000,
+  connectTimeoutMs: 5_000,
 } as const satisfies Omit<ResolvedNatsOptions, 'connectOptions'>;
 
 const natsKeys = {
@@ -145,6 +153,7 @@ const natsKeys = {
     maxPingOut: true,
     reconnectTimeWaitMs: true,
     apiTimeoutMs: true,
+    connectTimeoutMs: true,
     connectOptions: true,
   }),
   stream: optionKeys<NatsStreamOptions>({ maxBytes: true, maxMsgs: true, replicas: true }),
@@ -252,6 +261,7 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
     maxPingOut: integer(o.maxPingOut, 'maxPingOut', d.maxPingOut, 1),
     reconnectTimeWaitMs: integer(o.reconnectTimeWaitMs, 'reconnectTimeWaitMs', d.reconnectTimeWaitMs, 0),
     apiTimeoutMs: integer(o.apiTimeoutMs, 'apiTimeoutMs', d.apiTimeoutMs, 100),
+    connectTimeoutMs: integer(o.connectTimeoutMs, 'connectTimeoutMs', d.connectTimeoutMs, 10, 600_000),
     connectOptions: object(o.connectOptions, 'connectOptions') as Omit<NodeConnectionOptions, 'servers'>,
   };
 }
