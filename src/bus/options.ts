@@ -101,10 +101,12 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       `Expected \`onPublishResult\` to be a function, got ${typeof options.onPublishResult}`,
     );
   }
+  const logger = options.logger ?? silentLogger;
+  warnIfPerInstance(options.clientId, logger);
   return {
     transport: options.transport,
     clientId: options.clientId,
-    logger: options.logger ?? silentLogger,
+    logger,
     metrics: options.metrics ?? {},
     onPublishResult: options.onPublishResult,
     maxPendingPublishes: positiveInt(
@@ -134,4 +136,30 @@ function resolveInterop(value: unknown): 'none' | 'jxt-go' {
     throw new InvalidArgumentError(`Expected \`interop\` to be 'none' or 'jxt-go', got ${String(value)}`);
   }
   return value;
+}
+
+/**
+ * A clientId that differs per process (a UUID, a container id, a pod name, a
+ * pid) is a common habit from other clients, but here it is also the default
+ * consumer group: every instance becomes its own group and receives every
+ * event instead of sharing the work. Generated-looking ids are logged once
+ * at creation so the cause of "every instance processes everything" is visible.
+ */
+const perInstancePatterns: readonly RegExp[] = [
+  /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i, // UUID
+  /[0-9a-f]{12,}/i, // container id, hash
+  /-[a-z0-9]{8,10}-[a-z0-9]{5}$/, // Kubernetes Deployment pod name
+  /\d{4,}$/, // pid, timestamp, counter
+];
+
+export function looksPerInstance(clientId: string): boolean {
+  return perInstancePatterns.some((pattern) => pattern.test(clientId));
+}
+
+function warnIfPerInstance(clientId: string, logger: Logger): void {
+  if (!looksPerInstance(clientId)) return;
+  logger.warn(
+    { clientId },
+    'clientId looks unique per instance; it is also the default consumer group, so every instance subscribing without `group` gets every event. Pass subscribe option `group` (shared by the instances) to split the work',
+  );
 }

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { looksPerInstance } from '../../src/bus/options.ts';
 import { createEventBus, InvalidArgumentError, UnknownOptionError } from '../../src/index.ts';
 import { resolveKafkaOptions } from '../../src/transports/kafka/options.ts';
 import { resolveMemoryOptions } from '../../src/transports/memory/options.ts';
@@ -104,5 +105,35 @@ describe('unknown option keys', () => {
     } finally {
       await bus.close();
     }
+  });
+});
+
+describe('per-instance clientId', () => {
+  it('is recognised in its common forms, and stable service names are not', () => {
+    for (const id of [
+      'orders-0b3f5a9e-1c2d-4e5f-8a9b-0c1d2e3f4a5b',
+      'billing-3f2a9c1d7e6b',
+      'orders-7d9f8c6b5-x2kqp',
+      'worker-48213',
+    ]) {
+      assert.equal(looksPerInstance(id), true, id);
+    }
+    for (const id of ['orders', 'billing-service', 'order-query', 'projection_v2', 'svc-2024x']) {
+      assert.equal(looksPerInstance(id), false, id);
+    }
+  });
+
+  it('is logged once when the bus is created', async () => {
+    const warnings: string[] = [];
+    const noop = () => {};
+    const logger = {
+      debug: noop,
+      info: noop,
+      error: noop,
+      warn: (_: unknown, msg?: string) => warnings.push(msg ?? ''),
+    };
+    const bus = await createEventBus({ transport: 'memory', clientId: 'orders-7d9f8c6b5-x2kqp', logger });
+    await bus.close();
+    assert.equal(warnings.filter((w) => w.includes('default consumer group')).length, 1);
   });
 });
