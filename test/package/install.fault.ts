@@ -105,6 +105,8 @@ async function writeScratchApp(app: string, tarball: string): Promise<void> {
   );
 }
 
+const nodeNext = { module: 'nodenext', moduleResolution: 'nodenext' };
+
 const smokeScript = `
 import { createEventBus, isEventBusError } from 'jxt-eventbus';
 const [transport, servers] = process.argv.slice(2);
@@ -222,18 +224,17 @@ describe('the packed package, installed into a scratch app', { timeout: 600_000 
   }
 
   /** Runs this repository's tsc on `files` in the app under strict settings, library checks on. */
-  async function typeCheck(files: readonly string[]): Promise<Run> {
+  async function typeCheck(files: readonly string[], module: object = nodeNext): Promise<Run> {
     await writeFile(
       join(app, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: {
           target: 'es2024',
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
           strict: true,
           noEmit: true,
           types: ['node'],
           skipLibCheck: false,
+          ...module,
         },
         files,
       }),
@@ -253,6 +254,23 @@ describe('the packed package, installed into a scratch app', { timeout: 600_000 
     await linkPackage('undici-types');
     await writeFile(join(app, 'check.ts'), strictCheck);
     assertOk(await typeCheck(['check.ts']), 'tsc check.ts');
+  });
+
+  it('type-checks in a CommonJS project (NestJS default: module commonjs, node10 resolution)', async () => {
+    const source =
+      "import { createEventBus, type EventBusOptions } from 'jxt-eventbus';\n" +
+      "const options: EventBusOptions = { transport: 'nats', clientId: 'nest', nats: { servers: 'nats://127.0.0.1:4222' } };\n" +
+      'export const start = () => createEventBus(options);\n';
+    await writeFile(join(app, 'commonjs.cts'), source);
+    assertOk(
+      await typeCheck(['commonjs.cts'], {
+        module: 'commonjs',
+        moduleResolution: 'node10',
+        // As NestJS's default tsconfig: nats.js's own declarations need node16+ resolution.
+        skipLibCheck: true,
+      }),
+      'tsc commonjs.cts',
+    );
   });
 
   it('type-checks the README examples under strict', async () => {
