@@ -47,8 +47,15 @@ function assertOk(result: Run, what: string): void {
 /** A copy of what a clean clone holds: git's tracked and new (not ignored) files. */
 async function cleanClone(into: string): Promise<void> {
   const listed = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], repo);
-  assertOk(listed, 'git ls-files');
-  for (const path of listed.stdout.split('\0')) {
+  if (listed.code !== 0) {
+    // Not a git checkout (e.g. an exported tree): everything but what a clone never has.
+    const never = new Set(['node_modules', 'dist', '.git', '.tmp']);
+    await cp(repo, into, {
+      recursive: true,
+      filter: (source) => !never.has(source.slice(repo.length).split('/')[0] ?? ''),
+    });
+  }
+  for (const path of listed.code === 0 ? listed.stdout.split('\0') : []) {
     if (path === '' || path.startsWith('node_modules')) continue;
     await mkdir(dirname(join(into, path)), { recursive: true });
     // A tracked file deleted in the working tree is not in the clone either.
