@@ -42,6 +42,12 @@ export interface DemoSummary {
 const lifecycle = ['OrderCreated', 'ItemAdded', 'ItemAdded', 'OrderPaid', 'OrderShipped'] as const;
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  // Optional peer dependency of the package (a devDependency of this repository);
+  // loaded before anything is opened, so a missing one leaves nothing behind.
+  const pglite = await importOptional<typeof import('@electric-sql/pglite')>(
+    '@electric-sql/pglite',
+    'eventbus demo (embedded PostgreSQL)',
+  );
   const broker = createMemoryBroker();
   const checker = createOrderChecker();
   const orderService = await createEventBus({
@@ -55,11 +61,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     clientId: 'projection',
     memory: { broker },
   });
-  // Optional peer dependency of the package (a devDependency of this repository).
-  const pglite = await importOptional<typeof import('@electric-sql/pglite')>(
-    '@electric-sql/pglite',
-    'eventbus demo (embedded PostgreSQL)',
-  );
   const db = new pglite.PGlite();
   const outbox = createPgliteOutboxStore(db);
   await outbox.migrate();

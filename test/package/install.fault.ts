@@ -322,4 +322,10 @@ describe('the packed package, installed into a scratch app', { timeout: 600_000 
     assertOk(result, 'npx eventbus --help');
     assert.match(result.stdout, /^Usage: eventbus <command>/);
   });
+
+  it('says which package `eventbus demo` needs when PGlite is not installed', async () => {
+    const result = await run('npx', ['--offline', '--no-install', 'eventbus', 'demo', '--orders', '1'], app);
+    assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stderr, /npm install @electric-sql\/pglite/);
+  });
 });
