@@ -9,7 +9,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Admin, type BaseOptions, Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import type { OrderChecker } from '../src/testing/checker.ts';
 import { describeKafkaError } from '../src/transports/kafka/errors.ts';
-import { kafkaDefaults, resolveKafkaOptions } from '../src/transports/kafka/options.ts';
+import {
+  type KafkaTransportOptions,
+  kafkaDefaults,
+  resolveKafkaOptions,
+} from '../src/transports/kafka/options.ts';
 import { KAFKA_SYSTEMS, type SystemName } from './config.ts';
 import { deadlineFor, within } from './measure.ts';
 import type { Workload } from './workload.ts';
@@ -83,7 +87,7 @@ export function clientOptions(env: KafkaEnv, clientId: string): BaseOptions {
 }
 
 /** What our bus gets under `kafka:` (topics exist already; the partition count only matters if not). */
-export function kafkaBusOptions(env: KafkaEnv): Readonly<Record<string, unknown>> {
+export function kafkaBusOptions(env: KafkaEnv): KafkaTransportOptions {
   return {
     brokers: [...env.brokers],
     partitions: env.partitions,

@@ -24,15 +24,18 @@ export {
   HandlerTimeoutError,
   InvalidArgumentError,
   isEventBusError,
+  MissingDependencyError,
   PayloadTooLargeError,
   PublishHeldError,
   PublishRejectedError,
   TimeoutError,
   TransportError,
+  UnsupportedRuntimeError,
   ValidationError,
 } from './core/errors.ts';
 export type { Logger } from './core/logger.ts';
 export { createConsoleLogger, silentLogger } from './core/logger.ts';
+export { UnknownOptionError } from './core/option-keys.ts';
 export type { TransportFeatures, TransportKind } from './core/transport.ts';
 export type {
   BackoffOptions,
@@ -51,5 +54,23 @@ export type {
   Subscription,
 } from './core/types.ts';
 export { metricsHandler, startMetricsServer } from './metrics/http.ts';
-export type { MemoryBroker, MemoryChaosOptions, MemoryTransportOptions } from './transports/memory/index.ts';
+export type {
+  KafkaCompression,
+  KafkaCredential,
+  KafkaOffsetReset,
+  KafkaSaslOptions,
+  KafkaTransportOptions,
+} from './transports/kafka/options.ts';
+export type {
+  MemoryBroker,
+  MemoryChaosOptions,
+  MemoryGroupOptions,
+  MemoryTransportOptions,
+} from './transports/memory/index.ts';
 export { createMemoryBroker } from './transports/memory/index.ts';
+export type {
+  NatsConsumerOptions,
+  NatsGroupOptions,
+  NatsStreamOptions,
+  NatsTransportOptions,
+} from './transports/nats/options.ts';

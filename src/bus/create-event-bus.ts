@@ -122,7 +122,11 @@ class EventBusImpl implements EventBus {
     this.transport = transport.kind;
     this.#transport = transport;
     this.#metrics = metrics;
-    this.#results = new PublishResultHub(options.onPublishResult, options.logger);
+    this.#results = new PublishResultHub(
+      options.onPublishResult,
+      options.logger,
+      options.maxPendingPublishes,
+    );
     this.#window = new PublishWindow(options.maxPendingPublishes, () => this.#results.maxBacklog());
     this.#results.onBacklogChange = () => this.#window.wake();
     this.#sequencer =

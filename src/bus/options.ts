@@ -1,17 +1,21 @@
 /** Bus options: validated once, defaults in one place. */
 import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
+import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
+import { assertSupportedRuntime } from '../core/runtime.ts';
 import type { TransportKind } from '../core/transport.ts';
 import type { EventBusOptionsBase, MetricsOptions, PublishResult } from '../core/types.ts';
+import type { KafkaTransportOptions } from '../transports/kafka/options.ts';
 import type { MemoryTransportOptions } from '../transports/memory/options.ts';
+import type { NatsTransportOptions } from '../transports/nats/options.ts';
 
 export interface EventBusOptions extends EventBusOptionsBase {
   readonly transport: TransportKind;
   readonly memory?: MemoryTransportOptions;
-  /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, consumer and publish limits. */
-  readonly nats?: Readonly<Record<string, unknown>>;
-  /** Kafka settings (see `jxt-eventbus/kafka`): brokers, partitions, compression. */
-  readonly kafka?: Readonly<Record<string, unknown>>;
+  /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, stream, consumer and publish limits. */
+  readonly nats?: NatsTransportOptions;
+  /** Kafka settings (see `jxt-eventbus/kafka`): brokers (required with transport 'kafka'), partitions, compression. */
+  readonly kafka?: KafkaTransportOptions;
   /**
    * 'aggregate' (default): at most one publish per aggregate (envelope
    * aggregateId, raw `key`) is unacknowledged at a time, so a broker
@@ -53,6 +57,21 @@ export const busDefaults = {
 
 const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
 
+const busOptionKeys = optionKeys<EventBusOptions>({
+  transport: true,
+  clientId: true,
+  onPublishResult: true,
+  logger: true,
+  metrics: true,
+  maxPendingPublishes: true,
+  closeTimeoutMs: true,
+  memory: true,
+  nats: true,
+  kafka: true,
+  publishOrdering: true,
+  interop: true,
+});
+
 export function positiveInt(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
@@ -62,9 +81,11 @@ export function positiveInt(name: string, value: unknown, fallback: number): num
 }
 
 export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions {
+  assertSupportedRuntime();
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError(`Expected an options object, got ${String(options)}`);
   }
+  rejectUnknownKeys('', options, busOptionKeys);
   if (!transports.includes(options.transport)) {
     throw new InvalidArgumentError(
       `Expected \`transport\` to be one of ${transports.join(', ')}, got ${String(options.transport)}`,
@@ -80,10 +101,12 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       `Expected \`onPublishResult\` to be a function, got ${typeof options.onPublishResult}`,
     );
   }
+  const logger = options.logger ?? silentLogger;
+  warnIfPerInstance(options.clientId, logger);
   return {
     transport: options.transport,
     clientId: options.clientId,
-    logger: options.logger ?? silentLogger,
+    logger,
     metrics: options.metrics ?? {},
     onPublishResult: options.onPublishResult,
     maxPendingPublishes: positiveInt(
@@ -113,4 +136,30 @@ function resolveInterop(value: unknown): 'none' | 'jxt-go' {
     throw new InvalidArgumentError(`Expected \`interop\` to be 'none' or 'jxt-go', got ${String(value)}`);
   }
   return value;
+}
+
+/**
+ * A clientId that differs per process (a UUID, a container id, a pod name, a
+ * pid) is a common habit from other clients, but here it is also the default
+ * consumer group: every instance becomes its own group and receives every
+ * event instead of sharing the work. Generated-looking ids are logged once
+ * at creation so the cause of "every instance processes everything" is visible.
+ */
+const perInstancePatterns: readonly RegExp[] = [
+  /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i, // UUID
+  /[0-9a-f]{12,}/i, // container id, hash
+  /-[a-z0-9]{8,10}-[a-z0-9]{5}$/, // Kubernetes Deployment pod name
+  /\d{4,}$/, // pid, timestamp, counter
+];
+
+export function looksPerInstance(clientId: string): boolean {
+  return perInstancePatterns.some((pattern) => pattern.test(clientId));
+}
+
+function warnIfPerInstance(clientId: string, logger: Logger): void {
+  if (!looksPerInstance(clientId)) return;
+  logger.warn(
+    { clientId },
+    'clientId looks unique per instance; it is also the default consumer group, so every instance subscribing without `group` gets every event. Pass subscribe option `group` (shared by the instances) to split the work',
+  );
 }

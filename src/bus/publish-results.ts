@@ -2,7 +2,10 @@
  * Fan-out of PublishResults to the `onPublishResult` callback and to every
  * open `publishResults()` stream. Streams buffer what their reader has not
  * taken yet; that backlog counts against the publish window, so a slow reader
- * slows publishing down instead of growing memory without bound.
+ * slows publishing down instead of growing memory without bound. So that an
+ * unread stream never stalls publishing silently, a stream whose backlog
+ * reaches half the window logs a warning (once, again only after it drained
+ * below a quarter).
  */
 
 import type { Logger } from '../core/logger.ts';
@@ -13,12 +16,22 @@ class ResultStream implements PublishResultStream {
   #head = 0;
   #waiting: ((r: IteratorResult<PublishResult>) => void) | undefined;
   #done = false;
+  #warned = false;
   readonly #onChange: () => void;
   readonly #onClose: (s: ResultStream) => void;
+  readonly #onBacklogHigh: (backlog: number) => void;
+  readonly #warnAt: number;
 
-  constructor(onChange: () => void, onClose: (s: ResultStream) => void) {
+  constructor(
+    onChange: () => void,
+    onClose: (s: ResultStream) => void,
+    warnAt: number,
+    onBacklogHigh: (backlog: number) => void,
+  ) {
     this.#onChange = onChange;
     this.#onClose = onClose;
+    this.#warnAt = warnAt;
+    this.#onBacklogHigh = onBacklogHigh;
   }
 
   get backlog(): number {
@@ -34,6 +47,11 @@ class ResultStream implements PublishResultStream {
       return;
     }
     this.#buffer.push(result);
+    const backlog = this.backlog;
+    if (!this.#warned && backlog >= this.#warnAt) {
+      this.#warned = true;
+      this.#onBacklogHigh(backlog);
+    }
   }
 
   /** Ends the stream after the buffered results were read. */
@@ -60,6 +78,7 @@ class ResultStream implements PublishResultStream {
         this.#buffer = this.#buffer.slice(this.#head);
         this.#head = 0;
       }
+      if (this.#warned && this.backlog * 2 < this.#warnAt) this.#warned = false;
       this.#onChange();
       return Promise.resolve({ value, done: false });
     }
@@ -85,10 +104,13 @@ export class PublishResultHub {
   readonly #callback: ((r: PublishResult) => void) | undefined;
   readonly #logger: Logger;
   #onBacklogChange: () => void = () => {};
+  readonly #window: number;
 
-  constructor(callback: ((r: PublishResult) => void) | undefined, logger: Logger) {
+  /** `window`: the bus's maxPendingPublishes, which an unread backlog uses up. */
+  constructor(callback: ((r: PublishResult) => void) | undefined, logger: Logger, window = Infinity) {
     this.#callback = callback;
     this.#logger = logger;
+    this.#window = window;
   }
 
   set onBacklogChange(fn: () => void) {
@@ -106,6 +128,12 @@ export class PublishResultHub {
     const stream = new ResultStream(
       () => this.#onBacklogChange(),
       (s) => this.#streams.delete(s),
+      Math.max(1, Math.floor(this.#window / 2)),
+      (backlog) =>
+        this.#logger.warn(
+          { backlog, maxPendingPublishes: this.#window },
+          'publishResults() stream is not being read: its unread results count against the publish window, so publishing waits once maxPendingPublishes is reached; read the stream or close it (break / return)',
+        ),
     );
     this.#streams.add(stream);
     return stream;

@@ -7,9 +7,11 @@
  * `subscribeEnvelope`; some first attempts fail on purpose (retried in place),
  * one order is poison (dead-lettered). The order checker judges every event.
  */
-import { PGlite } from '@electric-sql/pglite';
-import cliProgress from 'cli-progress';
+import type { PGlite } from '@electric-sql/pglite';
+import type cliProgress from 'cli-progress';
 import { createEventBus } from '../bus/create-event-bus.ts';
+import { MissingDependencyError } from '../core/errors.ts';
+import { importOptional } from '../core/optional-dependency.ts';
 import { createOutboxRelay, createPgliteOutboxStore, type PgliteTransaction } from '../outbox/index.ts';
 import { createOrderChecker, formatReport } from '../testing/checker.ts';
 import { until } from '../testing/waiters.ts';
@@ -40,6 +42,12 @@ export interface DemoSummary {
 const lifecycle = ['OrderCreated', 'ItemAdded', 'ItemAdded', 'OrderPaid', 'OrderShipped'] as const;
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  // Optional peer dependency of the package (a devDependency of this repository);
+  // loaded before anything is opened, so a missing one leaves nothing behind.
+  const pglite = await importOptional<typeof import('@electric-sql/pglite')>(
+    '@electric-sql/pglite',
+    'eventbus demo (embedded PostgreSQL)',
+  );
   const broker = createMemoryBroker();
   const checker = createOrderChecker();
   const orderService = await createEventBus({
@@ -53,7 +61,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     clientId: 'projection',
     memory: { broker },
   });
-  const db = new PGlite();
+  const db = new pglite.PGlite();
   const outbox = createPgliteOutboxStore(db);
   await outbox.migrate();
   await db.exec(
@@ -63,10 +71,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let outboxStats = { pending: 0, published: 0 };
   const total = options.orders * lifecycle.length;
   const poisonOrder = 'order-poison';
-  const bar = options.progress
-    ? new cliProgress.SingleBar(
+  const progressBars = options.progress ? await loadProgressBars() : undefined;
+  const bar = progressBars
+    ? new progressBars.SingleBar(
         { format: 'demo |{bar}| {value}/{total} events processed | {rate} msg/s', hideCursor: true },
-        cliProgress.Presets.shades_classic,
+        progressBars.Presets.shades_classic,
       )
     : undefined;
   let processed = 0;
@@ -196,4 +205,18 @@ export function formatSummary(s: DemoSummary): string {
     `  outbox rows    ${s.outboxPublished} marked published on broker ack, ${s.outboxPending} pending`,
     `  throughput     ${s.msgPerSec} msg/s over ${s.seconds.toFixed(2)} s`,
   ].join('\n');
+}
+
+/**
+ * cli-progress is a devDependency (the bench's too): an installed package runs
+ * the demo without the bar rather than failing.
+ */
+async function loadProgressBars(): Promise<typeof cliProgress | undefined> {
+  try {
+    return (await importOptional<{ default: typeof cliProgress }>('cli-progress', 'the demo progress bar'))
+      .default;
+  } catch (error) {
+    if (error instanceof MissingDependencyError) return undefined;
+    throw error;
+  }
 }

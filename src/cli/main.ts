@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `eventbus` command line. */
 import { parseArgs } from 'node:util';
-import { formatSummary, runDemo } from './demo.ts';
+import { assertSupportedRuntime } from '../core/runtime.ts';
 import { dlqCommand } from './dlq.ts';
 import { doctorCommand } from './doctor.ts';
 import { connectionUsage } from './nats-admin.ts';
@@ -37,6 +37,7 @@ NATS options of tail, dlq, doctor: ${connectionUsage}
 `;
 
 async function main(argv: string[]): Promise<number> {
+  assertSupportedRuntime();
   const [command, ...rest] = argv;
   if (command !== 'bench' && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(usage);
@@ -63,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
         throw new Error(`Expected --orders to be a positive integer, got ${values.orders}`);
       if (!(failureRate >= 0 && failureRate < 1))
         throw new Error(`Expected --failure-rate in [0, 1), got ${values['failure-rate']}`);
+      // Loaded on demand: the demo needs PGlite, an optional peer dependency.
+      const { formatSummary, runDemo } = await import('./demo.ts');
       const summary = await runDemo({
         orders,
         batch,

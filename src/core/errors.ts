@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'EVENTBUS_TRANSPORT'
   | 'EVENTBUS_PUBLISH_REJECTED'
   | 'EVENTBUS_PUBLISH_HELD'
-  | 'EVENTBUS_DEAD_LETTER';
+  | 'EVENTBUS_DEAD_LETTER'
+  | 'EVENTBUS_MISSING_DEPENDENCY'
+  | 'EVENTBUS_UNSUPPORTED_RUNTIME';
 
 const brand = Symbol.for('jxt-eventbus.error');
 
@@ -165,4 +167,29 @@ export class PublishHeldError extends EventBusError {
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   return new Error(typeof value === 'string' ? value : `Non-error thrown: ${String(value)}`);
+}
+
+/**
+ * An optional peer dependency (a broker client or database driver not every
+ * user needs) is not installed; the message names the package to install.
+ */
+export class MissingDependencyError extends EventBusError {
+  readonly packageName: string;
+  constructor(packageName: string, feature: string, options: EventBusErrorOptions = {}) {
+    super(
+      'EVENTBUS_MISSING_DEPENDENCY',
+      `Expected the package \`${packageName}\` to be installed for ${feature}, it is not: npm install ${packageName}`,
+      { ...options, retryable: false },
+    );
+    this.name = 'MissingDependencyError';
+    this.packageName = packageName;
+  }
+}
+
+/** The Node.js version is older than the one this library needs (see `engines`). */
+export class UnsupportedRuntimeError extends EventBusError {
+  constructor(message: string, options: EventBusErrorOptions = {}) {
+    super('EVENTBUS_UNSUPPORTED_RUNTIME', message, { ...options, retryable: false });
+    this.name = 'UnsupportedRuntimeError';
+  }
 }

@@ -4,8 +4,9 @@
  */
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import type { MessageKind } from '../core/transport.ts';
-import type { DeadLetterPolicy, SubscribeOptions } from '../core/types.ts';
+import type { BackoffOptions, DeadLetterPolicy, SubscribeOptions } from '../core/types.ts';
 import type { PoolMetrics } from '../metrics/metrics.ts';
 import type { DeadLetterRequest, ResolvedPoolOptions } from './types.ts';
 
@@ -25,6 +26,24 @@ export const poolDefaults = {
 const maxTimerMs = 2_147_483_647;
 /** More actors than this is a configuration mistake, not concurrency. */
 const maxActors = 65_536;
+
+const subscribeOptionKeys = optionKeys<SubscribeOptions>({
+  group: true,
+  actors: true,
+  inboxSize: true,
+  handlerTimeoutMs: true,
+  maxAttempts: true,
+  backoff: true,
+  deadLetterPolicy: true,
+  deadLetterTopic: true,
+  signal: true,
+});
+const backoffOptionKeys = optionKeys<BackoffOptions>({
+  initialMs: true,
+  maxMs: true,
+  multiplier: true,
+  jitter: true,
+});
 
 /** What the bus supplies besides the user's SubscribeOptions. */
 export interface PoolHooks {
@@ -47,6 +66,8 @@ export function resolvePoolOptions(
   nonEmptyString('group', group);
   if (kind !== 'envelope' && kind !== 'raw') fail('kind', `'envelope' or 'raw'`, kind);
   if (typeof userOptions !== 'object' || userOptions === null) fail('options', 'an object', userOptions);
+  rejectUnknownKeys('', userOptions, subscribeOptionKeys);
+  rejectUnknownKeys('backoff', userOptions.backoff, backoffOptionKeys);
   if (typeof hooks !== 'object' || hooks === null) fail('hooks', 'an object', hooks);
   if (typeof hooks.deadLetter !== 'function') fail('deadLetter', 'a function', hooks.deadLetter);
   if (typeof hooks.metrics !== 'object' || hooks.metrics === null)

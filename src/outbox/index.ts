@@ -4,8 +4,20 @@
  * marks them published only on broker ack) and the idempotent inbox.
  */
 export { backoffDelayMs, outboxBackoffDefaults } from './backoff.ts';
-export { createPgOutboxStore, type PgTransaction } from './pg-store.ts';
-export { createPgliteOutboxStore, type PgliteTransaction } from './pglite-store.ts';
+export { createOutboxMetrics, type OutboxMetrics, type OutboxMetricsOptions } from './metrics.ts';
+export {
+  createPgOutboxStore,
+  type PgPool,
+  type PgPoolClient,
+  type PgQueryable,
+  type PgTransaction,
+} from './pg-store.ts';
+export {
+  createPgliteOutboxStore,
+  type PgliteDatabase,
+  type PgliteQueryable,
+  type PgliteTransaction,
+} from './pglite-store.ts';
 export {
   createOutboxRelay,
   type OutboxRelay,

@@ -1,13 +1,37 @@
 /** The PostgreSQL adapter (`pg`): a Pool for the relay, the caller's client for `add`/`processOnce`. */
-import type { ClientBase, Pool, PoolClient } from 'pg';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { createOutboxStore, type Driver } from './store.ts';
 import type { OutboxStore, OutboxStoreOptions, SqlExecutor } from './types.ts';
 
-/** What `add`/`processOnce` take with pg: a client (e.g. a PoolClient) inside BEGIN … COMMIT. */
-export type PgTransaction = ClientBase;
+/*
+ * The parts of `pg` this adapter uses, declared structurally: a pg.Pool and
+ * its clients satisfy them, and the published types do not import `pg`, so a
+ * user's type-check needs neither pg nor @types/pg unless they use them.
+ */
 
-type Queryable = Pick<ClientBase, 'query'>;
+/** The part of a pg client (Client, PoolClient) or Pool that runs a statement. */
+export interface PgQueryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+/** A pg PoolClient: released to its pool, and the LISTEN connection's events. */
+export interface PgPoolClient extends PgQueryable {
+  release(error?: Error | boolean): void;
+  on(event: 'notification', listener: (message: { channel: string }) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'notification', listener: (message: { channel: string }) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** A pg.Pool, as far as the outbox uses it. */
+export interface PgPool extends PgQueryable {
+  connect(): Promise<PgPoolClient>;
+}
+
+/** What `add`/`processOnce` take with pg: a client (e.g. a PoolClient) inside BEGIN … COMMIT. */
+export type PgTransaction = PgQueryable;
+
+type Queryable = PgQueryable;
 
 function executor(client: Queryable): SqlExecutor {
   return {
@@ -18,7 +42,7 @@ function executor(client: Queryable): SqlExecutor {
   };
 }
 
-function pgDriver(pool: Pool): Driver<PgTransaction> {
+function pgDriver(pool: PgPool): Driver<PgTransaction> {
   return {
     kind: 'pg',
     db: executor(pool),
@@ -41,7 +65,7 @@ function pgDriver(pool: Pool): Driver<PgTransaction> {
       }
     },
     async listen(channel, onNotify, onError) {
-      const client: PoolClient = await pool.connect();
+      const client: PgPoolClient = await pool.connect();
       let released = false;
       const release = (error?: Error) => {
         if (released) return;
@@ -84,7 +108,7 @@ function pgDriver(pool: Pool): Driver<PgTransaction> {
  * application passes its own client, inside its transaction, to `add` and
  * `processOnce`.
  */
-export function createPgOutboxStore(pool: Pool, options?: OutboxStoreOptions): OutboxStore<PgTransaction> {
+export function createPgOutboxStore(pool: PgPool, options?: OutboxStoreOptions): OutboxStore<PgTransaction> {
   if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function') {
     throw new InvalidArgumentError(`Expected a pg.Pool, got ${String(pool)}`);
   }

@@ -1,13 +1,30 @@
 /** The embedded adapter (PGlite): the same SQL, in-process. */
-import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { createOutboxStore, type Driver } from './store.ts';
 import type { OutboxStore, OutboxStoreOptions, SqlExecutor } from './types.ts';
 
-/** What `add`/`processOnce` take with PGlite: the `tx` of `db.transaction(async (tx) => …)`. */
-export type PgliteTransaction = Transaction;
+/*
+ * The parts of PGlite this adapter uses, declared structurally so that the
+ * published types do not import @electric-sql/pglite (an optional peer
+ * dependency): a PGlite instance and its transactions satisfy them.
+ */
 
-function executor(tx: Pick<Transaction, 'query'>): SqlExecutor {
+/** A PGlite instance or transaction, as far as running a statement goes. */
+export interface PgliteQueryable {
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[]; affectedRows?: number }>;
+}
+
+/** A PGlite instance, as far as the outbox uses it. */
+export interface PgliteDatabase extends PgliteQueryable {
+  readonly closed: boolean;
+  transaction<T>(callback: (tx: PgliteQueryable) => Promise<T>): Promise<T>;
+  listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+}
+
+/** What `add`/`processOnce` take with PGlite: the `tx` of `db.transaction(async (tx) => …)`. */
+export type PgliteTransaction = PgliteQueryable;
+
+function executor(tx: PgliteQueryable): SqlExecutor {
   return {
     async query<R>(text: string, params?: readonly unknown[]) {
       const result = await tx.query<R>(text, params as unknown[] | undefined);
@@ -16,7 +33,7 @@ function executor(tx: Pick<Transaction, 'query'>): SqlExecutor {
   };
 }
 
-function pgliteDriver(db: PGlite): Driver<PgliteTransaction> {
+function pgliteDriver(db: PgliteDatabase): Driver<PgliteTransaction> {
   return {
     kind: 'pglite',
     db: executor(db),
@@ -39,7 +56,7 @@ function pgliteDriver(db: PGlite): Driver<PgliteTransaction> {
  * serialised); the SQL is the one the PostgreSQL adapter runs.
  */
 export function createPgliteOutboxStore(
-  db: PGlite,
+  db: PgliteDatabase,
   options?: OutboxStoreOptions,
 ): OutboxStore<PgliteTransaction> {
   if (typeof db !== 'object' || db === null || typeof db.transaction !== 'function') {

@@ -52,7 +52,7 @@ export interface OutboxRelayOptions {
   /** Default deadline of `close()`. Default 30 s. */
   readonly closeTimeoutMs?: number;
   readonly logger?: Logger;
-  /** e.g. `createBusMetrics(transport, clientId, registry).outbox`. */
+  /** `createOutboxMetrics({ transport, clientId, registry })` (`jxt-eventbus/outbox`). */
   readonly metrics?: OutboxMetrics;
 }
 

@@ -1,48 +1,32 @@
 /**
- * `jxt-eventbus/kafka`: the Kafka transport (client: @platformatic/kafka).
+ * `jxt-eventbus/kafka`: the Kafka transport (client: @platformatic/kafka, an
+ * optional peer dependency loaded on first use).
  * See README.md in this folder for the delivery, commit and rebalance rules.
  */
-import { TransportError } from '../../core/errors.ts';
+import { importOptional } from '../../core/optional-dependency.ts';
 import type { Transport, TransportContext } from '../../core/transport.ts';
-import { createAdmin, createConsumer, createProducer } from './client.ts';
-import { resolveCompression } from './compression.ts';
-import { describeKafkaError } from './errors.ts';
-import { type KafkaTransportOptions, resolveKafkaOptions } from './options.ts';
-import { KafkaTransport } from './transport.ts';
+import type { KafkaTransportOptions } from './options.ts';
 
-export type { KafkaCompression, KafkaOffsetReset, KafkaTransportOptions } from './options.ts';
+export type {
+  KafkaCompression,
+  KafkaCredential,
+  KafkaOffsetReset,
+  KafkaSaslOptions,
+  KafkaTransportOptions,
+} from './options.ts';
 export { kafkaDefaults } from './options.ts';
 
 /**
  * Validates the options, connects (an idempotent producer id is obtained at
  * once, so unreachable brokers or a missing IDEMPOTENT_WRITE permission fail
- * here with a TransportError) and returns the transport.
+ * here with a TransportError) and returns the transport. Without
+ * @platformatic/kafka installed: a MissingDependencyError naming it.
  */
 export async function createKafkaTransport(
   options: KafkaTransportOptions | undefined,
   ctx: TransportContext,
 ): Promise<Transport> {
-  const o = resolveKafkaOptions(options, ctx.clientId);
-  const compression = resolveCompression(o.compression, ctx.logger);
-  const producer = createProducer(o, compression);
-  const admin = createAdmin(o);
-  try {
-    await producer.init();
-  } catch (error) {
-    await Promise.allSettled([producer.close(), admin.close()]);
-    throw new TransportError(
-      `Expected to reach Kafka at ${o.brokers.join(',')} and obtain an idempotent producer id, got ${describeKafkaError(error)}`,
-      { cause: error },
-    );
-  }
-  return new KafkaTransport(
-    o,
-    ctx,
-    {
-      producer,
-      admin,
-      consumer: (topic, group, hooks) => createConsumer(o, topic, group, hooks),
-    },
-    compression,
-  );
+  await importOptional('@platformatic/kafka', 'the Kafka transport');
+  const { createKafkaTransport: create } = await import('./create.ts');
+  return create(options, ctx);
 }

@@ -3,11 +3,27 @@
  * place ({@link kafkaDefaults}). Every message reads "Expected `kafka.x` …, got …".
  */
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import type { SASLOptions } from '@platformatic/kafka';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { optionKeys, rejectUnknownKeys } from '../../core/option-keys.ts';
 
 export type KafkaCompression = 'lz4' | 'none' | 'gzip' | 'snappy' | 'zstd';
 export type KafkaOffsetReset = 'earliest' | 'latest';
+
+/** A credential, or a function that supplies it (e.g. a rotating token). */
+export type KafkaCredential<T = string> = T | (() => T | Promise<T>);
+
+/**
+ * SASL settings, passed to @platformatic/kafka as they are. Declared here,
+ * not imported from the client, so the published types do not need the
+ * client (an optional peer dependency) installed.
+ */
+export interface KafkaSaslOptions {
+  readonly mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512' | 'OAUTHBEARER' | 'GSSAPI';
+  readonly username?: KafkaCredential;
+  readonly password?: KafkaCredential;
+  readonly token?: KafkaCredential;
+  readonly oauthBearerExtensions?: KafkaCredential<Record<string, string>>;
+}
 
 export interface KafkaTransportOptions {
   /** Bootstrap brokers, `host:port`: a list or one comma-separated string. Required. */
@@ -78,7 +94,7 @@ export interface KafkaTransportOptions {
   /** TLS options (node:tls), passed to the client. */
   readonly tls?: TlsOptions;
   /** SASL options, passed to the client. */
-  readonly sasl?: SASLOptions;
+  readonly sasl?: KafkaSaslOptions;
 }
 
 export interface ResolvedKafkaOptions {
@@ -108,7 +124,7 @@ export interface ResolvedKafkaOptions {
   readonly closeTimeoutMs: number;
   readonly maxPayloadBytes: number;
   readonly tls: TlsOptions | undefined;
-  readonly sasl: SASLOptions | undefined;
+  readonly sasl: KafkaSaslOptions | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -145,6 +161,36 @@ const compressions: readonly KafkaCompression[] = ['lz4', 'none', 'gzip', 'snapp
 const offsetResets: readonly KafkaOffsetReset[] = ['earliest', 'latest'];
 /** The idempotent producer keeps order for at most 5 requests in flight per connection. */
 const MAX_IN_FLIGHT = 5;
+
+const kafkaOptionKeys = optionKeys<KafkaTransportOptions>({
+  brokers: true,
+  clientId: true,
+  partitions: true,
+  replicationFactor: true,
+  compression: true,
+  maxInFlight: true,
+  lingerMs: true,
+  maxBatchMessages: true,
+  maxBatchBytes: true,
+  publishTimeoutMs: true,
+  requestTimeoutMs: true,
+  connectTimeoutMs: true,
+  retries: true,
+  retryDelayMs: true,
+  sessionTimeoutMs: true,
+  heartbeatIntervalMs: true,
+  rebalanceTimeoutMs: true,
+  revokeTimeoutMs: true,
+  commitIntervalMs: true,
+  fetchMaxWaitMs: true,
+  fetchMaxBytes: true,
+  fetchMaxBytesPerPartition: true,
+  autoOffsetReset: true,
+  closeTimeoutMs: true,
+  maxPayloadBytes: true,
+  tls: true,
+  sasl: true,
+});
 
 function describe(value: unknown): string {
   if (value === undefined) return 'undefined';
@@ -227,6 +273,8 @@ export function resolveKafkaOptions(
   }
   const o = options as KafkaTransportOptions;
   const d = kafkaDefaults;
+  // tls and sasl are the client's own settings: passed through as they are.
+  rejectUnknownKeys('kafka', o, kafkaOptionKeys);
 
   const clientId = o.clientId ?? busClientId;
   if (typeof clientId !== 'string' || !/^\S+$/.test(clientId)) {

@@ -1,5 +1,6 @@
 /** Options of the in-memory transport; defaults in one place. */
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { optionKeys, rejectUnknownKeys } from '../../core/option-keys.ts';
 import type { MemoryBroker } from './broker.ts';
 
 export interface MemoryChaosOptions {
@@ -72,7 +73,25 @@ function rate(name: string, value: number | undefined): number {
   return value;
 }
 
+const memoryKeys = {
+  top: optionKeys<MemoryTransportOptions>({
+    broker: true,
+    maxPayloadBytes: true,
+    chaos: true,
+    partitions: true,
+    group: true,
+  }),
+  chaos: optionKeys<MemoryChaosOptions>({ duplicateRate: true, maxDelayMs: true, seed: true }),
+  group: optionKeys<MemoryGroupOptions>({ leaseMs: true }),
+};
+
 export function resolveMemoryOptions(options: MemoryTransportOptions = {}): ResolvedMemoryOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`Expected \`memory\` to be an object, got ${String(options)}`);
+  }
+  rejectUnknownKeys('memory', options, memoryKeys.top);
+  rejectUnknownKeys('memory.chaos', options.chaos, memoryKeys.chaos);
+  rejectUnknownKeys('memory.group', options.group, memoryKeys.group);
   const max = options.maxPayloadBytes ?? memoryDefaults.maxPayloadBytes;
   if (!Number.isSafeInteger(max) || max <= 0) {
     throw new InvalidArgumentError(

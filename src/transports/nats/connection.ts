@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { probeServers } from './probe.ts';
 
 type Listener = () => void;
 
@@ -30,10 +31,12 @@ export class NatsConnectionManager {
   }
 
   static async open(options: ResolvedNatsOptions, clientId: string, logger: Logger) {
+    const servers = await speakingServers(options, logger);
     try {
       const nc = await connect({
         ...options.connectOptions,
-        servers: [...options.servers],
+        servers,
+        timeout: options.connectTimeoutMs,
         name: clientId,
         reconnect: true,
         maxReconnectAttempts: -1,
@@ -44,7 +47,7 @@ export class NatsConnectionManager {
       return new NatsConnectionManager(nc, logger);
     } catch (cause) {
       throw new TransportError(
-        `Could not connect to NATS at ${options.servers.join(', ')}: ${(cause as Error).message}`,
+        `Could not connect to NATS at ${servers.join(', ')} within nats.connectTimeoutMs (${options.connectTimeoutMs} ms): ${(cause as Error).message}`,
         { cause },
       );
     }
@@ -140,4 +143,35 @@ export class NatsConnectionManager {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * The configured servers that answered with INFO within connectTimeoutMs
+ * (see probe.ts: nats.js leaks the socket of a server that accepts and stays
+ * silent, so such a server is never handed to it). None answering: a
+ * TransportError naming each server and what happened, with nothing left open.
+ * Servers skipped here are still found again through the cluster's INFO
+ * (connect_urls) once connected. TLS-first servers send nothing before the
+ * handshake, so they are not probed.
+ */
+async function speakingServers(options: ResolvedNatsOptions, logger: Logger): Promise<string[]> {
+  const tls = options.connectOptions.tls;
+  if (tls !== null && tls !== undefined && tls.handshakeFirst === true) return [...options.servers];
+  const outcomes = await probeServers(options.servers, options.connectTimeoutMs);
+  const speaking = outcomes.filter((o) => o.failure === undefined).map((o) => o.server);
+  const silent = outcomes.filter((o) => o.failure !== undefined);
+  if (speaking.length === 0) {
+    throw new TransportError(
+      `Could not connect to NATS within nats.connectTimeoutMs (${options.connectTimeoutMs} ms): ${silent
+        .map((o) => `${o.server} ${o.failure}`)
+        .join('; ')}`,
+    );
+  }
+  if (silent.length > 0) {
+    logger.warn(
+      { servers: silent.map((o) => `${o.server}: ${o.failure}`) },
+      'nats: skipping servers that did not answer',
+    );
+  }
+  return speaking;
 }

@@ -9,7 +9,12 @@ import { NatsConnectionManager } from './connection.ts';
 import { type NatsTransportOptions, resolveNatsOptions } from './options.ts';
 import { NatsTransport } from './transport.ts';
 
-export type { NatsConsumerOptions, NatsStreamOptions, NatsTransportOptions } from './options.ts';
+export type {
+  NatsConsumerOptions,
+  NatsGroupOptions,
+  NatsStreamOptions,
+  NatsTransportOptions,
+} from './options.ts';
 export { NATS_DEFAULTS } from './options.ts';
 
 /** Validates options, connects, checks JetStream is available. */

@@ -4,6 +4,7 @@
  */
 import type { NodeConnectionOptions } from '@nats-io/transport-node';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { optionKeys, rejectUnknownKeys } from '../../core/option-keys.ts';
 
 export interface NatsStreamOptions {
   /** Stream MaxBytes. Default 1 GiB. */
@@ -77,6 +78,12 @@ export interface NatsTransportOptions {
   /** Timeout of JetStream API calls (stream/consumer management). Default 5,000 ms. */
   readonly apiTimeoutMs?: number;
   /**
+   * How long the first connection may take: each server must answer (send
+   * INFO) within it, else createEventBus fails with a TransportError naming
+   * the server, and no socket stays open. Default 5,000 ms.
+   */
+  readonly connectTimeoutMs?: number;
+  /**
    * Extra nats.js connection options (authentication, TLS, ...). Applied first:
    * servers, name, reconnect and ping settings above always win.
    */
@@ -99,6 +106,7 @@ export interface ResolvedNatsOptions {
   readonly maxPingOut: number;
   readonly reconnectTimeWaitMs: number;
   readonly apiTimeoutMs: number;
+  readonly connectTimeoutMs: number;
   readonly connectOptions: Omit<NodeConnectionOptions, 'servers'>;
 }
 
@@ -125,7 +133,40 @@ export const NATS_DEFAULTS = {
   maxPingOut: 2,
   reconnectTimeWaitMs: 250,
   apiTimeoutMs: 5_000,
+  connectTimeoutMs: 5_000,
 } as const satisfies Omit<ResolvedNatsOptions, 'connectOptions'>;
+
+const natsKeys = {
+  top: optionKeys<NatsTransportOptions>({
+    servers: true,
+    streamPrefix: true,
+    duplicateWindowMs: true,
+    stream: true,
+    consumer: true,
+    partitions: true,
+    group: true,
+    maxPendingPublishes: true,
+    publishTimeoutMs: true,
+    publishRetries: true,
+    closeTimeoutMs: true,
+    pingIntervalMs: true,
+    maxPingOut: true,
+    reconnectTimeWaitMs: true,
+    apiTimeoutMs: true,
+    connectTimeoutMs: true,
+    connectOptions: true,
+  }),
+  stream: optionKeys<NatsStreamOptions>({ maxBytes: true, maxMsgs: true, replicas: true }),
+  consumer: optionKeys<NatsConsumerOptions>({
+    fetchBatch: true,
+    fetchMaxWaitMs: true,
+    maxAckPending: true,
+    maxWaiting: true,
+    ackWaitMs: true,
+    ackPolicy: true,
+  }),
+  group: optionKeys<NatsGroupOptions>({ leaseMs: true }),
+};
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return `"${value.slice(0, 60)}" (string)`;
@@ -176,6 +217,11 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
   const stream = object(o.stream, 'stream');
   const consumer = object(o.consumer, 'consumer');
   const group = object(o.group, 'group');
+  // connectOptions are nats.js's own (authentication, TLS, ...): passed through as they are.
+  rejectUnknownKeys('nats', o, natsKeys.top);
+  rejectUnknownKeys('nats.stream', stream, natsKeys.stream);
+  rejectUnknownKeys('nats.consumer', consumer, natsKeys.consumer);
+  rejectUnknownKeys('nats.group', group, natsKeys.group);
   const streamPrefix = o.streamPrefix ?? NATS_DEFAULTS.streamPrefix;
   if (typeof streamPrefix !== 'string' || !STREAM_PREFIX.test(streamPrefix)) {
     throw new InvalidArgumentError(
@@ -215,6 +261,7 @@ export function resolveNatsOptions(options: NatsTransportOptions | undefined): R
     maxPingOut: integer(o.maxPingOut, 'maxPingOut', d.maxPingOut, 1),
     reconnectTimeWaitMs: integer(o.reconnectTimeWaitMs, 'reconnectTimeWaitMs', d.reconnectTimeWaitMs, 0),
     apiTimeoutMs: integer(o.apiTimeoutMs, 'apiTimeoutMs', d.apiTimeoutMs, 100),
+    connectTimeoutMs: integer(o.connectTimeoutMs, 'connectTimeoutMs', d.connectTimeoutMs, 10, 600_000),
     connectOptions: object(o.connectOptions, 'connectOptions') as Omit<NodeConnectionOptions, 'servers'>,
   };
 }

@@ -9,11 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventBus, PublishResult } from '../../../src/index.ts';
 import { createEventBus } from '../../../src/index.ts';
 import { type CheckerReport, formatReport, type OrderChecker } from '../../../src/testing/checker.ts';
+import type { KafkaTransportOptions } from '../../../src/transports/kafka/options.ts';
 
 export const uniqueName = (name: string): string => `jxt-kf-${name}-${randomUUID().slice(0, 8)}`;
 
 /** Kafka settings of the fault tests: quick group timing so a dead member is noticed in seconds. */
-export function faultKafkaOptions(brokers: readonly string[]): Record<string, unknown> {
+export function faultKafkaOptions(brokers: readonly string[]): KafkaTransportOptions {
   return {
     brokers: [...brokers],
     partitions: 6,
@@ -32,7 +33,7 @@ export interface CheckedBus {
 export async function kafkaBus(
   brokers: readonly string[],
   name: string,
-  kafka: Record<string, unknown> = {},
+  kafka: Partial<KafkaTransportOptions> = {},
 ): Promise<CheckedBus> {
   const results = new Map<string, PublishResult>();
   const bus = await createEventBus({
