@@ -4,7 +4,7 @@
  * actors finish within the deadline → nak whatever did not finish → release
  * the broker consumer.
  */
-import type { EventBusError } from '../core/errors.ts';
+import { DecodeError, type EventBusError, toError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { FlowControl, InboundMessage, Transport, TransportSubscription } from '../core/transport.ts';
 import type { Subscription } from '../core/types.ts';
@@ -18,6 +18,24 @@ export interface SubscriptionParts {
   readonly logger: Logger;
   readonly defaultCloseTimeoutMs: number;
   readonly onClosed: (s: BusSubscription) => void;
+}
+
+/**
+ * A task for any delivered message: if building it throws (it reads the
+ * message, which may be malformed in ways decode did not foresee), the task
+ * fails non-retryably with that reason, so the message is dead-lettered
+ * instead of staying in flight for ever (with ackPolicy 'all' that stalled the
+ * whole group).
+ */
+function taskFor(makeTask: (m: InboundMessage) => PoolTask, message: InboundMessage): PoolTask {
+  try {
+    return makeTask(message);
+  } catch (cause) {
+    const error = new DecodeError(`Expected a message this client can read, got: ${toError(cause).message}`, {
+      cause,
+    });
+    return { key: message.key, message, run: () => Promise.reject(error) };
+  }
 }
 
 export class BusSubscription implements Subscription {
@@ -52,7 +70,7 @@ export class BusSubscription implements Subscription {
     const flow: FlowControl = {
       freeCapacity: () => pool.freeCapacity(),
       waitForCapacity: (signal) => pool.waitForCapacity(signal),
-      deliver: (message) => pool.submit(makeTask(message)),
+      deliver: (message) => pool.submit(taskFor(makeTask, message)),
       reportError: (error) => {
         this.#lastError = error;
         logger.warn({ err: error, topic: this.topic, group: this.group }, 'transport reported a problem');

@@ -46,6 +46,10 @@ class KeyedActorPool implements ActorPool {
   /** Tasks the pool finished (acked, termed, or nak-ed after a failed dead-letter). */
   #settled = 0;
   #restarts = 0;
+  /** Timed-out handlers that never settled (their actors wait). */
+  #stuck = 0;
+  /** Actors waiting on a failing dead-letter publish. */
+  #deadLetterFailing = 0;
   /** Tasks let go unrun because their lane was lost (handoff, lease, rewind). */
   #fenced = 0;
   /** Coarse clock for inbox stamps: refreshed when the sweep starts and on each tick. */
@@ -80,6 +84,13 @@ class KeyedActorPool implements ActorPool {
       inboxBelowBound: () => {
         this.#fullInboxes--;
         if (this.#waiters.length !== 0) this.#wakeWaiters();
+      },
+      stuckChanged: (delta) => {
+        this.#stuck += delta;
+        this.#safely(() => options.metrics.stuckHandlers(this.#stuck), 'Reporting stuck handlers failed');
+      },
+      deadLetterFailingChanged: (delta) => {
+        this.#deadLetterFailing += delta;
       },
       restarted: () => {
         this.#restarts++;
@@ -154,6 +165,8 @@ class KeyedActorPool implements ActorPool {
       parkedAggregates: this.#parked.size,
       restarts: this.#restarts,
       fenced: this.#fenced,
+      stuckHandlers: this.#stuck,
+      deadLetterFailing: this.#deadLetterFailing,
     };
   }
 
@@ -302,6 +315,15 @@ class KeyedActorPool implements ActorPool {
     } catch (error) {
       const { topic, group } = this.#options;
       this.#logError({ topic, group, err: toError(error) }, 'Nak failed');
+    }
+  }
+
+  #safely(report: () => void, message: string): void {
+    try {
+      report();
+    } catch (error) {
+      const { topic, group } = this.#options;
+      this.#logError({ topic, group, err: toError(error) }, message);
     }
   }
 

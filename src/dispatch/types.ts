@@ -51,8 +51,8 @@ export interface ResolvedPoolOptions {
   /**
    * Makes the failed message durable elsewhere (publishes to `<topic>.DLQ` or
    * `<topic>.PARKED` and waits for the broker ack). The pool terms the message
-   * only after this resolves; if it rejects, the pool naks the message instead
-   * (it will come back) and logs.
+   * only after this resolves; if it rejects, the message stays held (its
+   * aggregate waits) and the call is retried with backoff.
    */
   readonly deadLetter: (request: DeadLetterRequest) => Promise<void>;
   readonly metrics: PoolMetrics;
@@ -75,6 +75,10 @@ export interface PoolStats {
   readonly restarts: number;
   /** Tasks let go unrun because their partition (lane) was lost. */
   readonly fenced: number;
+  /** Timed-out handlers that ignored their abort and never settled: their actors wait. */
+  readonly stuckHandlers: number;
+  /** Messages whose dead-letter publish keeps failing: held (their aggregates wait), retried. */
+  readonly deadLetterFailing: number;
 }
 
 export interface ActorPool {

@@ -258,7 +258,7 @@ class MemoryTransport implements Transport {
 
   send(message: OutboundMessage, done: PublishCallback): void {
     let outcome: PublishOutcome;
-    const size = encodedSize(message.data, message.headers);
+    const size = encodedSize(message.data, message.headers, message.msgId);
     if (size > this.maxPayloadBytes) {
       outcome = { ok: false, error: new PayloadTooLargeError(size, this.maxPayloadBytes) };
     } else {
