@@ -295,6 +295,9 @@ class EventBusImpl implements EventBus {
           }),
     });
     await this.#ensureTopic(topic, kind);
+    // A custom dead-letter topic is created now, as an envelope topic (durable):
+    // whoever touches it first decides its storage (`*.DLQ` is durable by name).
+    if (options.deadLetterTopic !== undefined) await this.#ensureTopic(deadLetterTopic, 'envelope');
     const subscription = new BusSubscription({
       transport: this.#transport,
       pool: createActorPool(poolOptions),
@@ -358,17 +361,29 @@ class EventBusImpl implements EventBus {
 
   health(): HealthReport {
     const transport = this.#transport.health();
+    let troubled = false;
     const subscriptions = [...this.#subscriptions].map((s) => {
       const stats = s.pool.stats();
+      // Only what is wrong now: a stuck handler, a dead letter that cannot be
+      // published, a transport problem not yet over (see BusSubscription.lastError).
+      const problems: string[] = [];
+      if (stats.stuckHandlers > 0) problems.push(`${stats.stuckHandlers} stuck handler(s)`);
+      if (stats.deadLetterFailing > 0) problems.push(`${stats.deadLetterFailing} dead letter(s) failing`);
+      const lastError = s.lastError;
+      if (lastError !== undefined) problems.push(lastError.message);
+      if (problems.length > 0) troubled = true;
       return {
         topic: s.topic,
         group: s.group,
         inFlight: stats.inFlight,
         queued: stats.queued,
         parkedAggregates: stats.parkedAggregates,
+        stuckHandlers: stats.stuckHandlers,
+        deadLetterFailing: stats.deadLetterFailing,
+        ...(problems.length > 0 ? { problems } : {}),
       };
     });
-    const degraded = !transport.connected || [...this.#subscriptions].some((s) => s.lastError !== undefined);
+    const degraded = !transport.connected || troubled;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,

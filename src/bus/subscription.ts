@@ -38,6 +38,9 @@ function taskFor(makeTask: (m: InboundMessage) => PoolTask, message: InboundMess
   }
 }
 
+/** How long a transport error counts for health() when nothing shows recovery. */
+export const transportErrorCurrentMs = 30_000;
+
 export class BusSubscription implements Subscription {
   readonly topic: string;
   readonly group: string;
@@ -47,6 +50,8 @@ export class BusSubscription implements Subscription {
   #resolveClosed!: () => void;
   readonly closed: Promise<void>;
   #lastError: EventBusError | undefined;
+  /** performance.now() of the last transport error report. */
+  #lastErrorAt = 0;
 
   constructor(parts: SubscriptionParts) {
     this.#parts = parts;
@@ -61,7 +66,15 @@ export class BusSubscription implements Subscription {
     return this.#parts.pool;
   }
 
+  /**
+   * The transport's latest problem while it is current: until the transport
+   * delivers again (it recovered) or, on an idle topic, for
+   * {@link transportErrorCurrentMs} after the report.
+   */
   get lastError(): EventBusError | undefined {
+    if (this.#lastError !== undefined && performance.now() - this.#lastErrorAt > transportErrorCurrentMs) {
+      this.#lastError = undefined;
+    }
     return this.#lastError;
   }
 
@@ -70,9 +83,13 @@ export class BusSubscription implements Subscription {
     const flow: FlowControl = {
       freeCapacity: () => pool.freeCapacity(),
       waitForCapacity: (signal) => pool.waitForCapacity(signal),
-      deliver: (message) => pool.submit(taskFor(makeTask, message)),
+      deliver: (message) => {
+        this.#lastError = undefined; // delivering again: whatever was wrong is over
+        pool.submit(taskFor(makeTask, message));
+      },
       reportError: (error) => {
         this.#lastError = error;
+        this.#lastErrorAt = performance.now();
         logger.warn({ err: error, topic: this.topic, group: this.group }, 'transport reported a problem');
       },
     };

@@ -126,6 +126,12 @@ export interface HealthReport {
     readonly inFlight: number;
     readonly queued: number;
     readonly parkedAggregates: number;
+    /** Timed-out handlers that ignore their abort and have not settled (their actors wait). */
+    readonly stuckHandlers: number;
+    /** Messages held because their dead-letter publish keeps failing (their aggregates wait). */
+    readonly deadLetterFailing: number;
+    /** What is wrong with this subscription now; absent when nothing is. */
+    readonly problems?: readonly string[];
   }>;
   readonly details?: Readonly<Record<string, unknown>>;
 }
