@@ -49,6 +49,6 @@ describe('console logger', () => {
       logger.warn({ err: hostile }, 'hostile');
     });
     assert.deepEqual(entries[0]?.cyclic, { n: '1', self: '[circular]' });
-    assert.equal((entries[1]?.err as Record<string, unknown>).message, 'hostile');
+    assert.equal((entries[1]?.err as Record<string, unknown> | undefined)?.message, 'hostile');
   });
 });
