@@ -132,7 +132,8 @@ class EnvelopeTask implements PoolTask {
     // The envelope names its aggregate: only fall back to (lazily decoded) headers without one.
     const { key, error } = keyFrom(envelope, message);
     this.key = key;
-    this.#decodeError ??= error;
+    // Headers that cannot be parsed are the first thing wrong (and why nothing else could be read).
+    if (error !== undefined) this.#decodeError = error;
   }
 
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {
