@@ -371,6 +371,8 @@ class EventBusImpl implements EventBus {
       if (stats.deadLetterFailing > 0) problems.push(`${stats.deadLetterFailing} dead letter(s) failing`);
       const lastError = s.lastError;
       if (lastError !== undefined) problems.push(lastError.message);
+      const loop = s.redeliveryLoop;
+      if (loop !== undefined) problems.push(loop);
       if (problems.length > 0) troubled = true;
       return {
         topic: s.topic,

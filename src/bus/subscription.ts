@@ -41,6 +41,9 @@ function taskFor(makeTask: (m: InboundMessage) => PoolTask, message: InboundMess
 /** How long a transport error counts for health() when nothing shows recovery. */
 export const transportErrorCurrentMs = 30_000;
 
+/** Deliveries of one message from which health() reports a redelivery loop. */
+export const redeliveryLoopCount = 10;
+
 export class BusSubscription implements Subscription {
   readonly topic: string;
   readonly group: string;
@@ -52,6 +55,8 @@ export class BusSubscription implements Subscription {
   #lastError: EventBusError | undefined;
   /** performance.now() of the last transport error report. */
   #lastErrorAt = 0;
+  /** The last delivery that had been delivered many times before (a redelivery loop), and when. */
+  #redelivered: { readonly count: number; readonly at: number } | undefined;
 
   constructor(parts: SubscriptionParts) {
     this.#parts = parts;
@@ -78,6 +83,17 @@ export class BusSubscription implements Subscription {
     return this.#lastError;
   }
 
+  /** A message delivered {@link redeliveryLoopCount} times or more in the last {@link transportErrorCurrentMs}: something loops. */
+  get redeliveryLoop(): string | undefined {
+    const seen = this.#redelivered;
+    if (seen === undefined) return undefined;
+    if (performance.now() - seen.at > transportErrorCurrentMs) {
+      this.#redelivered = undefined;
+      return undefined;
+    }
+    return `a message was delivered ${seen.count} times (redelivery loop?)`;
+  }
+
   async start(): Promise<void> {
     const { transport, pool, options, makeTask, logger } = this.#parts;
     const flow: FlowControl = {
@@ -85,6 +101,9 @@ export class BusSubscription implements Subscription {
       waitForCapacity: (signal) => pool.waitForCapacity(signal),
       deliver: (message) => {
         this.#lastError = undefined; // delivering again: whatever was wrong is over
+        if (message.deliveryCount >= redeliveryLoopCount) {
+          this.#redelivered = { count: message.deliveryCount, at: performance.now() };
+        }
         pool.submit(taskFor(makeTask, message));
       },
       reportError: (error) => {

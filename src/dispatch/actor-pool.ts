@@ -9,6 +9,7 @@ import { BusClosedError, EventBusError, toError } from '../core/errors.ts';
 import { actorIndexFor } from '../core/hash.ts';
 import type { InboundMessage } from '../core/transport.ts';
 import { Actor, type ActorHost } from './actor.ts';
+import { abortableSleep, backoffDelay } from './backoff.ts';
 import { Sweep, sweepPeriodMs } from './sweep.ts';
 import type { ActorPool, DrainResult, PoolStats, PoolTask, ResolvedPoolOptions } from './types.ts';
 
@@ -36,6 +37,12 @@ class KeyedActorPool implements ActorPool {
   readonly #parked = new Map<string, Error>();
   /** Tasks of parked aggregates whose move to the parking place is pending. */
   readonly #parking = new Set<PoolTask>();
+  /**
+   * The same tasks per aggregate, in order: each aggregate's moves run one at
+   * a time, so they reach the parking place in order even when one fails and
+   * is retried.
+   */
+  readonly #parkQueues = new Map<string, PoolTask[]>();
   #accepting = true;
   /** Tasks on the actors: queued plus held. */
   #load = 0;
@@ -210,6 +217,7 @@ class KeyedActorPool implements ActorPool {
       abandoned++;
     }
     this.#parking.clear();
+    this.#parkQueues.clear();
     this.#load = 0;
     this.#fullInboxes = 0;
     this.#stop.abort(reason);
@@ -246,34 +254,79 @@ class KeyedActorPool implements ActorPool {
     this.#load--;
     this.#parking.add(task);
     if (this.#waiters.length !== 0) this.#wakeWaiters();
-    const error = new EventBusError('EVENTBUS_DEAD_LETTER', `Aggregate "${key}" is parked`, {
-      cause: this.#parked.get(key),
-    });
-    let moved: Promise<void>;
-    try {
-      moved = Promise.resolve(
-        this.#options.deadLetter({ task, key, error, attempts: 0, disposition: 'parked' }),
-      );
-    } catch (failure) {
-      moved = Promise.reject(failure);
+    const queue = this.#parkQueues.get(key);
+    if (queue !== undefined) {
+      queue.push(task);
+      return;
     }
-    moved.then(
-      () => this.#parkSettled(task, key, undefined),
-      (failure: unknown) => this.#parkSettled(task, key, toError(failure)),
-    );
+    this.#parkQueues.set(key, [task]);
+    void this.#moveParked(key);
   }
 
-  #parkSettled(task: PoolTask, key: string, failure: Error | undefined): void {
-    if (!this.#parking.delete(task)) return; // nak-ed at the drain deadline
+  /**
+   * Moves an aggregate's parked tasks one after another. A failed move is not
+   * nak-ed (the broker would hand it straight back: a loop, and out of order):
+   * it is retried with backoff while the task waits, counted and logged.
+   * Never rejects.
+   */
+  async #moveParked(key: string): Promise<void> {
+    const { metrics, topic, group, backoff } = this.#options;
+    const sleep = this.#options.sleep ?? abortableSleep;
+    const queue = this.#parkQueues.get(key) as PoolTask[];
+    let failing = false;
+    try {
+      for (let failures = 0; queue.length > 0; ) {
+        const task = queue[0] as PoolTask;
+        if (!this.#parking.has(task)) break; // nak-ed at the drain deadline
+        const error = new EventBusError('EVENTBUS_DEAD_LETTER', `Aggregate "${key}" is parked`, {
+          cause: this.#parked.get(key),
+        });
+        let failure: Error | undefined;
+        try {
+          await this.#options.deadLetter({ task, key, error, attempts: 0, disposition: 'parked' });
+        } catch (thrown) {
+          failure = toError(thrown);
+        }
+        if (!this.#parking.has(task)) break;
+        if (failure === undefined) {
+          queue.shift();
+          failures = 0;
+          if (failing) {
+            failing = false;
+            this.#deadLetterFailing--;
+          }
+          this.#parkSettled(task, key);
+          continue;
+        }
+        failures++;
+        if (!failing) {
+          failing = true;
+          this.#deadLetterFailing++;
+        }
+        this.#safely(() => metrics.deadLetterFailed(), 'Reporting a failed move failed');
+        this.#logError(
+          { topic, group, key, failures, err: failure },
+          'Parking a message failed; it waits (in order) and the move is retried',
+        );
+        try {
+          await sleep(backoffDelay(failures, backoff), this.#stop.signal);
+        } catch {
+          break; // the drain deadline: everything still parking was nak-ed
+        }
+      }
+    } finally {
+      if (failing) this.#deadLetterFailing--;
+      this.#parkQueues.delete(key);
+      if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
+    }
+  }
+
+  #parkSettled(task: PoolTask, key: string): void {
+    this.#parking.delete(task);
     const { metrics, topic, group } = this.#options;
     try {
-      if (failure === undefined) {
-        task.message.term(`parked: aggregate "${key}" is parked`);
-        metrics.deadLettered('parked');
-      } else {
-        task.message.nak();
-        this.#logError({ topic, group, key, err: failure }, 'Parking a message failed; message nak-ed');
-      }
+      task.message.term(`parked: aggregate "${key}" is parked`);
+      metrics.deadLettered('parked');
     } catch (error) {
       this.#logError({ topic, group, key, err: toError(error) }, 'Settling a parked message failed');
     } finally {

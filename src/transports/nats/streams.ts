@@ -191,12 +191,7 @@ export class StreamRegistry {
         { retryable: false },
       );
     }
-    if (info.config.storage !== storage && storage === StorageType.File) {
-      this.#logger.error(
-        { stream: name, topic, expected: storage, actual: info.config.storage },
-        `nats: stream ${name} uses ${info.config.storage} storage, so its messages are lost on a server restart; ${topic} needs file storage (recreate the stream, see \`eventbus doctor\`)`,
-      );
-    } else if (info.config.storage !== storage) {
+    if (info.config.storage !== storage) {
       this.#logger.warn(
         { stream: name, topic, expected: storage, actual: info.config.storage },
         `nats: stream ${name} uses ${info.config.storage} storage, ${kind} topics normally use ${storage}; using it as is`,
