@@ -21,6 +21,7 @@ import {
 import type {
   MessageKind,
   OutboundMessage,
+  ParkingLot,
   PublishOutcome,
   Transport,
   TransportContext,
@@ -281,8 +282,11 @@ class EventBusImpl implements EventBus {
     const ackDeadline = this.#transport.ackDeadlineMs?.(
       options.handlerTimeoutMs ?? poolDefaults.handlerTimeoutMs,
     );
+    // The park policy keeps its state with the broker (when the transport can), so it survives restarts.
+    const parkingLot =
+      options.deadLetterPolicy === 'park' ? await this.#transport.parkingLot?.(topic, group) : undefined;
     const poolOptions = resolvePoolOptions(topic, group, kind, options, {
-      deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request),
+      deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request, parkingLot),
       metrics: this.#metrics.forPool(topic, group),
       logger: this.#options.logger,
       ...(ackDeadline === undefined
@@ -298,9 +302,12 @@ class EventBusImpl implements EventBus {
     // A custom dead-letter topic is created now, as an envelope topic (durable):
     // whoever touches it first decides its storage (`*.DLQ` is durable by name).
     if (options.deadLetterTopic !== undefined) await this.#ensureTopic(deadLetterTopic, 'envelope');
+    const pool = createActorPool(poolOptions);
+    if (parkingLot !== undefined) pool.restoreParked(await parkingLot.list());
     const subscription = new BusSubscription({
       transport: this.#transport,
-      pool: createActorPool(poolOptions),
+      pool,
+      parkingLot,
       options: poolOptions,
       makeTask: taskFactory(topic, group),
       logger: this.#options.logger,
@@ -323,7 +330,13 @@ class EventBusImpl implements EventBus {
     group: string,
     deadLetterTopic: string,
     request: DeadLetterRequest,
+    parkingLot: ParkingLot | undefined,
   ): Promise<void> {
+    // Parked with the broker before the dead letter, so no restart (or other
+    // member) can run the aggregate's newer events once this one is given up on.
+    if (parkingLot !== undefined && request.disposition === 'dead-letter' && request.task.key !== undefined) {
+      await parkingLot.park(request.key, request.error.message || request.error.name);
+    }
     const message = deadLetterMessage(
       topic,
       group,

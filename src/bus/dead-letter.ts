@@ -56,6 +56,10 @@ export function deadLetterMessage(
   const read = readHeaders(original);
   const copied: Record<string, string> = read instanceof DecodeError ? {} : { ...read };
   delete copied[Headers.natsMsgId];
+  // A replayed parked event carries the X-DLQ-* headers of its first parking: they are rewritten.
+  for (const name of Object.keys(copied)) {
+    if (name.startsWith('X-DLQ-') && name !== Headers.deadLetterReplayOf) delete copied[name];
+  }
   const reason = request.error.message || request.error.name || 'unknown error';
   const ours: Record<string, string> = {
     [Headers.deadLetterReason]: headerSafe(reason, REASON_MAX),
@@ -63,6 +67,7 @@ export function deadLetterMessage(
     [Headers.deadLetterTopic]: topic,
     [Headers.deadLetterPolicy]: parked ? 'parked' : 'dead-letter',
     [Headers.deadLetterGroup]: group,
+    [Headers.deadLetterKey]: request.key,
   };
   if (original.sequence !== undefined) ours[Headers.deadLetterSequence] = String(original.sequence);
   if (read instanceof DecodeError) ours[unreadableHeadersHeader] = 'true';
@@ -70,7 +75,11 @@ export function deadLetterMessage(
   // settled) must de-duplicate, but a *different* message must not: stream
   // sequences restart when a stream is recreated, so the id also carries the
   // eventId (or, for bytes without one, a digest of the bytes).
-  const identity = `${original.sequence ?? '-'}:${copied[Headers.eventId] ?? digest(original.data)}`;
+  // A replayed parked event has no stream sequence: its place in the parked topic identifies it.
+  const place =
+    original.sequence ??
+    (copied[Headers.deadLetterReplayOf] ? `r${copied[Headers.deadLetterReplayOf]}` : '-');
+  const identity = `${place}:${copied[Headers.eventId] ?? digest(original.data)}`;
   const msgId = `${topic}:${group}:${identity}:${parked ? 'parked' : 'dlq'}`;
   const headers = fit(original.data, copied, ours, msgId, limit);
   return {

@@ -4,11 +4,26 @@
  * actors finish within the deadline → nak whatever did not finish → release
  * the broker consumer.
  */
-import { DecodeError, type EventBusError, toError } from '../core/errors.ts';
+import {
+  BusClosedError,
+  DecodeError,
+  type EventBusError,
+  InvalidArgumentError,
+  TransportError,
+  toError,
+} from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { FlowControl, InboundMessage, Transport, TransportSubscription } from '../core/transport.ts';
+import type {
+  FlowControl,
+  InboundMessage,
+  ParkedEntry,
+  ParkingLot,
+  Transport,
+  TransportSubscription,
+} from '../core/transport.ts';
 import type { Subscription } from '../core/types.ts';
 import type { ActorPool, PoolTask, ResolvedPoolOptions } from '../dispatch/types.ts';
+import { replayMessages } from './replay.ts';
 
 export interface SubscriptionParts {
   readonly transport: Transport;
@@ -18,6 +33,8 @@ export interface SubscriptionParts {
   readonly logger: Logger;
   readonly defaultCloseTimeoutMs: number;
   readonly onClosed: (s: BusSubscription) => void;
+  /** The park policy's state with the broker (when the transport has one). */
+  readonly parkingLot?: ParkingLot | undefined;
 }
 
 /**
@@ -121,6 +138,39 @@ export class BusSubscription implements Subscription {
       },
       flow,
     );
+  }
+
+  async resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
+    const { pool, makeTask, parkingLot, logger } = this.#parts;
+    if (typeof aggregateId !== 'string' || aggregateId === '') {
+      throw new InvalidArgumentError(
+        `Expected an aggregateId (non-empty string), got ${String(aggregateId)}`,
+      );
+    }
+    if (this.#closing) throw new BusClosedError('The subscription is closed or closing');
+    if (!(await pool.beginResume(aggregateId))) return { resumed: false, replayed: 0 };
+    let entries: ParkedEntry[];
+    try {
+      entries = parkingLot === undefined ? [] : await parkingLot.read(aggregateId);
+    } catch (error) {
+      pool.abortResume(aggregateId);
+      throw new TransportError(`Failed to read the parked events of "${aggregateId}"`, { cause: error });
+    }
+    const replay = replayMessages(this.topic, entries, parkingLot, logger);
+    pool.finishResume(
+      aggregateId,
+      replay.messages.map((message) => taskFor(makeTask, message)),
+    );
+    logger.info(
+      { topic: this.topic, group: this.group, key: aggregateId, replayed: entries.length },
+      'Aggregate resumed: replaying its parked events',
+    );
+    await replay.settled;
+    // Parked again meanwhile (a replayed event failed): it stays parked with the broker.
+    if (parkingLot !== undefined && !pool.parkedKeys().includes(aggregateId)) {
+      await parkingLot.unpark(aggregateId);
+    }
+    return { resumed: true, replayed: entries.length };
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {

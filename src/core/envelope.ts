@@ -80,6 +80,10 @@ export const Headers = {
   deadLetterSequence: 'X-DLQ-Original-Sequence',
   deadLetterPolicy: 'X-DLQ-Policy',
   deadLetterGroup: 'X-DLQ-Group',
+  /** The aggregate (routing key) a dead letter or parked event belongs to. */
+  deadLetterKey: 'X-DLQ-Key',
+  /** On a parked event being replayed: its sequence in `<topic>.PARKED`. */
+  deadLetterReplayOf: 'X-DLQ-Replay-Of',
 } as const;
 
 function normaliseTimestamp(value: unknown): string {

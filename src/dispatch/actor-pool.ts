@@ -43,6 +43,10 @@ class KeyedActorPool implements ActorPool {
    * is retried.
    */
   readonly #parkQueues = new Map<string, PoolTask[]>();
+  /** Aggregates being resumed → their tasks held back meanwhile (in order). */
+  readonly #resuming = new Map<string, PoolTask[]>();
+  /** Resolvers waiting for an aggregate's moves to the parking place to finish. */
+  readonly #movesDone = new Map<string, Array<() => void>>();
   #accepting = true;
   /** Tasks on the actors: queued plus held. */
   #load = 0;
@@ -155,6 +159,52 @@ class KeyedActorPool implements ActorPool {
     return this.#parked.delete(key);
   }
 
+  restoreParked(parked: ReadonlyMap<string, string>): void {
+    for (const [key, reason] of parked) {
+      if (!this.#parked.has(key)) {
+        this.#parked.set(key, new EventBusError('EVENTBUS_DEAD_LETTER', `parked earlier: ${reason}`));
+      }
+    }
+  }
+
+  beginResume(key: string): Promise<boolean> {
+    if (!this.#parked.has(key) || this.#resuming.has(key)) return Promise.resolve(false);
+    this.#resuming.set(key, []);
+    if (!this.#parkQueues.has(key)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiting = this.#movesDone.get(key) ?? [];
+      waiting.push(() => resolve(true));
+      this.#movesDone.set(key, waiting);
+    });
+  }
+
+  finishResume(key: string, replay: readonly PoolTask[]): void {
+    const held = this.#resuming.get(key) ?? [];
+    this.#resuming.delete(key);
+    for (const task of held) this.#parking.delete(task);
+    this.#parked.delete(key);
+    const tasks = [...replay, ...held];
+    if (tasks.length === 0) return;
+    const actor = this.#actors[actorIndexFor(key, this.#actors.length)] as Actor;
+    if (!this.#sweep.running) {
+      this.#clock = performance.now();
+      this.#sweep.ensureRunning();
+    }
+    const wasFull = actor.queued >= this.#options.inboxSize;
+    this.#load += tasks.length;
+    actor.pushFront(tasks, key, this.#clock);
+    if (!wasFull && actor.queued >= this.#options.inboxSize) this.#fullInboxes++;
+  }
+
+  abortResume(key: string): void {
+    const held = this.#resuming.get(key) ?? [];
+    this.#resuming.delete(key);
+    for (const task of held) {
+      this.#parking.delete(task);
+      this.#queueMove(task, key);
+    }
+  }
+
   parkedKeys(): readonly string[] {
     return [...this.#parked.keys()];
   }
@@ -218,6 +268,7 @@ class KeyedActorPool implements ActorPool {
     }
     this.#parking.clear();
     this.#parkQueues.clear();
+    this.#resuming.clear();
     this.#load = 0;
     this.#fullInboxes = 0;
     this.#stop.abort(reason);
@@ -252,8 +303,19 @@ class KeyedActorPool implements ActorPool {
    */
   #divert(task: PoolTask, key: string): void {
     this.#load--;
-    this.#parking.add(task);
     if (this.#waiters.length !== 0) this.#wakeWaiters();
+    const held = this.#resuming.get(key);
+    if (held !== undefined) {
+      // Being resumed: held back until its parked events are queued ahead of it.
+      this.#parking.add(task);
+      held.push(task);
+      return;
+    }
+    this.#queueMove(task, key);
+  }
+
+  #queueMove(task: PoolTask, key: string): void {
+    this.#parking.add(task);
     const queue = this.#parkQueues.get(key);
     if (queue !== undefined) {
       queue.push(task);
@@ -317,6 +379,9 @@ class KeyedActorPool implements ActorPool {
     } finally {
       if (failing) this.#deadLetterFailing--;
       this.#parkQueues.delete(key);
+      const waiting = this.#movesDone.get(key);
+      this.#movesDone.delete(key);
+      for (const resolve of waiting ?? []) resolve();
       if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
     }
   }

@@ -111,6 +111,15 @@ export class Actor {
     }
   }
 
+  /** Queues tasks ahead of everything queued, in the given order (see ActorPool.finishResume). */
+  pushFront(tasks: readonly PoolTask[], key: string, stamp: number): void {
+    for (let i = tasks.length - 1; i >= 0; i--) this.#inbox.unshift(tasks[i] as PoolTask, key, stamp);
+    if (!this.#active && tasks.length > 0) {
+      this.#active = true;
+      queueMicrotask(this.#kick);
+    }
+  }
+
   /**
    * Called by the pool's sweep (one timer per pool): times out a handler that
    * ran too long, and tells the broker that held and queued messages are

@@ -94,6 +94,22 @@ export interface ActorPool {
   drain(deadline: AbortSignal): Promise<DrainResult>;
   /** Requeue a parked aggregate: clears its parked flag (operator action). */
   unpark(key: string): boolean;
+  /** Marks aggregates parked (state restored from the broker at subscribe). */
+  restoreParked(parked: ReadonlyMap<string, string>): void;
+  /**
+   * Starts resuming a parked aggregate: its tasks are held back from now on
+   * (neither run nor moved); resolves once every move to the parking place
+   * already under way is durable. False when the key is not parked.
+   */
+  beginResume(key: string): Promise<boolean>;
+  /**
+   * Ends a resume: unparks the aggregate and queues `replay` (its parked
+   * events, oldest first) and then the tasks held back, ahead of anything
+   * queued, so they run before the aggregate's newer events.
+   */
+  finishResume(key: string, replay: readonly PoolTask[]): void;
+  /** A resume that failed: the held-back tasks are moved to the parking place. */
+  abortResume(key: string): void;
   parkedKeys(): readonly string[];
   stats(): PoolStats;
 }

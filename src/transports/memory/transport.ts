@@ -6,6 +6,7 @@ import type {
   FlowControl,
   InboundMessage,
   OutboundMessage,
+  ParkingLot,
   PublishCallback,
   PublishOutcome,
   Transport,
@@ -23,6 +24,7 @@ import {
   type TopicLog,
 } from './broker.ts';
 import { type MemoryTransportOptions, type ResolvedMemoryOptions, resolveMemoryOptions } from './options.ts';
+import { memoryParkingLot } from './parking-lot.ts';
 
 const BATCH = 256;
 
@@ -250,6 +252,10 @@ class MemoryTransport implements Transport {
     this.#broker = broker;
     this.#options = options;
     this.maxPayloadBytes = options.maxPayloadBytes;
+  }
+
+  async parkingLot(topic: string, group: string): Promise<ParkingLot> {
+    return memoryParkingLot(this.#broker, topic, group);
   }
 
   async ensureTopic(topic: string): Promise<void> {
