@@ -41,7 +41,7 @@ export function parseDlqRequeueArgs(argv: readonly string[]): DlqRequeueOptions 
   if (values.parked) {
     throw new InvalidArgumentError(
       `Requeue from ${topic}.PARKED is not supported: events requeued from here would only be parked ` +
-        'again, or run after the aggregate\'s newer events. Resume the aggregate in the consuming process with ' +
+        "again, or run after the aggregate's newer events. Resume the aggregate in the consuming process with " +
         '`subscription.resume(aggregateId)`: it replays the parked events in order, ahead of newer ones, and ' +
         'unparks; `dlq list --parked` shows what is parked.',
     );
