@@ -2,7 +2,6 @@
  * The event bus: envelopes in and out, the publish window and its results,
  * one actor pool per subscription, and the single graceful shutdown path.
  */
-import { createHash } from 'node:crypto';
 import { context, propagation, trace } from '@opentelemetry/api';
 import {
   createEnvelope,
@@ -10,7 +9,6 @@ import {
   encodedSize,
   encodeEnvelope,
   envelopeHeaders,
-  Headers,
   newEventId,
 } from '../core/envelope.ts';
 import {
@@ -23,6 +21,7 @@ import {
 import type {
   MessageKind,
   OutboundMessage,
+  ParkingLot,
   PublishOutcome,
   Transport,
   TransportContext,
@@ -44,6 +43,7 @@ import { createActorPool } from '../dispatch/actor-pool.ts';
 import { poolDefaults, resolvePoolOptions } from '../dispatch/options.ts';
 import type { DeadLetterRequest } from '../dispatch/types.ts';
 import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
+import { deadLetterMessage } from './dead-letter.ts';
 import { KeySequencer } from './key-sequencer.ts';
 import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
 import { PublishResultHub } from './publish-results.ts';
@@ -80,17 +80,6 @@ function assertTopic(topic: unknown): asserts topic is string {
       `Expected a topic of dot-separated tokens of [A-Za-z0-9_-] (at most 200 characters), got ${JSON.stringify(topic)}`,
     );
   }
-}
-
-/** Header values must stay on one line and reasonably short. */
-/** A short stable digest of a message's bytes (dead-letter ids of messages without an eventId). */
-function digest(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex').slice(0, 24);
-}
-
-function headerSafe(text: string, max = 512): string {
-  const flat = text.replace(/[\r\n]+/g, ' ');
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 interface PendingMeta {
@@ -171,7 +160,7 @@ class EventBusImpl implements EventBus {
     const headers = envelopeHeaders(envelope);
     if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));
     this.#injectTraceContext(headers);
-    await this.#admit(topic, 'envelope', data, headers, options?.signal);
+    await this.#admit(topic, 'envelope', data, headers, envelope.eventId, options?.signal);
     this.#send(
       { topic, kind: 'envelope', data, headers, msgId: envelope.eventId, key: envelope.aggregateId },
       {
@@ -194,7 +183,7 @@ class EventBusImpl implements EventBus {
     const msgId = options?.msgId ?? newEventId();
     const headers: Record<string, string> = { ...options?.headers };
     this.#injectTraceContext(headers);
-    await this.#admit(topic, 'raw', data, headers, options?.signal);
+    await this.#admit(topic, 'raw', data, headers, msgId, options?.signal);
     this.#send(
       { topic, kind: 'raw', data, headers, msgId, key: options?.key },
       { topic, eventId: msgId, aggregateId: options?.key, eventType: undefined, sentAt: 0 },
@@ -213,9 +202,10 @@ class EventBusImpl implements EventBus {
     kind: MessageKind,
     data: Uint8Array,
     headers: Record<string, string>,
+    msgId: string,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    const size = encodedSize(data, headers);
+    const size = encodedSize(data, headers, msgId);
     const limit = this.#transport.maxPayloadBytes;
     if (size > limit) throw new PayloadTooLargeError(size, limit);
     const preparing = this.#ensureTopic(topic, kind);
@@ -269,12 +259,14 @@ class EventBusImpl implements EventBus {
     handler: EnvelopeHandler<P>,
     options: SubscribeOptions = {},
   ): Promise<Subscription> {
+    if (typeof handler !== 'function') return Promise.reject(notAHandler(handler));
     return this.#subscribe(topic, 'envelope', options, (t, g) =>
       envelopeTaskFactory(t, g, handler as EnvelopeHandler<unknown>),
     );
   }
 
   subscribe(topic: string, handler: RawHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (typeof handler !== 'function') return Promise.reject(notAHandler(handler));
     return this.#subscribe(topic, 'raw', options, (t, g) => rawTaskFactory(t, g, handler));
   }
 
@@ -286,7 +278,6 @@ class EventBusImpl implements EventBus {
   ): Promise<Subscription> {
     this.#assertOpen();
     assertTopic(topic);
-    if (typeof taskFactory !== 'function') throw new InvalidArgumentError('Expected a handler function');
     const group = options.group ?? this.clientId;
     const deadLetterTopic = options.deadLetterTopic ?? `${topic}.DLQ`;
     assertTopic(deadLetterTopic);
@@ -295,8 +286,11 @@ class EventBusImpl implements EventBus {
     const ackDeadline = this.#transport.ackDeadlineMs?.(
       options.handlerTimeoutMs ?? poolDefaults.handlerTimeoutMs,
     );
+    // The park policy keeps its state with the broker (when the transport can), so it survives restarts.
+    const parkingLot =
+      options.deadLetterPolicy === 'park' ? await this.#transport.parkingLot?.(topic, group) : undefined;
     const poolOptions = resolvePoolOptions(topic, group, kind, options, {
-      deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request),
+      deadLetter: (request) => this.#deadLetter(topic, group, deadLetterTopic, request, parkingLot),
       metrics: this.#metrics.forPool(topic, group),
       logger: this.#options.logger,
       ...(ackDeadline === undefined
@@ -309,9 +303,15 @@ class EventBusImpl implements EventBus {
           }),
     });
     await this.#ensureTopic(topic, kind);
+    // A custom dead-letter topic is created now, as an envelope topic (durable):
+    // whoever touches it first decides its storage (`*.DLQ` is durable by name).
+    if (options.deadLetterTopic !== undefined) await this.#ensureTopic(deadLetterTopic, 'envelope');
+    const pool = createActorPool(poolOptions);
+    if (parkingLot !== undefined) pool.restoreParked(await parkingLot.list());
     const subscription = new BusSubscription({
       transport: this.#transport,
-      pool: createActorPool(poolOptions),
+      pool,
+      parkingLot,
       options: poolOptions,
       makeTask: taskFactory(topic, group),
       logger: this.#options.logger,
@@ -334,33 +334,22 @@ class EventBusImpl implements EventBus {
     group: string,
     deadLetterTopic: string,
     request: DeadLetterRequest,
+    parkingLot: ParkingLot | undefined,
   ): Promise<void> {
-    const parked = request.disposition === 'parked';
-    const target = parked ? `${topic}.PARKED` : deadLetterTopic;
-    const preparing = this.#ensureTopic(target, 'envelope');
+    // Parked with the broker before the dead letter, so no restart (or other
+    // member) can run the aggregate's newer events once this one is given up on.
+    if (parkingLot !== undefined && request.disposition === 'dead-letter' && request.task.key !== undefined) {
+      await parkingLot.park(request.key, request.error.message || request.error.name);
+    }
+    const message = deadLetterMessage(
+      topic,
+      group,
+      deadLetterTopic,
+      request,
+      this.#transport.maxPayloadBytes,
+    );
+    const preparing = this.#ensureTopic(message.topic, 'envelope');
     if (preparing) await preparing;
-    const original = request.task.message;
-    const headers: Record<string, string> = { ...original.headers };
-    delete headers[Headers.natsMsgId];
-    headers[Headers.deadLetterReason] = headerSafe(request.error.message || request.error.name);
-    headers[Headers.deadLetterAttempts] = String(request.attempts);
-    headers[Headers.deadLetterTopic] = topic;
-    headers[Headers.deadLetterPolicy] = parked ? 'parked' : 'dead-letter';
-    headers[Headers.deadLetterGroup] = group;
-    if (original.sequence !== undefined) headers[Headers.deadLetterSequence] = String(original.sequence);
-    // The same delivery dead-lettered again (a crash before the original was
-    // settled) must de-duplicate, but a *different* message must not: stream
-    // sequences restart when a stream is recreated, so the id also carries the
-    // eventId (or, for bytes without one, a digest of the bytes).
-    const identity = `${original.sequence ?? '-'}:${original.headers[Headers.eventId] ?? digest(original.data)}`;
-    const message: OutboundMessage = {
-      topic: target,
-      kind: 'envelope',
-      data: original.data,
-      headers,
-      msgId: `${topic}:${group}:${identity}:${parked ? 'parked' : 'dlq'}`,
-      key: request.key,
-    };
     this.#window.forceAcquire();
     const outcome = await new Promise<PublishOutcome>((resolve) => this.#transport.send(message, resolve));
     this.#window.release();
@@ -389,17 +378,31 @@ class EventBusImpl implements EventBus {
 
   health(): HealthReport {
     const transport = this.#transport.health();
+    let troubled = false;
     const subscriptions = [...this.#subscriptions].map((s) => {
       const stats = s.pool.stats();
+      // Only what is wrong now: a stuck handler, a dead letter that cannot be
+      // published, a transport problem not yet over (see BusSubscription.lastError).
+      const problems: string[] = [];
+      if (stats.stuckHandlers > 0) problems.push(`${stats.stuckHandlers} stuck handler(s)`);
+      if (stats.deadLetterFailing > 0) problems.push(`${stats.deadLetterFailing} dead letter(s) failing`);
+      const lastError = s.lastError;
+      if (lastError !== undefined) problems.push(lastError.message);
+      const loop = s.redeliveryLoop;
+      if (loop !== undefined) problems.push(loop);
+      if (problems.length > 0) troubled = true;
       return {
         topic: s.topic,
         group: s.group,
         inFlight: stats.inFlight,
         queued: stats.queued,
         parkedAggregates: stats.parkedAggregates,
+        stuckHandlers: stats.stuckHandlers,
+        deadLetterFailing: stats.deadLetterFailing,
+        ...(problems.length > 0 ? { problems } : {}),
       };
     });
-    const degraded = !transport.connected || [...this.#subscriptions].some((s) => s.lastError !== undefined);
+    const degraded = !transport.connected || troubled;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,
@@ -440,6 +443,12 @@ class EventBusImpl implements EventBus {
 }
 
 type BusSubscriptionTaskFactory = ReturnType<typeof envelopeTaskFactory>;
+
+function notAHandler(handler: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `Expected the handler to be a function, got ${handler === null ? 'null' : typeof handler}`,
+  );
+}
 
 /** Resolves with `promise`, or rejects with `makeError()` after `ms` (when it returns an error). */
 function raceDeadline<T>(

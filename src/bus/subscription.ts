@@ -4,11 +4,26 @@
  * actors finish within the deadline → nak whatever did not finish → release
  * the broker consumer.
  */
-import type { EventBusError } from '../core/errors.ts';
+import {
+  BusClosedError,
+  DecodeError,
+  type EventBusError,
+  InvalidArgumentError,
+  TransportError,
+  toError,
+} from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import type { FlowControl, InboundMessage, Transport, TransportSubscription } from '../core/transport.ts';
+import type {
+  FlowControl,
+  InboundMessage,
+  ParkedEntry,
+  ParkingLot,
+  Transport,
+  TransportSubscription,
+} from '../core/transport.ts';
 import type { Subscription } from '../core/types.ts';
 import type { ActorPool, PoolTask, ResolvedPoolOptions } from '../dispatch/types.ts';
+import { replayMessages } from './replay.ts';
 
 export interface SubscriptionParts {
   readonly transport: Transport;
@@ -18,7 +33,33 @@ export interface SubscriptionParts {
   readonly logger: Logger;
   readonly defaultCloseTimeoutMs: number;
   readonly onClosed: (s: BusSubscription) => void;
+  /** The park policy's state with the broker (when the transport has one). */
+  readonly parkingLot?: ParkingLot | undefined;
 }
+
+/**
+ * A task for any delivered message: if building it throws (it reads the
+ * message, which may be malformed in ways decode did not foresee), the task
+ * fails non-retryably with that reason, so the message is dead-lettered
+ * instead of staying in flight for ever (with ackPolicy 'all' that stalled the
+ * whole group).
+ */
+function taskFor(makeTask: (m: InboundMessage) => PoolTask, message: InboundMessage): PoolTask {
+  try {
+    return makeTask(message);
+  } catch (cause) {
+    const error = new DecodeError(`Expected a message this client can read, got: ${toError(cause).message}`, {
+      cause,
+    });
+    return { key: message.key, message, run: () => Promise.reject(error) };
+  }
+}
+
+/** How long a transport error counts for health() when nothing shows recovery. */
+export const transportErrorCurrentMs = 30_000;
+
+/** Deliveries of one message from which health() reports a redelivery loop. */
+export const redeliveryLoopCount = 10;
 
 export class BusSubscription implements Subscription {
   readonly topic: string;
@@ -29,6 +70,10 @@ export class BusSubscription implements Subscription {
   #resolveClosed!: () => void;
   readonly closed: Promise<void>;
   #lastError: EventBusError | undefined;
+  /** performance.now() of the last transport error report. */
+  #lastErrorAt = 0;
+  /** The last delivery that had been delivered many times before (a redelivery loop), and when. */
+  #redelivered: { readonly count: number; readonly at: number } | undefined;
 
   constructor(parts: SubscriptionParts) {
     this.#parts = parts;
@@ -43,8 +88,27 @@ export class BusSubscription implements Subscription {
     return this.#parts.pool;
   }
 
+  /**
+   * The transport's latest problem while it is current: until the transport
+   * delivers again (it recovered) or, on an idle topic, for
+   * {@link transportErrorCurrentMs} after the report.
+   */
   get lastError(): EventBusError | undefined {
+    if (this.#lastError !== undefined && performance.now() - this.#lastErrorAt > transportErrorCurrentMs) {
+      this.#lastError = undefined;
+    }
     return this.#lastError;
+  }
+
+  /** A message delivered {@link redeliveryLoopCount} times or more in the last {@link transportErrorCurrentMs}: something loops. */
+  get redeliveryLoop(): string | undefined {
+    const seen = this.#redelivered;
+    if (seen === undefined) return undefined;
+    if (performance.now() - seen.at > transportErrorCurrentMs) {
+      this.#redelivered = undefined;
+      return undefined;
+    }
+    return `a message was delivered ${seen.count} times (redelivery loop?)`;
   }
 
   async start(): Promise<void> {
@@ -52,9 +116,16 @@ export class BusSubscription implements Subscription {
     const flow: FlowControl = {
       freeCapacity: () => pool.freeCapacity(),
       waitForCapacity: (signal) => pool.waitForCapacity(signal),
-      deliver: (message) => pool.submit(makeTask(message)),
+      deliver: (message) => {
+        this.#lastError = undefined; // delivering again: whatever was wrong is over
+        if (message.deliveryCount >= redeliveryLoopCount) {
+          this.#redelivered = { count: message.deliveryCount, at: performance.now() };
+        }
+        pool.submit(taskFor(makeTask, message));
+      },
       reportError: (error) => {
         this.#lastError = error;
+        this.#lastErrorAt = performance.now();
         logger.warn({ err: error, topic: this.topic, group: this.group }, 'transport reported a problem');
       },
     };
@@ -67,6 +138,39 @@ export class BusSubscription implements Subscription {
       },
       flow,
     );
+  }
+
+  async resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
+    const { pool, makeTask, parkingLot, logger } = this.#parts;
+    if (typeof aggregateId !== 'string' || aggregateId === '') {
+      throw new InvalidArgumentError(
+        `Expected an aggregateId (non-empty string), got ${String(aggregateId)}`,
+      );
+    }
+    if (this.#closing) throw new BusClosedError('The subscription is closed or closing');
+    if (!(await pool.beginResume(aggregateId))) return { resumed: false, replayed: 0 };
+    let entries: ParkedEntry[];
+    try {
+      entries = parkingLot === undefined ? [] : await parkingLot.read(aggregateId);
+    } catch (error) {
+      pool.abortResume(aggregateId);
+      throw new TransportError(`Failed to read the parked events of "${aggregateId}"`, { cause: error });
+    }
+    const replay = replayMessages(this.topic, entries, parkingLot, logger);
+    pool.finishResume(
+      aggregateId,
+      replay.messages.map((message) => taskFor(makeTask, message)),
+    );
+    logger.info(
+      { topic: this.topic, group: this.group, key: aggregateId, replayed: entries.length },
+      'Aggregate resumed: replaying its parked events',
+    );
+    await replay.settled;
+    // Parked again meanwhile (a replayed event failed): it stays parked with the broker.
+    if (parkingLot !== undefined && !pool.parkedKeys().includes(aggregateId)) {
+      await parkingLot.unpark(aggregateId);
+    }
+    return { resumed: true, replayed: entries.length };
   }
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {

@@ -6,7 +6,7 @@
  * dead-lettered with its reason and the stream keeps flowing.
  */
 import { decodeEnvelope, type Envelope, extractAggregateId } from '../core/envelope.ts';
-import type { EventBusError } from '../core/errors.ts';
+import { DecodeError, type EventBusError, toError } from '../core/errors.ts';
 import type { InboundMessage } from '../core/transport.ts';
 import type { EnvelopeHandler, MessageContext, RawHandler } from '../core/types.ts';
 import type { PoolTask } from '../dispatch/types.ts';
@@ -17,14 +17,51 @@ const resolved = Promise.resolve();
  * Runs a user handler: a synchronous throw from a plain (non-async) handler is
  * an ordinary handler failure, like a rejection. The pool's supervisor is for
  * crashes of the actor machinery itself, not for user errors.
+ *
+ * Any thenable is awaited, not only a native Promise: a handler returning
+ * another library's promise (or a hand-written `{ then }`) is done when that
+ * settles, and its rejection is a failure like any other. Promise.resolve
+ * adopts it safely: a `then` getter or call that throws becomes a rejection.
  */
-function settle(call: () => Promise<void> | void): Promise<void> {
+function settle(call: () => unknown): Promise<void> {
   try {
     const result = call();
-    return result instanceof Promise ? result : resolved;
+    if (result === undefined || result === null) return resolved;
+    if (result instanceof Promise) return result as Promise<void>;
+    if (typeof result !== 'object' && typeof result !== 'function') return resolved;
+    return Promise.resolve(result as PromiseLike<void>).then(ignoreValue);
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+function ignoreValue(): void {}
+
+/**
+ * A message's headers, or the DecodeError saying why they cannot be read (a
+ * header another client wrote that this client cannot parse, e.g. a space in
+ * its name). Headers are decoded lazily by the transport, so this is where
+ * such a message is first noticed.
+ */
+export function readHeaders(message: InboundMessage): Readonly<Record<string, string>> | DecodeError {
+  try {
+    return message.headers;
+  } catch (cause) {
+    return new DecodeError(`Expected message headers this client can parse, got: ${toError(cause).message}`, {
+      cause,
+    });
+  }
+}
+
+/** Routing key from headers that may not parse: such a message gets no key (round robin). */
+function keyFrom(
+  envelope: Envelope | undefined,
+  message: InboundMessage,
+): { key: string | undefined; error: DecodeError | undefined } {
+  if (envelope?.aggregateId) return { key: envelope.aggregateId, error: undefined };
+  const headers = readHeaders(message);
+  if (headers instanceof DecodeError) return { key: message.key, error: headers };
+  return { key: extractAggregateId(undefined, headers, message.key), error: undefined };
 }
 
 class Context implements MessageContext {
@@ -51,7 +88,10 @@ class Context implements MessageContext {
     this.signal = signal;
   }
   get headers(): Readonly<Record<string, string>> {
-    return this.#message.headers;
+    const headers = readHeaders(this.#message);
+    // Thrown to the handler, which fails non-retryably: dead-lettered with this reason.
+    if (headers instanceof DecodeError) throw headers;
+    return headers;
   }
   get deliveryCount(): number {
     return this.#message.deliveryCount;
@@ -90,7 +130,10 @@ class EnvelopeTask implements PoolTask {
     }
     this.#envelope = envelope;
     // The envelope names its aggregate: only fall back to (lazily decoded) headers without one.
-    this.key = envelope?.aggregateId || extractAggregateId(envelope, message.headers, message.key);
+    const { key, error } = keyFrom(envelope, message);
+    this.key = key;
+    // Headers that cannot be parsed are the first thing wrong (and why nothing else could be read).
+    if (error !== undefined) this.#decodeError = error;
   }
 
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {
@@ -106,16 +149,20 @@ class RawTask implements PoolTask {
   readonly #handler: RawHandler;
   readonly #topic: string;
   readonly #group: string;
+  readonly #headerError: DecodeError | undefined;
 
   constructor(topic: string, group: string, message: InboundMessage, handler: RawHandler) {
     this.message = message;
     this.#handler = handler;
     this.#topic = topic;
     this.#group = group;
-    this.key = extractAggregateId(undefined, message.headers, message.key);
+    const { key, error } = keyFrom(undefined, message);
+    this.key = key;
+    this.#headerError = error;
   }
 
   run(attempt: number, key: string, signal: AbortSignal): Promise<void> {
+    if (this.#headerError) return Promise.reject(this.#headerError);
     const ctx = new Context(this.#topic, this.#group, this.message, key, attempt, signal);
     return settle(() => this.#handler(this.message.data, ctx));
   }

@@ -99,3 +99,18 @@ export function readDeadLetter(message: StoredMessage): DeadLetter {
     decodeError,
   };
 }
+
+/**
+ * The subject filter for reading dead letters from their stream: none when the
+ * stream holds only the dead-letter topic (its partition subjects included:
+ * dead letters are published to `<topic>.DLQ._P_.<n>`, which a filter on
+ * `<topic>.DLQ` would miss, and nats-server 2.9 has no multi-subject filter);
+ * the topic itself when the stream is shared with other subjects.
+ */
+export function deadLetterFilter(
+  subjects: readonly string[] | undefined,
+  source: string,
+): string | undefined {
+  const own = (subject: string): boolean => subject === source || subject.startsWith(`${source}._P_.`);
+  return (subjects ?? []).every(own) ? undefined : source;
+}

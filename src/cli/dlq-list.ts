@@ -1,6 +1,6 @@
 /** `eventbus dlq list <topic> [--parked] [--json]`: what sits in `<topic>.DLQ` (or `.PARKED`). */
 import type { ResolvedNatsOptions } from '../transports/nats/options.ts';
-import { type DeadLetter, deadLetterTopic, readDeadLetter } from './dead-letters.ts';
+import { type DeadLetter, deadLetterFilter, deadLetterTopic, readDeadLetter } from './dead-letters.ts';
 import { openAdmin } from './nats-admin.ts';
 import { clip, formatTable, type Writer } from './output.ts';
 import { readStream } from './stream-reader.ts';
@@ -26,7 +26,7 @@ export async function runDlqList(options: DlqListOptions, writer: Writer): Promi
     const rows: DeadLetter[] = [];
     const read = await readStream(
       admin.js,
-      { stream, subject: source, from: 'start', untilEnd: true },
+      { stream, subject: deadLetterFilter(stream.config.subjects, source), from: 'start', untilEnd: true },
       (m) => {
         const row = readDeadLetter(m);
         if (options.json) writer.out(JSON.stringify(toJson(row)));

@@ -18,7 +18,13 @@ import type { JsMsg, PubAck } from '@nats-io/jetstream';
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import { Headers } from '../core/envelope.ts';
 import type { ResolvedNatsOptions } from '../transports/nats/options.ts';
-import { type DeadLetter, deadLetterTopic, readDeadLetter, type StoredMessage } from './dead-letters.ts';
+import {
+  type DeadLetter,
+  deadLetterFilter,
+  deadLetterTopic,
+  readDeadLetter,
+  type StoredMessage,
+} from './dead-letters.ts';
 import { type Admin, openAdmin } from './nats-admin.ts';
 import type { Writer } from './output.ts';
 import { readStream } from './stream-reader.ts';
@@ -89,7 +95,12 @@ export async function runDlqRequeue(options: DlqRequeueOptions, writer: Writer):
     if (options.sequences === 'all') {
       await readStream(
         admin.js,
-        { stream: dlq, subject: source, from: 'start', untilEnd: true },
+        {
+          stream: dlq,
+          subject: deadLetterFilter(dlq.config.subjects, source),
+          from: 'start',
+          untilEnd: true,
+        },
         (m: JsMsg) => handle(m),
       );
     } else {

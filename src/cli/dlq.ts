@@ -40,9 +40,10 @@ export function parseDlqRequeueArgs(argv: readonly string[]): DlqRequeueOptions 
   const topic = requireTopic(positionals, 'dlq requeue');
   if (values.parked) {
     throw new InvalidArgumentError(
-      `Requeue from ${topic}.PARKED is not supported: under the park policy the parked state lives in the ` +
-        'consuming process (its actor pool keeps the aggregate parked), so events requeued from here would ' +
-        'only be parked again. Resolve the aggregate in that process; `dlq list --parked` shows what is parked.',
+      `Requeue from ${topic}.PARKED is not supported: events requeued from here would only be parked ` +
+        "again, or run after the aggregate's newer events. Resume the aggregate in the consuming process with " +
+        '`subscription.resume(aggregateId)`: it replays the parked events in order, ahead of newer ones, and ' +
+        'unparks; `dlq list --parked` shows what is parked.',
     );
   }
   const sequences = (values.seq ?? []).flatMap((s) => s.split(',')).map((s) => positiveInteger(s, '--seq'));

@@ -19,7 +19,7 @@ export interface ReadOptions {
   /** The stream's info, read just before: its last sequence is the end for `untilEnd`. */
   readonly stream: StreamInfo;
   /** Only messages on this subject (the topic). */
-  readonly subject?: string;
+  readonly subject?: string | undefined;
   readonly from: StartAt;
   /** Stop at the end of what the stream held when the read started. */
   readonly untilEnd?: boolean;

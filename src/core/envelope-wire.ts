@@ -146,15 +146,74 @@ function isLegacyBody(w: Record<string, unknown>): boolean {
  */
 const WIRE_BODY = Symbol('jxt-eventbus.wireBody');
 
+/**
+ * JSON nested deeper than this is refused before parsing. JSON.parse itself
+ * copes, but the exact-integer reviver, JSON.stringify (logs, forwarding) and
+ * most handlers recurse and die with "Maximum call stack size exceeded"; a
+ * precise reason at decode names the real problem. Go's encoding/json allows
+ * 10,000; no real event nests anywhere near 512.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/** Byte offset where nesting passes `max` (strings skipped), or undefined. */
+function nestingBeyond(b: Uint8Array, max: number): number | undefined {
+  let depth = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c === 0x22) {
+      // Skip the string: a backslash escapes the next byte.
+      for (i++; i < b.length && b[i] !== 0x22; i++) if (b[i] === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return i;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return undefined;
+}
+
+/** Offset of the first byte that breaks UTF-8 (the fatal decoder said there is one). */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let lo = 0;
+  let hi = b.length;
+  // Binary search on the longest valid prefix, allowing for a split character at its end.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 /** Decodes and validates a wire body (either format); throws DecodeError saying what was wrong. */
 export function decodeEnvelope(data: Uint8Array): Envelope {
   if (data.byteLength === 0) throw new DecodeError('Expected an envelope (JSON object), got an empty body');
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = parseLossless(decoder.decode(data));
+    text = decoder.decode(data);
   } catch (cause) {
     throw new DecodeError(
-      `Expected an envelope (UTF-8 JSON), got ${data.byteLength} bytes that do not parse`,
+      `Expected an envelope (UTF-8 JSON), got ${data.byteLength} bytes that are not valid UTF-8 (first bad byte at offset ${firstInvalidUtf8(data)})`,
+      { cause },
+    );
+  }
+  // Nesting deeper than the limit needs more bytes than the limit: small bodies skip the scan.
+  const depth = data.byteLength > MAX_JSON_DEPTH ? nestingBeyond(data, MAX_JSON_DEPTH) : undefined;
+  if (depth !== undefined) {
+    throw new DecodeError(
+      `Expected an envelope (UTF-8 JSON) nested at most ${MAX_JSON_DEPTH} levels deep, got deeper nesting (level ${MAX_JSON_DEPTH + 1} opens at byte ${depth})`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseLossless(text);
+  } catch (cause) {
+    throw new DecodeError(
+      `Expected an envelope (UTF-8 JSON), got ${data.byteLength} bytes that do not parse: ${(cause as Error).message}`,
       { cause },
     );
   }

@@ -80,6 +80,10 @@ export const Headers = {
   deadLetterSequence: 'X-DLQ-Original-Sequence',
   deadLetterPolicy: 'X-DLQ-Policy',
   deadLetterGroup: 'X-DLQ-Group',
+  /** The aggregate (routing key) a dead letter or parked event belongs to. */
+  deadLetterKey: 'X-DLQ-Key',
+  /** On a parked event being replayed: its sequence in `<topic>.PARKED`. */
+  deadLetterReplayOf: 'X-DLQ-Replay-Of',
 } as const;
 
 function normaliseTimestamp(value: unknown): string {
@@ -178,11 +182,40 @@ export function extractAggregateId(
   return undefined;
 }
 
-/** Size of a message as the broker counts it (body + header bytes, roughly). */
-export function encodedSize(data: Uint8Array, headers: Readonly<Record<string, string>>): number {
-  let size = data.byteLength;
-  for (const name in headers) size += name.length + (headers[name]?.length ?? 0) + 4;
-  return size;
+const utf8 = new TextEncoder();
+
+function utf8Length(text: string): number {
+  // ASCII fast path: header names and most values.
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return utf8.encode(text).byteLength;
+  return text.length;
+}
+
+/**
+ * Size of a message as the broker counts it, byte for byte: the body plus the
+ * NATS header block the client writes (`NATS/1.0\r\n`, one `Name: value\r\n`
+ * per header with the value trimmed as the client does, a closing `\r\n`),
+ * including the `Nats-Msg-Id` header the publisher adds for `msgId`. A
+ * message of exactly the broker's limit is accepted; one byte more is refused.
+ */
+export function encodedSize(
+  data: Uint8Array,
+  headers: Readonly<Record<string, string>>,
+  msgId?: string,
+): number {
+  let block = 0;
+  let count = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || (msgId && name === Headers.natsMsgId)) continue;
+    block += utf8Length(name) + 2 + utf8Length(value.trim()) + 2;
+    count++;
+  }
+  if (msgId) {
+    block += Headers.natsMsgId.length + 2 + utf8Length(msgId.trim()) + 2;
+    count++;
+  }
+  if (count === 0) return data.byteLength;
+  return data.byteLength + 'NATS/1.0\r\n'.length + block + 2;
 }
 
 export function newEventId(): string {

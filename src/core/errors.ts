@@ -163,10 +163,39 @@ export class PublishHeldError extends EventBusError {
   }
 }
 
-/** Normalises anything thrown into an Error for logs and results. */
+/**
+ * Normalises anything thrown into an Error for logs, results and retry
+ * decisions. Never throws: a handler may throw or reject with anything (an
+ * object without a prototype, a Proxy, an Error whose `message` getter throws),
+ * and this runs on the failure path, where a second throw would crash the actor.
+ * An Error is returned as it is only when its name and message can be read as
+ * strings; anything else is wrapped, with the original kept as `cause`.
+ */
 export function toError(value: unknown): Error {
-  if (value instanceof Error) return value;
-  return new Error(typeof value === 'string' ? value : `Non-error thrown: ${String(value)}`);
+  try {
+    if (value instanceof Error && typeof value.message === 'string' && typeof value.name === 'string') {
+      return value;
+    }
+  } catch {
+    // instanceof or a getter threw (a Proxy, a hostile getter): wrapped below.
+  }
+  if (typeof value === 'string') return new Error(value);
+  return new Error(`Non-error thrown: ${describeThrown(value)}`, { cause: value });
+}
+
+/** A short description of any value that never throws (String(), then the tag, then the type). */
+export function describeThrown(value: unknown): string {
+  try {
+    const text = String(value);
+    return text.length > 200 ? `${text.slice(0, 199)}…` : text;
+  } catch {
+    // No usable toString (Object.create(null), a throwing Symbol.toPrimitive).
+  }
+  try {
+    return Object.prototype.toString.call(value);
+  } catch {
+    return `a value of type ${typeof value} that cannot be printed`;
+  }
 }
 
 /**

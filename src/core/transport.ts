@@ -44,6 +44,31 @@ export interface OutboundMessage {
   readonly key: string | undefined;
 }
 
+/** One event moved to `<topic>.PARKED` (see ParkingLot). */
+export interface ParkedEntry {
+  /** Its sequence in the parked topic. */
+  readonly sequence: number;
+  readonly data: Uint8Array;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * The park policy's persistent state for one topic and group: the parked
+ * aggregates, and their events in `<topic>.PARKED` (oldest first). Written
+ * before the dead letter that parks an aggregate, so a restart (or another
+ * member) never lets the aggregate's newer events run first.
+ */
+export interface ParkingLot {
+  /** Parked aggregates with the reason they were parked. */
+  list(): Promise<Map<string, string>>;
+  park(key: string, reason: string): Promise<void>;
+  unpark(key: string): Promise<void>;
+  /** The parked events of `key` for this group, oldest first. */
+  read(key: string): Promise<ParkedEntry[]>;
+  /** Deletes one parked event (it was replayed). */
+  remove(entry: ParkedEntry): Promise<void>;
+}
+
 export type PublishOutcome =
   | { readonly ok: true; readonly sequence?: number; readonly offset?: string; readonly duplicate?: boolean }
   | { readonly ok: false; readonly error: EventBusError };
@@ -152,6 +177,12 @@ export interface Transport {
   /** Prepares a topic for publishing (stream creation); idempotent, cached. */
   ensureTopic(topic: string, kind: MessageKind): Promise<void>;
   send(message: OutboundMessage, done: PublishCallback): void;
+  /**
+   * Where the park policy keeps its state with the broker (which aggregates
+   * a group has parked, and their parked events), so it survives restarts.
+   * Optional: without it, parked state lives in the consuming process only.
+   */
+  parkingLot?(topic: string, group: string): Promise<ParkingLot>;
   subscribe(options: TransportSubscribeOptions, flow: FlowControl): Promise<TransportSubscription>;
   health(): TransportHealth;
   /** Waits (up to the deadline) for outstanding sends, then disconnects. */

@@ -103,6 +103,15 @@ export interface SubscribeOptions {
 export interface Subscription {
   readonly topic: string;
   readonly group: string;
+  /**
+   * Un-parks an aggregate (park policy): its parked events are replayed from
+   * `<topic>.PARKED` through the handler, oldest first, and deleted there as
+   * they settle; the aggregate's newer events wait until the replay is queued
+   * and run after it. Resolves once the replayed events have settled, with how
+   * many there were; `resumed: false` when this subscription has not parked
+   * the aggregate. A replayed event that fails again parks the aggregate again.
+   */
+  resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
   /** Stop intake, let in-flight work finish (up to timeoutMs), release the rest. */
   close(options?: { timeoutMs?: number }): Promise<void>;
   readonly closed: Promise<void>;
@@ -126,6 +135,12 @@ export interface HealthReport {
     readonly inFlight: number;
     readonly queued: number;
     readonly parkedAggregates: number;
+    /** Timed-out handlers that ignore their abort and have not settled (their actors wait). */
+    readonly stuckHandlers: number;
+    /** Messages held because their dead-letter publish keeps failing (their aggregates wait). */
+    readonly deadLetterFailing: number;
+    /** What is wrong with this subscription now; absent when nothing is. */
+    readonly problems?: readonly string[];
   }>;
   readonly details?: Readonly<Record<string, unknown>>;
 }

@@ -9,6 +9,7 @@ import { BusClosedError, EventBusError, toError } from '../core/errors.ts';
 import { actorIndexFor } from '../core/hash.ts';
 import type { InboundMessage } from '../core/transport.ts';
 import { Actor, type ActorHost } from './actor.ts';
+import { abortableSleep, backoffDelay } from './backoff.ts';
 import { Sweep, sweepPeriodMs } from './sweep.ts';
 import type { ActorPool, DrainResult, PoolStats, PoolTask, ResolvedPoolOptions } from './types.ts';
 
@@ -36,6 +37,16 @@ class KeyedActorPool implements ActorPool {
   readonly #parked = new Map<string, Error>();
   /** Tasks of parked aggregates whose move to the parking place is pending. */
   readonly #parking = new Set<PoolTask>();
+  /**
+   * The same tasks per aggregate, in order: each aggregate's moves run one at
+   * a time, so they reach the parking place in order even when one fails and
+   * is retried.
+   */
+  readonly #parkQueues = new Map<string, PoolTask[]>();
+  /** Aggregates being resumed → their tasks held back meanwhile (in order). */
+  readonly #resuming = new Map<string, PoolTask[]>();
+  /** Resolvers waiting for an aggregate's moves to the parking place to finish. */
+  readonly #movesDone = new Map<string, Array<() => void>>();
   #accepting = true;
   /** Tasks on the actors: queued plus held. */
   #load = 0;
@@ -46,6 +57,10 @@ class KeyedActorPool implements ActorPool {
   /** Tasks the pool finished (acked, termed, or nak-ed after a failed dead-letter). */
   #settled = 0;
   #restarts = 0;
+  /** Timed-out handlers that never settled (their actors wait). */
+  #stuck = 0;
+  /** Actors waiting on a failing dead-letter publish. */
+  #deadLetterFailing = 0;
   /** Tasks let go unrun because their lane was lost (handoff, lease, rewind). */
   #fenced = 0;
   /** Coarse clock for inbox stamps: refreshed when the sweep starts and on each tick. */
@@ -80,6 +95,13 @@ class KeyedActorPool implements ActorPool {
       inboxBelowBound: () => {
         this.#fullInboxes--;
         if (this.#waiters.length !== 0) this.#wakeWaiters();
+      },
+      stuckChanged: (delta) => {
+        this.#stuck += delta;
+        this.#safely(() => options.metrics.stuckHandlers(this.#stuck), 'Reporting stuck handlers failed');
+      },
+      deadLetterFailingChanged: (delta) => {
+        this.#deadLetterFailing += delta;
       },
       restarted: () => {
         this.#restarts++;
@@ -137,6 +159,52 @@ class KeyedActorPool implements ActorPool {
     return this.#parked.delete(key);
   }
 
+  restoreParked(parked: ReadonlyMap<string, string>): void {
+    for (const [key, reason] of parked) {
+      if (!this.#parked.has(key)) {
+        this.#parked.set(key, new EventBusError('EVENTBUS_DEAD_LETTER', `parked earlier: ${reason}`));
+      }
+    }
+  }
+
+  beginResume(key: string): Promise<boolean> {
+    if (!this.#parked.has(key) || this.#resuming.has(key)) return Promise.resolve(false);
+    this.#resuming.set(key, []);
+    if (!this.#parkQueues.has(key)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiting = this.#movesDone.get(key) ?? [];
+      waiting.push(() => resolve(true));
+      this.#movesDone.set(key, waiting);
+    });
+  }
+
+  finishResume(key: string, replay: readonly PoolTask[]): void {
+    const held = this.#resuming.get(key) ?? [];
+    this.#resuming.delete(key);
+    for (const task of held) this.#parking.delete(task);
+    this.#parked.delete(key);
+    const tasks = [...replay, ...held];
+    if (tasks.length === 0) return;
+    const actor = this.#actors[actorIndexFor(key, this.#actors.length)] as Actor;
+    if (!this.#sweep.running) {
+      this.#clock = performance.now();
+      this.#sweep.ensureRunning();
+    }
+    const wasFull = actor.queued >= this.#options.inboxSize;
+    this.#load += tasks.length;
+    actor.pushFront(tasks, key, this.#clock);
+    if (!wasFull && actor.queued >= this.#options.inboxSize) this.#fullInboxes++;
+  }
+
+  abortResume(key: string): void {
+    const held = this.#resuming.get(key) ?? [];
+    this.#resuming.delete(key);
+    for (const task of held) {
+      this.#parking.delete(task);
+      this.#queueMove(task, key);
+    }
+  }
+
   parkedKeys(): readonly string[] {
     return [...this.#parked.keys()];
   }
@@ -154,6 +222,8 @@ class KeyedActorPool implements ActorPool {
       parkedAggregates: this.#parked.size,
       restarts: this.#restarts,
       fenced: this.#fenced,
+      stuckHandlers: this.#stuck,
+      deadLetterFailing: this.#deadLetterFailing,
     };
   }
 
@@ -197,6 +267,8 @@ class KeyedActorPool implements ActorPool {
       abandoned++;
     }
     this.#parking.clear();
+    this.#parkQueues.clear();
+    this.#resuming.clear();
     this.#load = 0;
     this.#fullInboxes = 0;
     this.#stop.abort(reason);
@@ -231,36 +303,95 @@ class KeyedActorPool implements ActorPool {
    */
   #divert(task: PoolTask, key: string): void {
     this.#load--;
-    this.#parking.add(task);
     if (this.#waiters.length !== 0) this.#wakeWaiters();
-    const error = new EventBusError('EVENTBUS_DEAD_LETTER', `Aggregate "${key}" is parked`, {
-      cause: this.#parked.get(key),
-    });
-    let moved: Promise<void>;
-    try {
-      moved = Promise.resolve(
-        this.#options.deadLetter({ task, key, error, attempts: 0, disposition: 'parked' }),
-      );
-    } catch (failure) {
-      moved = Promise.reject(failure);
+    const held = this.#resuming.get(key);
+    if (held !== undefined) {
+      // Being resumed: held back until its parked events are queued ahead of it.
+      this.#parking.add(task);
+      held.push(task);
+      return;
     }
-    moved.then(
-      () => this.#parkSettled(task, key, undefined),
-      (failure: unknown) => this.#parkSettled(task, key, toError(failure)),
-    );
+    this.#queueMove(task, key);
   }
 
-  #parkSettled(task: PoolTask, key: string, failure: Error | undefined): void {
-    if (!this.#parking.delete(task)) return; // nak-ed at the drain deadline
+  #queueMove(task: PoolTask, key: string): void {
+    this.#parking.add(task);
+    const queue = this.#parkQueues.get(key);
+    if (queue !== undefined) {
+      queue.push(task);
+      return;
+    }
+    this.#parkQueues.set(key, [task]);
+    void this.#moveParked(key);
+  }
+
+  /**
+   * Moves an aggregate's parked tasks one after another. A failed move is not
+   * nak-ed (the broker would hand it straight back: a loop, and out of order):
+   * it is retried with backoff while the task waits, counted and logged.
+   * Never rejects.
+   */
+  async #moveParked(key: string): Promise<void> {
+    const { metrics, topic, group, backoff } = this.#options;
+    const sleep = this.#options.sleep ?? abortableSleep;
+    const queue = this.#parkQueues.get(key) as PoolTask[];
+    let failing = false;
+    try {
+      for (let failures = 0; queue.length > 0; ) {
+        const task = queue[0] as PoolTask;
+        if (!this.#parking.has(task)) break; // nak-ed at the drain deadline
+        const error = new EventBusError('EVENTBUS_DEAD_LETTER', `Aggregate "${key}" is parked`, {
+          cause: this.#parked.get(key),
+        });
+        let failure: Error | undefined;
+        try {
+          await this.#options.deadLetter({ task, key, error, attempts: 0, disposition: 'parked' });
+        } catch (thrown) {
+          failure = toError(thrown);
+        }
+        if (!this.#parking.has(task)) break;
+        if (failure === undefined) {
+          queue.shift();
+          failures = 0;
+          if (failing) {
+            failing = false;
+            this.#deadLetterFailing--;
+          }
+          this.#parkSettled(task, key);
+          continue;
+        }
+        failures++;
+        if (!failing) {
+          failing = true;
+          this.#deadLetterFailing++;
+        }
+        this.#safely(() => metrics.deadLetterFailed(), 'Reporting a failed move failed');
+        this.#logError(
+          { topic, group, key, failures, err: failure },
+          'Parking a message failed; it waits (in order) and the move is retried',
+        );
+        try {
+          await sleep(backoffDelay(failures, backoff), this.#stop.signal);
+        } catch {
+          break; // the drain deadline: everything still parking was nak-ed
+        }
+      }
+    } finally {
+      if (failing) this.#deadLetterFailing--;
+      this.#parkQueues.delete(key);
+      const waiting = this.#movesDone.get(key);
+      this.#movesDone.delete(key);
+      for (const resolve of waiting ?? []) resolve();
+      if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
+    }
+  }
+
+  #parkSettled(task: PoolTask, key: string): void {
+    this.#parking.delete(task);
     const { metrics, topic, group } = this.#options;
     try {
-      if (failure === undefined) {
-        task.message.term(`parked: aggregate "${key}" is parked`);
-        metrics.deadLettered('parked');
-      } else {
-        task.message.nak();
-        this.#logError({ topic, group, key, err: failure }, 'Parking a message failed; message nak-ed');
-      }
+      task.message.term(`parked: aggregate "${key}" is parked`);
+      metrics.deadLettered('parked');
     } catch (error) {
       this.#logError({ topic, group, key, err: toError(error) }, 'Settling a parked message failed');
     } finally {
@@ -302,6 +433,15 @@ class KeyedActorPool implements ActorPool {
     } catch (error) {
       const { topic, group } = this.#options;
       this.#logError({ topic, group, err: toError(error) }, 'Nak failed');
+    }
+  }
+
+  #safely(report: () => void, message: string): void {
+    try {
+      report();
+    } catch (error) {
+      const { topic, group } = this.#options;
+      this.#logError({ topic, group, err: toError(error) }, message);
     }
   }
 

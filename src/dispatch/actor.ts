@@ -11,6 +11,16 @@
  * it waits (handler timed out, actor crashed, drain deadline), the epoch is
  * bumped; the old loop notices after its `await` and returns without touching
  * anything, and a fresh loop (if any) takes over the held task.
+ *
+ * A timed-out handler is aborted, but nothing forces it to stop: the fresh
+ * loop starts only once the old execution has settled, so one aggregate never
+ * has two executions at once. One that never settles is reported as stuck
+ * (metric, log, health) while its actor waits.
+ *
+ * Giving up ends in the dead letter. When that publish fails, the message is
+ * not nak-ed (that let the aggregate's next event overtake it and could loop
+ * for ever): it stays held, dead-lettering is retried with backoff, and the
+ * aggregate waits, reported through a metric, the log and health.
  */
 import { HandlerTimeoutError, isEventBusError, toError } from '../core/errors.ts';
 import { abortableSleep, backoffDelay } from './backoff.ts';
@@ -31,8 +41,12 @@ export interface ActorHost {
    * unsettled: the lane's new owner (or this member after a rewind) has it.
    */
   fenced(task: PoolTask): void;
-  /** A held task left the actor, settled (acked, termed, or nak-ed after a failed dead-letter). */
+  /** A held task left the actor, settled (acked, termed, or nak-ed after a crash while giving up). */
   released(): void;
+  /** +1 when a timed-out handler is found stuck (never settled), -1 when it settles or is let go. */
+  stuckChanged(delta: 1 | -1): void;
+  /** +1 when an actor starts waiting on a failing dead-letter publish, -1 when that ends. */
+  deadLetterFailingChanged(delta: 1 | -1): void;
   /** The inbox dropped below its bound. */
   inboxBelowBound(): void;
   restarted(): void;
@@ -63,6 +77,14 @@ export class Actor {
   /** When the broker last heard about this message (delivery or working()). */
   #aliveAt = 0;
   #controller: AbortController | undefined;
+  /** The running attempt's promise: after a timeout, the next start waits for it to settle. */
+  #pending: Promise<void> | undefined;
+  /** A timed-out execution this actor waits for, and since when (performance.now()). */
+  #waitingFor: Promise<void> | undefined;
+  #waitingSince = 0;
+  #stuckReported = false;
+  /** The held task's dead-letter publish is failing; it is being retried. */
+  #deadLetterFailing = false;
 
   constructor(host: ActorHost) {
     this.#host = host;
@@ -89,6 +111,15 @@ export class Actor {
     }
   }
 
+  /** Queues tasks ahead of everything queued, in the given order (see ActorPool.finishResume). */
+  pushFront(tasks: readonly PoolTask[], key: string, stamp: number): void {
+    for (let i = tasks.length - 1; i >= 0; i--) this.#inbox.unshift(tasks[i] as PoolTask, key, stamp);
+    if (!this.#active && tasks.length > 0) {
+      this.#active = true;
+      queueMicrotask(this.#kick);
+    }
+  }
+
   /**
    * Called by the pool's sweep (one timer per pool): times out a handler that
    * ran too long, and tells the broker that held and queued messages are
@@ -99,7 +130,13 @@ export class Actor {
     const task = this.#task;
     if (task !== undefined) {
       if (this.#runStartedAt > 0 && now - this.#runStartedAt >= this.#options.handlerTimeoutMs) {
-        this.#timeout();
+        this.#timeout(now);
+      } else if (
+        this.#waitingSince > 0 &&
+        !this.#stuckReported &&
+        now - this.#waitingSince >= this.#options.handlerTimeoutMs
+      ) {
+        this.#reportStuck();
       }
       if (now - this.#aliveAt >= workingMs) {
         this.#aliveAt = now;
@@ -184,6 +221,7 @@ export class Actor {
         this.#inAttempt = true;
         // A synchronous throw here is a crash: it leaves through the outer catch.
         const pending = task.run(this.#attempts, this.#key, controller.signal);
+        this.#pending = pending;
         try {
           await pending;
         } catch (error) {
@@ -255,7 +293,9 @@ export class Actor {
     const key = this.#key;
     const attempts = this.#attempts;
     const fields = { ...this.#logFields(), attempts, err: error };
-    if (options.kind === 'raw') {
+    // A raw message that cannot even be read (a DecodeError) is dead-lettered
+    // like an envelope: acking it would drop it without a trace.
+    if (options.kind === 'raw' && !isInputError(error)) {
       this.#release();
       task.message.ack(); // at-most-once: a failed raw message is not redelivered
       options.metrics.rawFailure();
@@ -265,25 +305,32 @@ export class Actor {
     // Park before publishing, so this aggregate's next message cannot run even
     // if the dead-letter publish fails and this one comes back later.
     if (options.deadLetterPolicy === 'park') this.#host.park(key, error);
-    let dlqError: unknown;
-    let published = false;
-    try {
-      await options.deadLetter({ task, key, error, attempts, disposition: 'dead-letter' });
-      published = true;
-    } catch (failure) {
-      dlqError = failure;
+    for (let failures = 0; ; ) {
+      let dlqError: unknown;
+      try {
+        await options.deadLetter({ task, key, error, attempts, disposition: 'dead-letter' });
+        break;
+      } catch (failure) {
+        dlqError = failure;
+      }
+      if (epoch !== this.#epoch) return; // drain deadline: already nak-ed
+      failures++;
+      this.#setDeadLetterFailing(true);
+      options.metrics.deadLetterFailed();
+      options.logger.error(
+        { ...fields, dlqError: toError(dlqError), failures },
+        'Dead-lettering failed; the message stays held (its aggregate waits) and dead-lettering is retried',
+      );
+      try {
+        await this.#sleep(backoffDelay(failures, options.backoff), this.#host.stopSignal);
+      } catch {
+        // Aborted by the drain deadline, which also abandoned this task.
+      }
+      if (epoch !== this.#epoch) return;
     }
     if (epoch !== this.#epoch) return; // drain deadline: already nak-ed
     const seconds = (performance.now() - this.#firstStartedAt) / 1000;
     this.#release();
-    if (!published) {
-      task.message.nak(); // not durable elsewhere: let the broker redeliver it
-      options.logger.error(
-        { ...fields, dlqError: toError(dlqError) },
-        'Dead-lettering failed; message nak-ed',
-      );
-      return;
-    }
     const reason = isEventBusError(error) && !error.retryable ? 'non-retryable' : 'max-attempts';
     task.message.term(`dead-lettered after ${attempts} attempt(s): ${error.message}`);
     options.metrics.deadLettered(reason);
@@ -332,19 +379,64 @@ export class Actor {
     setImmediate(this.#restart, this.#epoch);
   }
 
-  /** Handler timeout (from the sweep): abort it and detach the loop waiting for it. */
-  #timeout(): void {
+  /**
+   * Handler timeout (from the sweep): abort it and detach the loop waiting
+   * for it. A fresh loop decides on retry or dead letter, but only once the
+   * timed-out execution has settled: a handler that ignores its signal must
+   * not run alongside its own retry (or the aggregate's next event).
+   */
+  #timeout(now: number): void {
     const error = new HandlerTimeoutError(this.#options.handlerTimeoutMs);
     const controller = this.#controller;
+    const pending = this.#pending;
     this.#epoch++;
+    const epoch = this.#epoch;
     this.#endAttempt();
     this.#error = error;
     this.#crashed = false;
-    // The handler may never settle; a fresh loop decides on retry/dead letter.
-    // Scheduled first, so nothing below (abort listeners, logging) can strand the actor.
-    setImmediate(this.#restart, this.#epoch);
+    if (pending === undefined) {
+      setImmediate(this.#restart, epoch);
+    } else {
+      // Registered first, so nothing below (abort listeners, logging) can strand the actor.
+      this.#waitingFor = pending;
+      this.#waitingSince = now;
+      const resume = (): void => this.#timedOutSettled(pending, epoch);
+      pending.then(resume, resume);
+    }
     controller?.abort(error);
     this.#failed(error, false);
+  }
+
+  #timedOutSettled(pending: Promise<void>, epoch: number): void {
+    if (this.#waitingFor !== pending) return; // let go meanwhile (drain deadline)
+    if (this.#stuckReported) {
+      this.#options.logger.warn(this.#logFields(), 'A stuck handler settled at last; its actor resumes');
+    }
+    this.#stopWaiting();
+    // On the next turn: the settling handler's own continuations run first.
+    setImmediate(this.#restart, epoch);
+  }
+
+  #reportStuck(): void {
+    this.#stuckReported = true;
+    this.#host.stuckChanged(1);
+    this.#options.logger.error(
+      { ...this.#logFields(), handlerTimeoutMs: this.#options.handlerTimeoutMs },
+      'A handler timed out, ignores its abort signal and has not settled: its actor (and the aggregate) waits for it',
+    );
+  }
+
+  #stopWaiting(): void {
+    if (this.#stuckReported) this.#host.stuckChanged(-1);
+    this.#waitingFor = undefined;
+    this.#waitingSince = 0;
+    this.#stuckReported = false;
+  }
+
+  #setDeadLetterFailing(failing: boolean): void {
+    if (this.#deadLetterFailing === failing) return;
+    this.#deadLetterFailing = failing;
+    this.#host.deadLetterFailingChanged(failing ? 1 : -1);
   }
 
   #endAttempt(): void {
@@ -366,6 +458,9 @@ export class Actor {
   #clear(): void {
     this.#task = undefined;
     this.#controller = undefined;
+    this.#pending = undefined;
+    this.#stopWaiting();
+    this.#setDeadLetterFailing(false);
     this.#error = undefined;
     this.#crashed = false;
     this.#attempts = 0;
@@ -376,6 +471,11 @@ export class Actor {
   #logFields(): Record<string, unknown> {
     return { topic: this.#options.topic, group: this.#options.group, key: this.#key };
   }
+}
+
+/** Bad input (a body or headers that cannot be decoded): dead-lettered whatever the subscription kind. */
+function isInputError(error: Error): boolean {
+  return isEventBusError(error) && error.code === 'EVENTBUS_DECODE';
 }
 
 function mayStart(task: PoolTask): boolean {

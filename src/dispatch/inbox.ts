@@ -38,6 +38,16 @@ export class Inbox {
     this.#length++;
   }
 
+  /** Puts a task at the head (it is taken next): a resumed aggregate's replay goes before everything queued. */
+  unshift(task: PoolTask, key: string, stamp: number): void {
+    if (this.#length > this.#mask) this.#grow();
+    this.#head = (this.#head - 1) & this.#mask;
+    this.#tasks[this.#head] = task;
+    this.#keys[this.#head] = key;
+    this.#stamps[this.#head] = stamp;
+    this.#length++;
+  }
+
   /** Task at the head; undefined when empty. Use headKey/headStamp before shift(). */
   peek(): PoolTask | undefined {
     return this.#length === 0 ? undefined : this.#tasks[this.#head];

@@ -51,8 +51,8 @@ export interface ResolvedPoolOptions {
   /**
    * Makes the failed message durable elsewhere (publishes to `<topic>.DLQ` or
    * `<topic>.PARKED` and waits for the broker ack). The pool terms the message
-   * only after this resolves; if it rejects, the pool naks the message instead
-   * (it will come back) and logs.
+   * only after this resolves; if it rejects, the message stays held (its
+   * aggregate waits) and the call is retried with backoff.
    */
   readonly deadLetter: (request: DeadLetterRequest) => Promise<void>;
   readonly metrics: PoolMetrics;
@@ -75,6 +75,10 @@ export interface PoolStats {
   readonly restarts: number;
   /** Tasks let go unrun because their partition (lane) was lost. */
   readonly fenced: number;
+  /** Timed-out handlers that ignored their abort and never settled: their actors wait. */
+  readonly stuckHandlers: number;
+  /** Messages whose dead-letter publish keeps failing: held (their aggregates wait), retried. */
+  readonly deadLetterFailing: number;
 }
 
 export interface ActorPool {
@@ -90,6 +94,22 @@ export interface ActorPool {
   drain(deadline: AbortSignal): Promise<DrainResult>;
   /** Requeue a parked aggregate: clears its parked flag (operator action). */
   unpark(key: string): boolean;
+  /** Marks aggregates parked (state restored from the broker at subscribe). */
+  restoreParked(parked: ReadonlyMap<string, string>): void;
+  /**
+   * Starts resuming a parked aggregate: its tasks are held back from now on
+   * (neither run nor moved); resolves once every move to the parking place
+   * already under way is durable. False when the key is not parked.
+   */
+  beginResume(key: string): Promise<boolean>;
+  /**
+   * Ends a resume: unparks the aggregate and queues `replay` (its parked
+   * events, oldest first) and then the tasks held back, ahead of anything
+   * queued, so they run before the aggregate's newer events.
+   */
+  finishResume(key: string, replay: readonly PoolTask[]): void;
+  /** A resume that failed: the held-back tasks are moved to the parking place. */
+  abortResume(key: string): void;
   parkedKeys(): readonly string[];
   stats(): PoolStats;
 }

@@ -83,6 +83,10 @@ export interface PoolMetrics {
   actorRestarted(): void;
   deadLettered(reason: string): void;
   rawFailure(): void;
+  /** Handlers that timed out, ignored their abort signal and have not settled yet (a gauge). */
+  stuckHandlers(count: number): void;
+  /** A dead-letter (or parking) publish failed; the message waits and it is retried. */
+  deadLetterFailed(): void;
 }
 
 export interface PublishMetrics {
@@ -120,6 +124,8 @@ const noopPool: PoolMetrics = {
   actorRestarted() {},
   deadLettered() {},
   rawFailure() {},
+  stuckHandlers() {},
+  deadLetterFailed() {},
 };
 
 export const noopGroup: GroupMetrics = { owned() {}, claimed() {}, handedOff() {}, leaseLost() {} };
@@ -190,6 +196,23 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     `${ns}_dead_letters_total`,
     'Messages dead-lettered (or parked), by reason',
     [...labels, 'reason'],
+  );
+  const stuck = getOrCreate(
+    reg,
+    `${ns}_stuck_handlers`,
+    () =>
+      new client.Gauge({
+        name: `${ns}_stuck_handlers`,
+        help: 'Handlers past their timeout that ignored the abort and have not settled; their actor waits',
+        labelNames: labels,
+        registers: [reg],
+      }),
+  );
+  const deadLetterFailures = cellCounter(
+    reg,
+    `${ns}_dead_letter_failures_total`,
+    'Dead-letter or parking publishes that failed (the message waits and is retried)',
+    labels,
   );
   const published = cellCounter(
     reg,
@@ -300,6 +323,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
       const okC = cell(processed, { ...l, outcome: 'success' });
       const failC = cell(processed, { ...l, outcome: 'failure' });
       const restartC = cell(restarted, l);
+      const deadLetterFailC = cell(deadLetterFailures, l);
       const deadByReason = new Map<string, Cell>();
       const latencyL = latency.labels(l);
       return {
@@ -327,6 +351,12 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         },
         rawFailure: () => {
           failC.value++;
+        },
+        stuckHandlers: (count) => {
+          stuck.set(l, count);
+        },
+        deadLetterFailed: () => {
+          deadLetterFailC.value++;
         },
       };
     },

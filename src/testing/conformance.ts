@@ -690,6 +690,13 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       let maxQueued = 0;
       const options: SubscribeOptions = { actors: 8, inboxSize: 32 };
       const capacity = 8 * 32;
+      const started = until(
+        () => {
+          const s = consumer.health().subscriptions.find((x) => x.topic === topic);
+          return s !== undefined && s.queued + s.inFlight >= capacity;
+        },
+        () => 'pool never filled',
+      );
       const publishing = (async () => {
         for (let i = 0; i < total; i++) {
           const { eventId } = await producer.publishEnvelope(topic, {
@@ -702,13 +709,6 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         }
         await producer.flush();
       })();
-      const started = until(
-        () => {
-          const s = consumer.health().subscriptions.find((x) => x.topic === topic);
-          return s !== undefined && s.queued + s.inFlight >= capacity;
-        },
-        () => 'pool never filled',
-      );
       const seen = new Set<string>();
       const finished = until(
         () => seen.size === total,
@@ -727,7 +727,15 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         },
         options,
       );
-      await started.wait(timeout / 2);
+      // The pool fills while every handler is blocked, so no handler call re-checks the
+      // condition (it used to be re-checked by a timed-out handler's retry running
+      // alongside it, which no longer happens): poll it.
+      const polling = setInterval(() => started.check(), 20);
+      try {
+        await started.wait(timeout / 2);
+      } finally {
+        clearInterval(polling);
+      }
       await publishing;
       // Everything is published and the handler is blocked: the pool must not have taken more than it holds.
       const heapBlocked = process.memoryUsage().heapUsed;

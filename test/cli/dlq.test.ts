@@ -375,7 +375,7 @@ describe('eventbus dlq', () => {
   it('requeue: --parked is refused with an explanation; --seq or --all is required', () => {
     assert.throws(
       () => parseDlqRequeueArgs(['orders', '--parked', '--all']),
-      /Requeue from orders\.PARKED is not supported: under the park policy the parked state lives in the consuming process/,
+      /Requeue from orders\.PARKED is not supported: .*subscription\.resume\(aggregateId\)/,
     );
     assert.throws(() => parseDlqRequeueArgs(['orders']), /Expected either --seq N/);
     assert.throws(() => parseDlqRequeueArgs(['orders', '--all', '--seq', '1']), /Expected either --seq N/);

@@ -83,7 +83,8 @@ describe('envelope', () => {
     const bad: Array<[Uint8Array, RegExp]> = [
       [new Uint8Array(), /empty body/],
       [Buffer.from('not json'), /do not parse/],
-      [Buffer.from([0xff, 0xfe]), /do not parse/],
+      [Buffer.from([0xff, 0xfe]), /not valid UTF-8 \(first bad byte at offset 0\)/],
+      [Buffer.from(`{"a":${'['.repeat(600)}`), /nested at most 512 levels deep/],
       [Buffer.from('[]'), /envelope object/],
       [Buffer.from('{"aggregateId":"a"}'), /eventId/],
       [

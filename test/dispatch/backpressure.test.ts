@@ -18,7 +18,15 @@ describe('bounded inboxes and backpressure', () => {
     assert.equal(pool.freeCapacity(), 5); // queued
     await flush();
     assert.equal(pool.freeCapacity(), 5); // now running: still counted
-    assert.deepEqual(pool.stats(), { queued: 0, inFlight: 3, parkedAggregates: 0, restarts: 0, fenced: 0 });
+    assert.deepEqual(pool.stats(), {
+      queued: 0,
+      inFlight: 3,
+      parkedAggregates: 0,
+      restarts: 0,
+      fenced: 0,
+      stuckHandlers: 0,
+      deadLetterFailing: 0,
+    });
     gate.resolve();
     await settleAll(pool);
     assert.equal(pool.stats().inFlight, 0);

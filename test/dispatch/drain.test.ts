@@ -73,7 +73,15 @@ describe('drain', () => {
       assert.deepEqual(t.message.calls, ['nak']);
       assert.equal(t.runs.length, 0);
     }
-    assert.deepEqual(pool.stats(), { queued: 0, inFlight: 0, parkedAggregates: 0, restarts: 0, fenced: 0 });
+    assert.deepEqual(pool.stats(), {
+      queued: 0,
+      inFlight: 0,
+      parkedAggregates: 0,
+      restarts: 0,
+      fenced: 0,
+      stuckHandlers: 0,
+      deadLetterFailing: 0,
+    });
   });
 
   test('the deadline cancels backoff sleeps', { timeout: 5_000 }, async () => {

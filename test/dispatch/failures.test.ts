@@ -126,18 +126,51 @@ describe('envelope failures (retry in place, then dead letter)', () => {
     assert.deepEqual(metrics.deadLetters, ['max-attempts']);
   });
 
-  test('when dead-lettering fails the message is nak-ed (it comes back) and logged', async () => {
-    const { pool, logger } = harness({
+  test('when dead-lettering fails the message stays held (no nak, no loop), its aggregate waits, and dead-lettering is retried', {
+    timeout: 5_000,
+  }, async () => {
+    const secondCall = deferred();
+    const gate = deferred();
+    let calls = 0;
+    const delays: number[] = [];
+    const { pool, logger, metrics } = harness({
       maxAttempts: 1,
-      deadLetter: () => Promise.reject(new Error('DLQ publish failed')),
+      sleep: (ms) => {
+        delays.push(ms);
+        return Promise.resolve();
+      },
+      deadLetter: async () => {
+        calls++;
+        if (calls === 1) throw new Error('DLQ publish failed');
+        if (calls === 2) {
+          secondCall.resolve();
+          await gate.promise;
+          throw new Error('DLQ publish failed again');
+        }
+      },
     });
     const poison = task('a', boom);
     const next = task('a');
     pool.submit(poison);
     pool.submit(next);
+    await secondCall.promise;
+    assert.deepEqual(
+      poison.message.calls,
+      [],
+      'neither nak-ed nor termed while the dead letter is not durable',
+    );
+    assert.equal(next.runs.length, 0, "the aggregate's next event waits behind the failed one");
+    assert.equal(pool.stats().deadLetterFailing, 1);
+    assert.equal(metrics.deadLetterFailures, 1);
+    gate.resolve();
     await settleAll(pool);
-    assert.deepEqual(poison.message.calls, ['nak']);
+    assert.equal(calls, 3);
+    assert.equal(poison.message.calls.length, 1);
+    assert.match(poison.message.calls[0] ?? '', /^term:dead-lettered after 1 attempt\(s\): boom$/);
     assert.deepEqual(next.message.calls, ['ack']);
+    assert.equal(metrics.deadLetterFailures, 2);
+    assert.equal(pool.stats().deadLetterFailing, 0);
+    assert.equal(delays.length, 2, 'each retry of the dead letter backs off');
     assert.ok(logger.entries.some((e) => e.level === 'error' && /Dead-lettering failed/.test(e.msg ?? '')));
   });
 

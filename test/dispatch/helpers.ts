@@ -114,6 +114,9 @@ export interface RecordingMetrics extends PoolMetrics {
   restarts: number;
   deadLetters: string[];
   rawFailures: number;
+  /** Every stuck-handlers gauge value reported, in order. */
+  stuck: number[];
+  deadLetterFailures: number;
 }
 
 export function recordingMetrics(): RecordingMetrics {
@@ -124,6 +127,8 @@ export function recordingMetrics(): RecordingMetrics {
     restarts: 0,
     deadLetters: [],
     rawFailures: 0,
+    stuck: [],
+    deadLetterFailures: 0,
     messageSent() {
       m.sent++;
     },
@@ -141,6 +146,12 @@ export function recordingMetrics(): RecordingMetrics {
     },
     rawFailure() {
       m.rawFailures++;
+    },
+    stuckHandlers(count) {
+      m.stuck.push(count);
+    },
+    deadLetterFailed() {
+      m.deadLetterFailures++;
     },
   };
   return m;

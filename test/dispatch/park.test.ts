@@ -3,7 +3,16 @@ import { describe, test } from 'node:test';
 import { EventBusError } from '../../src/core/errors.ts';
 import { actorIndexFor } from '../../src/core/hash.ts';
 import type { DeadLetterRequest } from '../../src/dispatch/types.ts';
-import { type Deferred, deferred, flush, harness, keysOnSameActor, settleAll, task } from './helpers.ts';
+import {
+  type Deferred,
+  deferred,
+  type FakeMessage,
+  flush,
+  harness,
+  keysOnSameActor,
+  settleAll,
+  task,
+} from './helpers.ts';
 
 describe('park policy', () => {
   test('after a poison event the aggregate is parked: later tasks are moved, not run, and termed once moved', {
@@ -11,6 +20,7 @@ describe('park policy', () => {
   }, async () => {
     const [poisoned, neighbour] = keysOnSameActor(4, actorIndexFor);
     const moves: Array<{ request: DeadLetterRequest; done: Deferred }> = [];
+    const requested = [deferred(), deferred()];
     const { pool, metrics } = harness({
       actors: 4,
       maxAttempts: 2,
@@ -19,6 +29,7 @@ describe('park policy', () => {
         if (request.disposition === 'dead-letter') return Promise.resolve();
         const done = deferred();
         moves.push({ request, done });
+        requested[moves.length - 1]?.resolve();
         return done.promise;
       },
     });
@@ -33,12 +44,12 @@ describe('park policy', () => {
     assert.equal(await other.message.whenSettled, 'ack');
     assert.equal(poison.message.settled, 'term');
     assert.equal(parked1.runs.length + parked2.runs.length, 0, 'parked tasks never run');
+    await requested[0]?.promise;
+    await flush();
     assert.deepEqual(
       moves.map((m) => [m.request.task, m.request.disposition, m.request.key, m.request.attempts]),
-      [
-        [parked1, 'parked', poisoned, 0],
-        [parked2, 'parked', poisoned, 0],
-      ],
+      [[parked1, 'parked', poisoned, 0]],
+      "an aggregate's moves run one at a time, in order",
     );
     assert.ok(moves[0]?.request.error instanceof EventBusError);
     assert.equal((moves[0]!.request.error.cause as Error).message, 'poison');
@@ -47,8 +58,11 @@ describe('park policy', () => {
     assert.deepEqual(pool.parkedKeys(), [poisoned]);
     assert.equal(pool.stats().parkedAggregates, 1);
 
-    for (const m of moves) m.done.resolve();
+    moves[0]?.done.resolve();
     assert.equal(await parked1.message.whenSettled, 'term');
+    await requested[1]?.promise;
+    assert.equal(moves[1]?.request.task, parked2);
+    moves[1]?.done.resolve();
     assert.equal(await parked2.message.whenSettled, 'term');
     assert.match(parked1.message.calls[0] ?? '', /^term:parked/);
     await settleAll(pool);
@@ -72,19 +86,35 @@ describe('park policy', () => {
     await settleAll(pool);
   });
 
-  test("a parked task whose move fails is nak-ed; the 'continue' policy parks nothing", async () => {
+  test("a parked task whose move fails waits and is retried, in order (no nak loop); the 'continue' policy parks nothing", async () => {
+    const moved: string[] = [];
+    let failures = 0;
     const parking = harness({
       maxAttempts: 1,
       deadLetterPolicy: 'park',
-      deadLetter: (r) =>
-        r.disposition === 'parked' ? Promise.reject(new Error('PARKED publish failed')) : Promise.resolve(),
+      deadLetter: (r) => {
+        if (r.disposition !== 'parked') return Promise.resolve();
+        const id = (r.task.message as FakeMessage).id;
+        if (id === 'p1' && failures < 2) {
+          failures++;
+          return Promise.reject(new Error('PARKED publish failed'));
+        }
+        moved.push(id);
+        return Promise.resolve();
+      },
     });
     parking.pool.submit(task('a', () => Promise.reject(new Error('poison'))));
-    const parked = task('a');
-    parking.pool.submit(parked);
+    const parked1 = task('a', undefined, 'p1');
+    const parked2 = task('a', undefined, 'p2');
+    parking.pool.submit(parked1);
+    parking.pool.submit(parked2);
+    assert.equal(await parked2.message.whenSettled, 'term');
     await settleAll(parking.pool);
-    assert.deepEqual(parked.message.calls, ['nak']);
-    assert.equal(parked.runs.length, 0);
+    assert.deepEqual(moved, ['p1', 'p2'], 'moved in order although the first move failed twice');
+    assert.match(parked1.message.calls.join(), /^term:parked/);
+    assert.equal(parked1.runs.length + parked2.runs.length, 0);
+    assert.equal(parking.metrics.deadLetterFailures, 2);
+    assert.equal(parking.pool.stats().deadLetterFailing, 0);
 
     const continuing = harness({ maxAttempts: 1 });
     continuing.pool.submit(task('a', () => Promise.reject(new Error('poison'))));

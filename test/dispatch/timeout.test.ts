@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
 import { HandlerTimeoutError } from '../../src/core/errors.ts';
-import { deferred, flush, harness, settleAll, task } from './helpers.ts';
+import { deferred, flush, harness, recordingMetrics, settleAll, task } from './helpers.ts';
 
-/** A handler that never settles, whatever happens to its signal. */
-const hang = (): Promise<void> => new Promise(() => {});
+/** A handler that only ends when its signal aborts (it honours the timeout). */
+const hang = (_attempt: number, _key: string, signal: AbortSignal): Promise<void> =>
+  new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 
 describe('handler timeout (shared sweep)', () => {
   test('aborts the handler signal with HandlerTimeoutError and counts the attempt as failed', {
@@ -39,6 +40,54 @@ describe('handler timeout (shared sweep)', () => {
     assert.equal(await t.message.whenSettled, 'ack');
     assert.equal(t.runs.length, 1);
     assert.equal(metrics.rawFailures, 1);
+    await settleAll(pool);
+  });
+
+  test('a timed-out handler that ignores its abort: no retry and no next event until it settled; stuck meanwhile', {
+    timeout: 5_000,
+  }, async () => {
+    const metrics = recordingMetrics();
+    const stuck = deferred();
+    const recordStuck = metrics.stuckHandlers.bind(metrics);
+    metrics.stuckHandlers = (count) => {
+      recordStuck(count);
+      if (count === 1) stuck.resolve();
+    };
+    const { pool, logger } = harness({ handlerTimeoutMs: 20, maxAttempts: 2, metrics });
+    const release = deferred();
+    let running = 0;
+    let mostAtOnce = 0;
+    const track = async (work: Promise<void>): Promise<void> => {
+      running++;
+      mostAtOnce = Math.max(mostAtOnce, running);
+      try {
+        await work;
+      } finally {
+        running--;
+      }
+    };
+    // Attempt 1 ignores its signal and ends only when released; attempt 2 succeeds.
+    const t = task('a', (attempt) => track(attempt === 1 ? release.promise : Promise.resolve()));
+    const next = task('a', () => track(Promise.resolve()));
+    pool.submit(t);
+    pool.submit(next);
+    await stuck.promise;
+    assert.equal(t.runs.length, 1, 'no retry while the timed-out execution still runs');
+    assert.equal(next.runs.length, 0, "the aggregate's next event waits too");
+    assert.equal(pool.stats().stuckHandlers, 1);
+    assert.ok(
+      logger.entries.some((e) => e.level === 'error' && /ignores its abort signal/.test(e.msg ?? '')),
+    );
+    release.resolve();
+    assert.equal(await t.message.whenSettled, 'ack');
+    assert.equal(await next.message.whenSettled, 'ack');
+    assert.deepEqual(
+      t.runs.map((r) => r.attempt),
+      [1, 2],
+    );
+    assert.equal(mostAtOnce, 1, 'never two executions at once');
+    assert.equal(pool.stats().stuckHandlers, 0);
+    assert.equal(metrics.stuck.at(-1), 0);
     await settleAll(pool);
   });
 

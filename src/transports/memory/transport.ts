@@ -5,6 +5,7 @@ import { PayloadTooLargeError } from '../../core/errors.ts';
 import type {
   FlowControl,
   OutboundMessage,
+  ParkingLot,
   PublishCallback,
   PublishOutcome,
   Transport,
@@ -16,6 +17,7 @@ import type {
 } from '../../core/transport.ts';
 import { defaultMemoryBroker, type MemoryBroker, type TopicLog } from './broker.ts';
 import { type MemoryTransportOptions, type ResolvedMemoryOptions, resolveMemoryOptions } from './options.ts';
+import { memoryParkingLot } from './parking-lot.ts';
 import { MemoryPartitionedSubscription } from './partitioned-subscription.ts';
 import { SharedCursorSubscription } from './shared-subscription.ts';
 
@@ -44,6 +46,10 @@ class MemoryTransport implements Transport {
     this.maxPayloadBytes = options.maxPayloadBytes;
   }
 
+  async parkingLot(topic: string, group: string): Promise<ParkingLot> {
+    return memoryParkingLot(this.#broker, topic, group);
+  }
+
   async ensureTopic(topic: string): Promise<void> {
     this.#topic(topic);
   }
@@ -64,7 +70,7 @@ class MemoryTransport implements Transport {
 
   send(message: OutboundMessage, done: PublishCallback): void {
     let outcome: PublishOutcome;
-    const size = encodedSize(message.data, message.headers);
+    const size = encodedSize(message.data, message.headers, message.msgId);
     if (size > this.maxPayloadBytes) {
       outcome = { ok: false, error: new PayloadTooLargeError(size, this.maxPayloadBytes) };
     } else {

@@ -1,7 +1,11 @@
 /**
  * A stream per topic: envelope topics on file storage, raw topics in memory.
- * Existing streams are used as they are (a storage mismatch is only warned
- * about); results are cached per topic.
+ * Dead-letter and parked topics (`*.DLQ`, `*.PARKED`) are always created as
+ * envelope topics (file storage), whoever touches them first: a raw
+ * subscription to a dead-letter topic before its first dead letter must not
+ * leave the dead letters in memory, lost on a server restart.
+ * Existing streams are used as they are (a storage mismatch is warned about);
+ * results are cached per topic.
  */
 import {
   DiscardPolicy,
@@ -23,6 +27,11 @@ import {
   recordedPartitions,
   validatePartitionToken,
 } from './partitions.ts';
+
+/** Topics whose messages exist nowhere else: always on file storage. */
+export function mustBeDurable(topic: string): boolean {
+  return topic.endsWith('.DLQ') || topic.endsWith('.PARKED');
+}
 
 export interface StreamHandle {
   readonly topic: string;
@@ -140,10 +149,11 @@ export class StreamRegistry {
 
   async #ensure(topic: string, kind: MessageKind): Promise<StreamHandle> {
     const name = this.nameFor(topic);
-    const storage = kind === 'envelope' ? StorageType.File : StorageType.Memory;
+    const durable = kind === 'envelope' || mustBeDurable(topic);
+    const storage = durable ? StorageType.File : StorageType.Memory;
     let info = await this.info(name);
     if (info === undefined) {
-      const partitioned = kind === 'envelope';
+      const partitioned = durable;
       const config: Partial<StreamConfig> & { name: string } = {
         name,
         subjects: partitioned ? [topic, partitionWildcard(topic)] : [topic],
@@ -188,7 +198,7 @@ export class StreamRegistry {
       );
     }
     const subjects = info.config.subjects ?? [];
-    const partitions = kind === 'envelope' ? recordedPartitions(info.config.description, subjects, topic) : 0;
+    const partitions = durable ? recordedPartitions(info.config.description, subjects, topic) : 0;
     if (kind === 'envelope' && partitions === 0) {
       this.#logger.warn(
         { stream: name, topic },

@@ -2,12 +2,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import { BusClosedError, InvalidArgumentError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type {
   FlowControl,
   MessageKind,
   OutboundMessage,
+  ParkingLot,
   PublishCallback,
   Transport,
   TransportFeatures,
@@ -21,6 +23,7 @@ import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './cons
 import { KvLeaseStore } from './kv-lease-store.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { natsParkingLot, openParkedBucket } from './parking-lot.ts';
 import { NatsPartitionedSubscription } from './partitioned-subscription.ts';
 import { partitionOf, partitionSubject, topicOfSubject } from './partitions.ts';
 import { PipelinedPublisher } from './publisher.ts';
@@ -48,6 +51,8 @@ export class NatsTransport implements Transport {
   readonly #publisher: PipelinedPublisher;
   readonly #subscriptions = new Set<NatsPullSubscription | NatsPartitionedSubscription>();
   #store: Promise<KvLeaseStore> | undefined;
+  /** The park policy's bucket, opened on first use. */
+  #parked: Promise<KV> | undefined;
   /** Mixed fleet with the Go SDK: publish on `<topic>`, where Go consumers look. */
   readonly #plainSubjects: boolean;
   readonly #groupMetrics: ((topic: string, group: string) => GroupMetrics) | undefined;
@@ -83,6 +88,27 @@ export class NatsTransport implements Transport {
 
   get maxPayloadBytes(): number {
     return this.#conn.maxPayload;
+  }
+
+  async parkingLot(topic: string, group: string): Promise<ParkingLot> {
+    this.#parked ??= openParkedBucket(
+      this.#conn.nc,
+      `${this.#options.streamPrefix}_PARKED`,
+      this.#options.stream.replicas,
+    );
+    this.#parked.catch(() => {
+      this.#parked = undefined;
+    });
+    const kv = await this.#parked;
+    return natsParkingLot({
+      nc: this.#conn.nc,
+      jsm: this.#jsm,
+      kv,
+      streams: this.#streams,
+      topic,
+      group,
+      durable: durableNameFor(group),
+    });
   }
 
   async ensureTopic(topic: string, kind: MessageKind): Promise<void> {
