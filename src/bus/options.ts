@@ -40,6 +40,10 @@ export interface ResolvedBusOptions {
   readonly onPublishResult: ((r: PublishResult) => void) | undefined;
   readonly maxPendingPublishes: number;
   readonly closeTimeoutMs: number;
+  readonly publishDeadlineMs: number;
+  readonly publishFailureScope: 'aggregate' | 'event';
+  /** Backoff between the bus's publish retries (first, cap). */
+  readonly publishRetryBackoff: { readonly initialMs: number; readonly maxMs: number };
   readonly publishOrdering: 'aggregate' | 'none';
   readonly interop: 'none' | 'jxt-go';
 }
@@ -47,6 +51,8 @@ export interface ResolvedBusOptions {
 export const busDefaults = {
   maxPendingPublishes: 10_000,
   closeTimeoutMs: 30_000,
+  publishDeadlineMs: 300_000,
+  publishFailureScope: 'aggregate',
   publishOrdering: 'aggregate',
   interop: 'none',
 } as const;
@@ -92,6 +98,13 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       busDefaults.maxPendingPublishes,
     ),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, busDefaults.closeTimeoutMs),
+    publishDeadlineMs: positiveInt(
+      'publishDeadlineMs',
+      options.publishDeadlineMs,
+      busDefaults.publishDeadlineMs,
+    ),
+    publishFailureScope: resolveScope(options.publishFailureScope),
+    publishRetryBackoff: { initialMs: 100, maxMs: 5_000 },
     publishOrdering: resolveOrdering(options.publishOrdering),
     interop: resolveInterop(options.interop),
   };
@@ -111,6 +124,16 @@ function resolveInterop(value: unknown): 'none' | 'jxt-go' {
   if (value === undefined) return busDefaults.interop;
   if (value !== 'none' && value !== 'jxt-go') {
     throw new InvalidArgumentError(`Expected \`interop\` to be 'none' or 'jxt-go', got ${String(value)}`);
+  }
+  return value;
+}
+
+function resolveScope(value: unknown): 'aggregate' | 'event' {
+  if (value === undefined) return busDefaults.publishFailureScope;
+  if (value !== 'aggregate' && value !== 'event') {
+    throw new InvalidArgumentError(
+      `Expected \`publishFailureScope\` to be 'aggregate' or 'event', got ${String(value)}`,
+    );
   }
   return value;
 }
