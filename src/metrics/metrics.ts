@@ -95,6 +95,8 @@ export interface PublishMetrics {
 export interface OutboxMetrics {
   pending(count: number): void;
   lagSeconds(seconds: number): void;
+  /** Unpublished rows that failed at least once, and the age of the oldest. */
+  failing?(count: number, oldestSeconds: number): void;
 }
 
 export interface BusMetrics {
@@ -117,7 +119,7 @@ export const noopMetrics: BusMetrics = {
   registry: undefined,
   forPool: () => noopPool,
   publish: { published() {}, failed() {}, ackLatency() {}, pending() {} },
-  outbox: { pending() {}, lagSeconds() {} },
+  outbox: { pending() {}, lagSeconds() {}, failing() {} },
 };
 
 export function createBusMetrics(transport: string, clientId: string, registry?: Registry): BusMetrics {
@@ -236,6 +238,26 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         registers: [reg],
       }),
   );
+  const outboxFailing = getOrCreate(
+    reg,
+    `${pns}_outbox_failing`,
+    () =>
+      new client.Gauge({
+        name: `${pns}_outbox_failing`,
+        help: 'Unpublished outbox rows whose publish failed at least once',
+        registers: [reg],
+      }),
+  );
+  const outboxFailingAge = getOrCreate(
+    reg,
+    `${pns}_outbox_failing_oldest_seconds`,
+    () =>
+      new client.Gauge({
+        name: `${pns}_outbox_failing_oldest_seconds`,
+        help: 'Age of the oldest unpublished outbox row whose publish failed at least once',
+        registers: [reg],
+      }),
+  );
   const publishedByTopic = new Map<string, Cell>();
   const errorCells = new Map<string, Cell>();
 
@@ -303,6 +325,10 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     outbox: {
       pending: (n) => outboxPending.set(n),
       lagSeconds: (s) => outboxLag.set(s),
+      failing: (n, s) => {
+        outboxFailing.set(n);
+        outboxFailingAge.set(s);
+      },
     },
   };
 }

@@ -177,7 +177,10 @@ export const renewLeases = `
 
 export const outboxStats = `
   SELECT count(*)::integer AS pending,
-         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0)::float8 AS lag_seconds
+         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0)::float8 AS lag_seconds,
+         (count(*) FILTER (WHERE attempts > 0))::integer AS failing,
+         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at) FILTER (WHERE attempts > 0))), 0)::float8
+           AS failing_age_seconds
   FROM eventbus_outbox
   WHERE published_at IS NULL`;
 
