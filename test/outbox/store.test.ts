@@ -165,7 +165,7 @@ for (const factory of storeFactories) {
             f.store.add(tx, [
               {
                 topic: 'ok',
-                envelope: { aggregateId: 'small', eventType: 'x', eventVersion: 1, payload: 1 },
+                envelope: { aggregateId: 'small', eventType: 'x', eventVersion: 1, payload: 'small' },
               },
               { topic: 'big-topic', envelope: input(payload) },
             ]),
