@@ -113,8 +113,16 @@ export const lockHeadsByAggregate = `
  * than autovacuum's statistics, and stale estimates turn the bounded ordered
  * index scans above into bitmap scans plus sorts over the whole backlog.
  */
+/**
+ * Transaction-local settings of a claim: the planner hints, and a bound on how
+ * long the claim may sit idle in its transaction ($1 ms, the lease). A relay
+ * process stalled mid-claim (SIGSTOP, a long GC pause, a frozen VM) would
+ * otherwise keep its row locks for good and block every other relay's writes
+ * to those rows; PostgreSQL ends such a session after the lease instead.
+ */
 export const claimPlannerSettings = `
-  SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`;
+  SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true),
+         set_config('idle_in_transaction_session_timeout', $1::text, true)`;
 
 /**
  * Step 2 of a claim: lease a contiguous prefix of each locked aggregate's

@@ -227,7 +227,7 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
     async claim(relayId: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       if (limit <= 0) return [];
       const rows = await driver.transaction(async (_tx, q) => {
-        await q.query(sql.claimPlannerSettings);
+        await q.query(sql.claimPlannerSettings, [String(Math.max(1_000, leaseMs))]);
         let heads = await q.query<{ aggregate_id: string }>(sql.lockHeadsBySeq, [limit, limit * 2 + 64]);
         if (heads.rows.length < limit) {
           // The oldest rows are mostly behind held heads: find heads per aggregate instead.
