@@ -131,6 +131,10 @@ export class BusPublisher {
       queueMicrotask(() => this.#fail(job, this.#finalError(job)));
       return;
     }
+    this.#attempt(job);
+  }
+
+  #attempt(job: PublishJob): void {
     job.attempts++;
     this.#options.send(job.message, (outcome) => this.#onOutcome(job, outcome));
   }
@@ -196,9 +200,18 @@ export class BusPublisher {
     if (key === undefined) return;
     const lane = this.#lanes.get(key) as PublishJob[];
     lane.shift();
-    const next = lane[0];
-    if (next) this.#start(next);
-    else this.#lanes.delete(key);
+    // Iterative, not through #start → #fail → #settled: a long lane ending
+    // at once (closing, scope 'event') must not recurse once per event.
+    while (lane.length > 0) {
+      const next = lane[0] as PublishJob;
+      if (!this.#stopped && performance.now() < next.deadlineAt) {
+        this.#attempt(next);
+        return;
+      }
+      lane.shift();
+      this.#options.settle(next, { ok: false, error: this.#finalError(next) });
+    }
+    this.#lanes.delete(key);
   }
 
   #fail(job: PublishJob, error: EventBusError): void {

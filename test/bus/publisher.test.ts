@@ -131,6 +131,20 @@ describe('BusPublisher', () => {
     assert.ok(outcome.error instanceof PublishRejectedError);
   });
 
+  it("closing with a long lane (scope 'event'): every queued event gets its one result, in order", () => {
+    const h = harness('event');
+    const ids = Array.from({ length: 20_000 }, (_, i) => `a${i}`);
+    for (const id of ids) h.publisher.submit(h.job(id, 'A'));
+    h.publisher.stop();
+    h.sent[0]?.done(timeout()); // the transport's close ends the one on the wire
+    assert.deepEqual(
+      h.settled.map((s) => s.id),
+      ids,
+    );
+    assert.ok(h.settled.every((s) => !s.outcome.ok));
+    assert.equal(h.sent.length, 1, 'nothing else was attempted');
+  });
+
   it('giveUp ends retrying after the attempt on the wire; stop() fails what waits in backoff', async () => {
     const h = harness();
     h.publisher.submit(h.job('a1', 'A'));
