@@ -264,6 +264,10 @@ for (const factory of storeFactories) {
           ),
           1,
         );
+        const stats = await f.store.stats();
+        assert.equal(stats.failing, 1, 'the failed row counts as failing (the metric beside the lag)');
+        assert.equal(stats.pending, 4);
+        assert.ok(stats.oldestFailingSeconds >= 0 && stats.oldestFailingSeconds <= stats.lagSeconds);
         const again = await f.store.claim('r2', 10, 30_000);
         assert.deepEqual(
           again.map((r) => r.aggregateId),
