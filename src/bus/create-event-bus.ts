@@ -5,6 +5,7 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import {
   createEnvelope,
+  type Envelope,
   type EnvelopeInput,
   encodedSize,
   encodeEnvelope,
@@ -44,8 +45,8 @@ import { poolDefaults, resolvePoolOptions } from '../dispatch/options.ts';
 import type { DeadLetterRequest } from '../dispatch/types.ts';
 import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
 import { deadLetterMessage } from './dead-letter.ts';
-import { KeySequencer } from './key-sequencer.ts';
 import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
+import { type PublishMeta, PublishPath } from './publish-path.ts';
 import { PublishResultHub } from './publish-results.ts';
 import { PublishWindow } from './publish-window.ts';
 import { BusSubscription } from './subscription.ts';
@@ -82,14 +83,6 @@ function assertTopic(topic: unknown): asserts topic is string {
   }
 }
 
-interface PendingMeta {
-  readonly topic: string;
-  readonly eventId: string;
-  readonly aggregateId: string | undefined;
-  readonly eventType: string | undefined;
-  readonly sentAt: number;
-}
-
 class EventBusImpl implements EventBus {
   readonly clientId: string;
   readonly transport: TransportKind;
@@ -101,8 +94,10 @@ class EventBusImpl implements EventBus {
   readonly #window: PublishWindow;
   readonly #topics = new Map<string, Promise<void> | true>();
   readonly #subscriptions = new Set<BusSubscription>();
-  readonly #sequencer: KeySequencer | undefined;
+  readonly #publishing: PublishPath;
   #closing: Promise<void> | undefined;
+  /** Set once the subscriptions are closed: until then handlers may still publish. */
+  #refusingPublishes = false;
   #resolveClosed!: () => void;
 
   constructor(options: ResolvedBusOptions, transport: Transport, metrics: BusMetrics) {
@@ -118,10 +113,7 @@ class EventBusImpl implements EventBus {
     );
     this.#window = new PublishWindow(options.maxPendingPublishes, () => this.#results.maxBacklog());
     this.#results.onBacklogChange = () => this.#window.wake();
-    this.#sequencer =
-      options.publishOrdering === 'aggregate'
-        ? new KeySequencer((message, done) => transport.send(message, done))
-        : undefined;
+    this.#publishing = new PublishPath(options, transport, this.#window, this.#results, metrics);
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -129,6 +121,11 @@ class EventBusImpl implements EventBus {
 
   #assertOpen(): void {
     if (this.#closing) throw new BusClosedError();
+  }
+
+  /** Publishes are still taken while close() drains handlers (they may publish follow-ups). */
+  #assertAcceptingPublishes(): void {
+    if (this.#refusingPublishes) throw new BusClosedError();
   }
 
   #ensureTopic(topic: string, kind: MessageKind): Promise<void> | undefined {
@@ -153,7 +150,30 @@ class EventBusImpl implements EventBus {
     input: EnvelopeInput<P>,
     options?: PublishOptions,
   ): Promise<PublishAccepted> {
-    this.#assertOpen();
+    return this.#publishEnvelope(topic, input, options, undefined);
+  }
+
+  publishEnvelopeAndWait<P>(
+    topic: string,
+    input: EnvelopeInput<P>,
+    options?: PublishOptions,
+  ): Promise<PublishResult> {
+    const { promise, waiter } = resultWaiter();
+    return this.#publishEnvelope(topic, input, options, waiter).then(() => promise);
+  }
+
+  publishAndWait(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishResult> {
+    const { promise, waiter } = resultWaiter();
+    return this.#publish(topic, data, options, waiter).then(() => promise);
+  }
+
+  async #publishEnvelope<P>(
+    topic: string,
+    input: EnvelopeInput<P>,
+    options: PublishOptions | undefined,
+    waiter: PublishMeta['waiter'],
+  ): Promise<PublishAccepted> {
+    this.#assertAcceptingPublishes();
     assertTopic(topic);
     const envelope = createEnvelope(input, this.#options.interop === 'jxt-go' ? 'jxt-go' : 'default');
     const data = encodeEnvelope(envelope);
@@ -161,21 +181,30 @@ class EventBusImpl implements EventBus {
     if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));
     this.#injectTraceContext(headers);
     await this.#admit(topic, 'envelope', data, headers, envelope.eventId, options?.signal);
-    this.#send(
+    this.#publishing.submit(
       { topic, kind: 'envelope', data, headers, msgId: envelope.eventId, key: envelope.aggregateId },
       {
-        topic,
         eventId: envelope.eventId,
         aggregateId: envelope.aggregateId,
         eventType: envelope.eventType,
-        sentAt: 0,
+        envelope: envelope as Envelope,
+        waiter,
       },
     );
     return { eventId: envelope.eventId, topic };
   }
 
-  async publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted> {
-    this.#assertOpen();
+  publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted> {
+    return this.#publish(topic, data, options, undefined);
+  }
+
+  async #publish(
+    topic: string,
+    data: Uint8Array,
+    options: PublishOptions | undefined,
+    waiter: PublishMeta['waiter'],
+  ): Promise<PublishAccepted> {
+    this.#assertAcceptingPublishes();
     assertTopic(topic);
     if (!(data instanceof Uint8Array)) {
       throw new InvalidArgumentError(`Expected data to be a Uint8Array, got ${typeof data}`);
@@ -184,9 +213,9 @@ class EventBusImpl implements EventBus {
     const headers: Record<string, string> = { ...options?.headers };
     this.#injectTraceContext(headers);
     await this.#admit(topic, 'raw', data, headers, msgId, options?.signal);
-    this.#send(
+    this.#publishing.submit(
       { topic, kind: 'raw', data, headers, msgId, key: options?.key },
-      { topic, eventId: msgId, aggregateId: options?.key, eventType: undefined, sentAt: 0 },
+      { eventId: msgId, aggregateId: options?.key, eventType: undefined, envelope: undefined, waiter },
     );
     return { eventId: msgId, topic };
   }
@@ -212,46 +241,11 @@ class EventBusImpl implements EventBus {
     if (preparing) await preparing;
     const waiting = this.#window.acquire(signal);
     if (waiting) await waiting;
-    if (this.#closing && this.#window.pending > 0 && waiting) {
+    if (this.#refusingPublishes && waiting) {
       // Woken while closing: the slot is ours but the bus no longer accepts.
       this.#window.release();
       throw new BusClosedError();
     }
-  }
-
-  #send(message: OutboundMessage, meta: PendingMeta): void {
-    const sentAt = performance.now();
-    this.#metrics.publish.pending(this.#window.pending);
-    const done = (outcome: PublishOutcome): void => this.#settle(meta, sentAt, outcome);
-    if (this.#sequencer) this.#sequencer.send(message, done);
-    else this.#transport.send(message, done);
-  }
-
-  #settle(meta: PendingMeta, sentAt: number, outcome: PublishOutcome): void {
-    this.#window.release();
-    const result: { -readonly [K in keyof PublishResult]: PublishResult[K] } = {
-      eventId: meta.eventId,
-      topic: meta.topic,
-      success: outcome.ok,
-      timestamp: Date.now(),
-    };
-    if (meta.aggregateId !== undefined) result.aggregateId = meta.aggregateId;
-    if (meta.eventType !== undefined) result.eventType = meta.eventType;
-    if (outcome.ok) {
-      if (outcome.sequence !== undefined) result.sequence = outcome.sequence;
-      if (outcome.offset !== undefined) result.offset = outcome.offset;
-      if (outcome.duplicate) result.duplicate = true;
-      this.#metrics.publish.published(meta.topic);
-      this.#metrics.publish.ackLatency((performance.now() - sentAt) / 1000);
-    } else {
-      result.error = outcome.error;
-      this.#metrics.publish.failed(meta.topic, outcome.error.code);
-      this.#options.logger.warn(
-        { err: outcome.error, eventId: meta.eventId, topic: meta.topic },
-        'publish failed',
-      );
-    }
-    this.#results.emit(result);
   }
 
   subscribeEnvelope<P = unknown>(
@@ -370,9 +364,8 @@ class EventBusImpl implements EventBus {
   }
 
   releaseAggregate(aggregateId: string): boolean {
-    const released = this.#sequencer?.release(aggregateId) ?? false;
-    if (released)
-      this.#options.logger.info({ aggregateId }, 'publish hold released; the failed event is given up');
+    const released = this.#publishing.giveUp(aggregateId);
+    if (released) this.#options.logger.info({ aggregateId }, 'publish retries of the aggregate given up');
     return released;
   }
 
@@ -402,13 +395,15 @@ class EventBusImpl implements EventBus {
         ...(problems.length > 0 ? { problems } : {}),
       };
     });
-    const degraded = !transport.connected || troubled;
+    const retrying = this.#publishing.retrying;
+    const degraded = !transport.connected || troubled || retrying > 0;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,
       connected: transport.connected,
       pendingPublishes: this.#window.pending,
-      heldAggregates: this.#sequencer?.heldKeys ?? 0,
+      retryingPublishes: retrying,
+      oldestRetryingPublishMs: this.#publishing.oldestRetryingAgeMs(),
       subscriptions,
     };
     if (transport.details) report.details = transport.details;
@@ -424,10 +419,15 @@ class EventBusImpl implements EventBus {
     const started = Date.now();
     const remaining = (): number => Math.max(1000, timeoutMs - (Date.now() - started));
     try {
+      // Handlers drain with the bus still taking their publishes (follow-ups).
       await Promise.all([...this.#subscriptions].map((s) => s.close({ timeoutMs })));
+      this.#refusingPublishes = true;
       this.#window.close(new BusClosedError());
+      // Accepted publishes, retries included, get until the deadline to be acknowledged.
       await raceDeadline(this.#window.whenEmpty(), remaining(), () => undefined).catch(() => {});
-      // Whatever is still pending gets a TimeoutError result from the transport.
+      // Then nothing more is attempted: publishes waiting to be retried fail now,
+      // those on the wire get a TimeoutError result from the transport's close.
+      this.#publishing.stopRetrying();
       await this.#transport.close(AbortSignal.timeout(remaining()));
     } catch (error) {
       this.#options.logger.error({ err: error }, 'error while closing the bus');
@@ -448,6 +448,17 @@ function notAHandler(handler: unknown): InvalidArgumentError {
   return new InvalidArgumentError(
     `Expected the handler to be a function, got ${handler === null ? 'null' : typeof handler}`,
   );
+}
+
+/** A PublishResult promise: resolves on success, rejects with the failure's typed error. */
+function resultWaiter(): { promise: Promise<PublishResult>; waiter: (r: PublishResult) => void } {
+  let waiter!: (r: PublishResult) => void;
+  const promise = new Promise<PublishResult>((resolve, reject) => {
+    waiter = (r) => (r.success ? resolve(r) : reject(r.error));
+  });
+  // Accepting may throw before the waiter is ever called; then nobody awaits this one.
+  promise.catch(() => {});
+  return { promise, waiter };
 }
 
 /** Resolves with `promise`, or rejects with `makeError()` after `ms` (when it returns an error). */

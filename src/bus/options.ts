@@ -44,6 +44,10 @@ export interface ResolvedBusOptions {
   readonly onPublishResult: ((r: PublishResult) => void) | undefined;
   readonly maxPendingPublishes: number;
   readonly closeTimeoutMs: number;
+  readonly publishDeadlineMs: number;
+  readonly publishFailureScope: 'aggregate' | 'event';
+  /** Backoff between the bus's publish retries (first, cap). */
+  readonly publishRetryBackoff: { readonly initialMs: number; readonly maxMs: number };
   readonly publishOrdering: 'aggregate' | 'none';
   readonly interop: 'none' | 'jxt-go';
 }
@@ -51,6 +55,8 @@ export interface ResolvedBusOptions {
 export const busDefaults = {
   maxPendingPublishes: 10_000,
   closeTimeoutMs: 30_000,
+  publishDeadlineMs: 300_000,
+  publishFailureScope: 'aggregate',
   publishOrdering: 'aggregate',
   interop: 'none',
 } as const;
@@ -70,6 +76,8 @@ const busOptionKeys = optionKeys<EventBusOptions>({
   kafka: true,
   publishOrdering: true,
   interop: true,
+  publishDeadlineMs: true,
+  publishFailureScope: true,
 });
 
 export function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -115,6 +123,13 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       busDefaults.maxPendingPublishes,
     ),
     closeTimeoutMs: positiveInt('closeTimeoutMs', options.closeTimeoutMs, busDefaults.closeTimeoutMs),
+    publishDeadlineMs: positiveInt(
+      'publishDeadlineMs',
+      options.publishDeadlineMs,
+      busDefaults.publishDeadlineMs,
+    ),
+    publishFailureScope: resolveScope(options.publishFailureScope),
+    publishRetryBackoff: { initialMs: 100, maxMs: 5_000 },
     publishOrdering: resolveOrdering(options.publishOrdering),
     interop: resolveInterop(options.interop),
   };
@@ -162,4 +177,14 @@ function warnIfPerInstance(clientId: string, logger: Logger): void {
     { clientId },
     'clientId looks unique per instance; it is also the default consumer group, so every instance subscribing without `group` gets every event. Pass subscribe option `group` (shared by the instances) to split the work',
   );
+}
+
+function resolveScope(value: unknown): 'aggregate' | 'event' {
+  if (value === undefined) return busDefaults.publishFailureScope;
+  if (value !== 'aggregate' && value !== 'event') {
+    throw new InvalidArgumentError(
+      `Expected \`publishFailureScope\` to be 'aggregate' or 'event', got ${String(value)}`,
+    );
+  }
+  return value;
 }

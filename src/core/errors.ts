@@ -144,11 +144,12 @@ export class PublishRejectedError extends EventBusError {
 }
 
 /**
- * A publish refused because an earlier event of the same aggregate failed with
- * an unknown or retryable outcome and has not been republished yet: sending
- * this one first could store the aggregate's events out of order. Republish
- * the failed event (same eventId, carried in `heldBy`) and then this one, or
- * give the failed event up with `bus.releaseAggregate(aggregateId)`.
+ * A publish not sent because an event of the same aggregate queued ahead of it
+ * failed for good (rejected by the broker, or not acknowledged within the
+ * publish deadline): sending it alone would leave a gap in the aggregate's
+ * history. `heldBy` is the failed event's eventId, `cause` its error. Retryable:
+ * republish the failed event and then this one (same eventIds) once the cause
+ * is fixed. Only with `publishFailureScope: 'aggregate'` (the default).
  */
 export class PublishHeldError extends EventBusError {
   readonly aggregateId: string;

@@ -19,6 +19,20 @@ export interface PublishResult {
   readonly offset?: string;
   /** The broker already had this eventId (de-duplicated, not stored twice). */
   readonly duplicate?: boolean;
+  /** Attempts the bus made (1 unless it retried a timeout or disconnect). */
+  readonly attempts: number;
+  /**
+   * On failure, what it takes to act on it without keeping a copy: the
+   * envelope as published (`bus.publishEnvelope(result.topic, result.envelope)`
+   * republishes it with the same eventId, which the broker de-duplicates) ...
+   */
+  readonly envelope?: Envelope;
+  /** ... or, for raw publishes, the bytes, headers and key sent (republish with `msgId: eventId`). */
+  readonly raw?: {
+    readonly data: Uint8Array;
+    readonly headers: Readonly<Record<string, string>>;
+    readonly key?: string;
+  };
 }
 
 export interface PublishOptions {
@@ -127,8 +141,10 @@ export interface HealthReport {
   readonly transport: TransportKind;
   readonly connected: boolean;
   readonly pendingPublishes: number;
-  /** Aggregates whose publishing is held by a failed event (see `EventBus.releaseAggregate`). */
-  readonly heldAggregates: number;
+  /** Publishes that failed an attempt (timeout, disconnect) and are being retried by the bus. */
+  readonly retryingPublishes: number;
+  /** Age of the oldest publish being retried, ms (0 when none); `degraded` while above 0. */
+  readonly oldestRetryingPublishMs: number;
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;
@@ -165,14 +181,32 @@ export interface EventBus extends AsyncDisposable {
   /** Waits until every publish accepted so far has a result. */
   flush(options?: { timeoutMs?: number }): Promise<void>;
   /**
-   * A failed publish holds its aggregate: later publishes of that aggregate fail
-   * with PublishHeldError until the failed event is republished (same eventId).
-   * This gives the failed event up instead, so the aggregate's later events flow
-   * again. Returns whether the aggregate was held.
+   * Publishes and waits for the broker: resolves with the PublishResult once
+   * the event is stored, rejects with the typed error of its one failure
+   * (after the bus's own retries, at the latest at the publish deadline).
+   */
+  publishEnvelopeAndWait<P>(
+    topic: string,
+    envelope: EnvelopeInput<P>,
+    options?: PublishOptions,
+  ): Promise<PublishResult>;
+  /** `publish`, waiting for the broker like `publishEnvelopeAndWait`. */
+  publishAndWait(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * Stops retrying the aggregate's outstanding publishes: the one in flight
+   * fails after its current attempt (at once when waiting to retry), and those
+   * queued behind it fail with it (scope 'aggregate') or are sent on (scope
+   * 'event'), each with one result. For an application that knows an outage
+   * will outlast its patience. Returns whether anything was outstanding.
    */
   releaseAggregate(aggregateId: string): boolean;
   health(): HealthReport;
-  /** Graceful: stop intake, drain handlers, nak the rest, wait for publish acks, disconnect. Idempotent. */
+  /**
+   * Graceful and idempotent: stop intake; handlers finish within the deadline
+   * and may still publish (accepted and flushed); nak what did not finish;
+   * wait for publish acks; disconnect. Publishes are refused once the
+   * subscriptions are closed.
+   */
   close(options?: { timeoutMs?: number }): Promise<void>;
   readonly closed: Promise<void>;
 }
@@ -193,4 +227,17 @@ export interface EventBusOptionsBase {
   readonly maxPendingPublishes?: number;
   /** Default close/drain deadline. Default 30 s. */
   readonly closeTimeoutMs?: number;
+  /**
+   * How long the bus keeps retrying an accepted publish (timeouts,
+   * disconnects) before it gives the event up with one failure result,
+   * counted from acceptance. Long enough to ride out a broker restart, a
+   * failover or a deploy. Default 5 minutes.
+   */
+  readonly publishDeadlineMs?: number;
+  /**
+   * When an event fails for good: 'aggregate' (default) also fails the events
+   * of its aggregate queued behind it (PublishHeldError), so an aggregate is
+   * never stored with a gap; 'event' sends them on.
+   */
+  readonly publishFailureScope?: 'aggregate' | 'event';
 }

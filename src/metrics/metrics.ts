@@ -99,6 +99,8 @@ export interface PublishMetrics {
 export interface OutboxMetrics {
   pending(count: number): void;
   lagSeconds(seconds: number): void;
+  /** Unpublished rows that failed at least once, and the age of the oldest. */
+  failing?(count: number, oldestSeconds: number): void;
 }
 
 /** A consumer-group member's partition ownership (SPEC §4.1 partitioned groups). */
@@ -135,7 +137,7 @@ export const noopMetrics: BusMetrics = {
   forPool: () => noopPool,
   forGroup: () => noopGroup,
   publish: { published() {}, failed() {}, ackLatency() {}, pending() {} },
-  outbox: { pending() {}, lagSeconds() {} },
+  outbox: { pending() {}, lagSeconds() {}, failing() {} },
 };
 
 export function createBusMetrics(transport: string, clientId: string, registry?: Registry): BusMetrics {
@@ -312,6 +314,26 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         registers: [reg],
       }),
   );
+  const outboxFailing = getOrCreate(
+    reg,
+    `${pns}_outbox_failing`,
+    () =>
+      new client.Gauge({
+        name: `${pns}_outbox_failing`,
+        help: 'Unpublished outbox rows whose publish failed at least once',
+        registers: [reg],
+      }),
+  );
+  const outboxFailingAge = getOrCreate(
+    reg,
+    `${pns}_outbox_failing_oldest_seconds`,
+    () =>
+      new client.Gauge({
+        name: `${pns}_outbox_failing_oldest_seconds`,
+        help: 'Age of the oldest unpublished outbox row whose publish failed at least once',
+        registers: [reg],
+      }),
+  );
   const publishedByTopic = new Map<string, Cell>();
   const errorCells = new Map<string, Cell>();
 
@@ -406,6 +428,10 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     outbox: {
       pending: (n) => outboxPending.set(n),
       lagSeconds: (s) => outboxLag.set(s),
+      failing: (n, s) => {
+        outboxFailing.set(n);
+        outboxFailingAge.set(s);
+      },
     },
   };
 }

@@ -50,6 +50,14 @@ function pgDriver(pool: PgPool): Driver<PgTransaction> {
     async transaction<T>(fn: (tx: PgTransaction, q: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A connection lost while checked out is emitted as 'error' on the client;
+      // without a listener that kills the process (the pool's own listener only
+      // covers idle clients). The failing query rejects as well, so the error is
+      // only recorded here, and the client discarded on release.
+      const onClientError = (error: Error): void => {
+        broken ??= error;
+      };
+      client.on('error', onClientError);
       try {
         await client.query('BEGIN');
         const result = await fn(client, executor(client));
@@ -61,6 +69,8 @@ function pgDriver(pool: PgPool): Driver<PgTransaction> {
         });
         throw error;
       } finally {
+        client.off('error', onClientError);
+        // Errors after release reach the pool's listener (idle clients).
         client.release(broken);
       }
     },

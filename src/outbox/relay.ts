@@ -74,6 +74,9 @@ export interface OutboxRelayStats {
   /** Last measured outbox backlog (all relays), undefined before the first measurement. */
   readonly pending: number | undefined;
   readonly lagSeconds: number | undefined;
+  /** Last measured rows that failed at least once (all relays), and the age of the oldest. */
+  readonly failing: number | undefined;
+  readonly oldestFailingSeconds: number | undefined;
   /** Lag is above lagWarningRatio × duplicateWindowMs: de-duplication is at risk. */
   readonly lagWarning: boolean;
 }
@@ -118,6 +121,9 @@ interface Held {
 }
 
 const encoder = new TextEncoder();
+
+/** Between claims while the database fails: 200 ms doubling up to 10 s. */
+const CLAIM_BACKOFF = resolveBackoff({ initialMs: 200, maxMs: 10_000, multiplier: 2, jitter: 0.2 });
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -185,6 +191,11 @@ class Relay implements OutboxRelay {
   #failed = 0;
   #pending: number | undefined;
   #lagSeconds: number | undefined;
+  #failing: number | undefined;
+  /** Consecutive failed claims (database unreachable): claims back off, one log line per outage. */
+  #claimFailures = 0;
+  #claimBlockedUntil = 0;
+  #oldestFailingSeconds: number | undefined;
   #lagWarning = false;
   #lastLagWarnAt = 0;
 
@@ -273,6 +284,8 @@ class Relay implements OutboxRelay {
       aggregates: this.#lanes.size,
       pending: this.#pending,
       lagSeconds: this.#lagSeconds,
+      failing: this.#failing,
+      oldestFailingSeconds: this.#oldestFailingSeconds,
       lagWarning: this.#lagWarning,
     };
   }
@@ -331,6 +344,7 @@ class Relay implements OutboxRelay {
    */
   #requestClaim(): void {
     if (this.#state !== 'running') return;
+    if (Date.now() < this.#claimBlockedUntil) return; // backing off: a later tick claims
     if (this.#claiming !== undefined) {
       this.#claimAgain = true;
       return;
@@ -351,11 +365,26 @@ class Relay implements OutboxRelay {
     try {
       rows = await this.#store.claim(this.relayId, capacity, this.#leaseMs);
     } catch (error) {
-      this.#claimAgain = false; // no hot loop against a failing database: the next poll tick retries
-      if (this.#state === 'running') {
-        this.#logger.error({ relayId: this.relayId, err: toError(error) }, 'Outbox relay: claim failed');
+      // No hot loop against a failing database: back off (poll ticks skip until then).
+      this.#claimAgain = false;
+      this.#claimFailures++;
+      const delay = backoffDelayMs(this.#claimFailures, CLAIM_BACKOFF);
+      this.#claimBlockedUntil = Date.now() + delay;
+      if (this.#state === 'running' && this.#claimFailures === 1) {
+        this.#logger.error(
+          { relayId: this.relayId, err: toError(error) },
+          'Outbox relay: claim failed; retrying with backoff until the database answers again',
+        );
       }
       return;
+    }
+    if (this.#claimFailures > 0) {
+      this.#logger.info(
+        { relayId: this.relayId, failedClaims: this.#claimFailures },
+        'Outbox relay: claiming works again',
+      );
+      this.#claimFailures = 0;
+      this.#claimBlockedUntil = 0;
     }
     if (this.#state === 'aborted') return;
     if (rows.length > 0) {
@@ -609,12 +638,15 @@ class Relay implements OutboxRelay {
     if (this.#measuring || this.#state !== 'running') return;
     this.#measuring = true;
     try {
-      const { pending, lagSeconds } = await this.#store.stats();
+      const { pending, lagSeconds, failing, oldestFailingSeconds } = await this.#store.stats();
       if (this.#state !== 'running') return;
       this.#pending = pending;
       this.#lagSeconds = lagSeconds;
+      this.#failing = failing;
+      this.#oldestFailingSeconds = oldestFailingSeconds;
       this.#metrics?.pending(pending);
       this.#metrics?.lagSeconds(lagSeconds);
+      this.#metrics?.failing?.(failing, oldestFailingSeconds);
       const lagMs = lagSeconds * 1000;
       const threshold = this.#duplicateWindowMs * this.#lagWarningRatio;
       if (lagMs > threshold) {

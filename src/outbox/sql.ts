@@ -113,8 +113,16 @@ export const lockHeadsByAggregate = `
  * than autovacuum's statistics, and stale estimates turn the bounded ordered
  * index scans above into bitmap scans plus sorts over the whole backlog.
  */
+/**
+ * Transaction-local settings of a claim: the planner hints, and a bound on how
+ * long the claim may sit idle in its transaction ($1 ms, the lease). A relay
+ * process stalled mid-claim (SIGSTOP, a long GC pause, a frozen VM) would
+ * otherwise keep its row locks for good and block every other relay's writes
+ * to those rows; PostgreSQL ends such a session after the lease instead.
+ */
 export const claimPlannerSettings = `
-  SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`;
+  SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true),
+         set_config('idle_in_transaction_session_timeout', $1::text, true)`;
 
 /**
  * Step 2 of a claim: lease a contiguous prefix of each locked aggregate's
@@ -177,7 +185,10 @@ export const renewLeases = `
 
 export const outboxStats = `
   SELECT count(*)::integer AS pending,
-         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0)::float8 AS lag_seconds
+         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0)::float8 AS lag_seconds,
+         (count(*) FILTER (WHERE attempts > 0))::integer AS failing,
+         COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at) FILTER (WHERE attempts > 0))), 0)::float8
+           AS failing_age_seconds
   FROM eventbus_outbox
   WHERE published_at IS NULL`;
 

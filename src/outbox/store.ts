@@ -4,7 +4,13 @@
  * only supplies a {@link Driver}: how to run a statement, a transaction and
  * LISTEN.
  */
-import { createEnvelope, type Envelope, encodeEnvelope } from '../core/envelope.ts';
+import {
+  createEnvelope,
+  type Envelope,
+  encodedSize,
+  encodeEnvelope,
+  envelopeHeaders,
+} from '../core/envelope.ts';
 import { InvalidArgumentError, PayloadTooLargeError } from '../core/errors.ts';
 import { createMigrationsTable, MIGRATION_LOCK_KEY, MIGRATIONS_TABLE, migrations } from './schema.ts';
 import * as sql from './sql.ts';
@@ -37,6 +43,19 @@ const decoder = new TextDecoder();
 /** The bus's topic rule (create-event-bus.ts). */
 const TOPIC_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
+
+/**
+ * Headers the relay's publish adds beyond the envelope's own: Nats-Msg-Id,
+ * the NATS header block's framing (`NATS/1.0\r\n` … `\r\n`) and room for a
+ * W3C trace context (traceparent + tracestate) injected from an active span.
+ */
+const TRANSPORT_HEADER_ALLOWANCE = 12 + 256;
+
+/** The size the broker will see: body plus headers, as the bus sends a relayed row. */
+function wireSize(encoded: Uint8Array, envelope: Envelope): number {
+  const headers = { ...envelopeHeaders(envelope), 'Nats-Msg-Id': envelope.eventId };
+  return encodedSize(encoded, headers) + TRANSPORT_HEADER_ALLOWANCE;
+}
 
 interface ClaimedRowSql {
   id: string;
@@ -133,11 +152,14 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
         }
         seen.add(envelope.eventId);
         const encoded = encodeEnvelope(envelope as Envelope);
-        if (encoded.byteLength > maxEnvelopeBytes) {
+        const size = wireSize(encoded, envelope as Envelope);
+        if (size > maxEnvelopeBytes) {
+          // Refused in the application's transaction: the broker could never take it,
+          // and in the outbox it would block its aggregate for good.
           throw new PayloadTooLargeError(
-            encoded.byteLength,
+            size,
             maxEnvelopeBytes,
-            `envelope ${envelope.eventId}`,
+            `outbox row messages[${i}] (eventId ${envelope.eventId}, aggregate "${envelope.aggregateId}", topic ${message.topic}), envelope body and headers as sent,`,
           );
         }
         ids.push(envelope.eventId);
@@ -205,7 +227,7 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
     async claim(relayId: string, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
       if (limit <= 0) return [];
       const rows = await driver.transaction(async (_tx, q) => {
-        await q.query(sql.claimPlannerSettings);
+        await q.query(sql.claimPlannerSettings, [String(Math.max(1_000, leaseMs))]);
         let heads = await q.query<{ aggregate_id: string }>(sql.lockHeadsBySeq, [limit, limit * 2 + 64]);
         if (heads.rows.length < limit) {
           // The oldest rows are mostly behind held heads: find heads per aggregate instead.
@@ -258,9 +280,19 @@ export function createOutboxStore<Tx>(driver: Driver<Tx>, options: OutboxStoreOp
     },
 
     async stats(): Promise<OutboxStats> {
-      const result = await db.query<{ pending: number; lag_seconds: number }>(sql.outboxStats);
+      const result = await db.query<{
+        pending: number;
+        lag_seconds: number;
+        failing: number;
+        failing_age_seconds: number;
+      }>(sql.outboxStats);
       const row = result.rows[0];
-      return { pending: Number(row?.pending ?? 0), lagSeconds: Number(row?.lag_seconds ?? 0) };
+      return {
+        pending: Number(row?.pending ?? 0),
+        lagSeconds: Number(row?.lag_seconds ?? 0),
+        failing: Number(row?.failing ?? 0),
+        oldestFailingSeconds: Number(row?.failing_age_seconds ?? 0),
+      };
     },
 
     listen(onNotify: () => void, onError: (error: Error) => void) {

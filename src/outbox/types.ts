@@ -42,6 +42,10 @@ export interface OutboxStats {
   readonly pending: number;
   /** Age of the oldest unpublished row, 0 when none. */
   readonly lagSeconds: number;
+  /** Unpublished rows whose publish failed at least once (they keep failing until fixed or given up). */
+  readonly failing: number;
+  /** Age of the oldest of those, 0 when none. */
+  readonly oldestFailingSeconds: number;
 }
 
 /** What a relay needs from a store. Both adapters implement it with the same SQL. */
@@ -98,7 +102,7 @@ export interface OutboxStore<Tx> extends RelayStore {
 }
 
 export interface OutboxStoreOptions {
-  /** Largest encoded envelope `add` accepts. Default 1 MiB (nats-server's default max payload). */
+  /** Largest message `add` accepts: encoded envelope plus the headers the relay sends (NATS framing, Nats-Msg-Id, trace context allowance). Default 1 MiB (nats-server's default max payload). */
   readonly maxEnvelopeBytes?: number;
   /**
    * Take a transaction-scoped advisory lock per aggregate in `add`, so two

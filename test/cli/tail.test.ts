@@ -90,7 +90,8 @@ describe('eventbus tail', () => {
     assert.equal((parsed[0]?.envelope as { event_id?: string } | undefined)?.event_id, first);
     assert.deepEqual(parsed[1]?.undecodable, {
       code: 'EVENTBUS_DECODE',
-      message: 'Expected an envelope (UTF-8 JSON), got 2 bytes that are not valid UTF-8 (first bad byte at offset 0)',
+      message:
+        'Expected an envelope (UTF-8 JSON), got 2 bytes that are not valid UTF-8 (first bad byte at offset 0)',
       bytes: 2,
     });
 

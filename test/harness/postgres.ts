@@ -57,12 +57,12 @@ export function findPostgresBinDir(): string {
   return join(root, newest, 'bin');
 }
 
-interface RunAs {
+export interface RunAs {
   readonly uid?: number;
   readonly gid?: number;
 }
 
-async function postgresUser(): Promise<RunAs> {
+export async function postgresUser(): Promise<RunAs> {
   if (process.getuid?.() !== 0) return {};
   const lookup = (flag: '-u' | '-g') =>
     new Promise<number>((resolve, reject) => {
@@ -287,7 +287,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     // Keep draining the log so the server never blocks on a full pipe.
     child.stderr?.on('data', () => {});
     const exited = new Promise<void>((resolve) => {
-      if (child.exitCode !== null) resolve();
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
     });
     const host = '127.0.0.1';
@@ -301,7 +301,8 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
             process.kill(-watchdog.pid, 'SIGKILL'); // its own process group (detached): sh and its sleep
           } catch {}
         }
-        if (child.exitCode === null && child.pid !== undefined) {
+        // Not already gone (a fault suite may have SIGKILLed it: signalCode set, exitCode null).
+        if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
           process.kill(child.pid, 'SIGINT');
           const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
           await exited;

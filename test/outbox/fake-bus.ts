@@ -110,7 +110,14 @@ export class FakeBus implements Pick<EventBus, 'publishEnvelope' | 'publishResul
       const error = this.failWith(envelope, attempt);
       let result: PublishResult;
       if (error) {
-        result = { eventId: envelope.eventId, topic, success: false, error, timestamp: Date.now() };
+        result = {
+          eventId: envelope.eventId,
+          topic,
+          success: false,
+          error,
+          timestamp: Date.now(),
+          attempts: 1,
+        };
       } else {
         const duplicate = this.#stored.has(envelope.eventId);
         if (!duplicate) {
@@ -122,6 +129,7 @@ export class FakeBus implements Pick<EventBus, 'publishEnvelope' | 'publishResul
           topic,
           success: true,
           timestamp: Date.now(),
+          attempts: 1,
           aggregateId: envelope.aggregateId,
           ...(duplicate ? { duplicate: true } : {}),
         };

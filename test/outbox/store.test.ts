@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { createEnvelope, encodeEnvelope } from '../../src/core/envelope.ts';
 import { PayloadTooLargeError, ValidationError } from '../../src/core/errors.ts';
 import { eventsFor, stopPostgres, storeFactories, waitUntil, withStore } from './fixtures.ts';
 
@@ -144,6 +145,45 @@ for (const factory of storeFactories) {
         assert.equal(n, 1, 'only the first, valid transaction left a row');
       }));
 
+    test('add() counts the headers the relay sends: a body just under the limit is refused, naming the row', () =>
+      withStore(factory, async (f) => {
+        const limit = 1024 * 1024;
+        const input = (payload: string) => ({
+          eventId: '0190a5c0-0000-7000-8000-00000000b16b',
+          aggregateId: 'big-aggregate',
+          eventType: 'Big',
+          eventVersion: 1,
+          timestamp: '2026-01-01T00:00:00.000Z',
+          payload,
+        });
+        // A payload whose encoded body alone is 50 bytes under the limit.
+        const bodyBytes = (p: string) => encodeEnvelope(createEnvelope(input(p))).byteLength;
+        const payload = 'x'.repeat(limit - 50 - bodyBytes(''));
+        assert.equal(bodyBytes(payload), limit - 50);
+        await assert.rejects(
+          f.store.transaction((tx) =>
+            f.store.add(tx, [
+              {
+                topic: 'ok',
+                envelope: { aggregateId: 'small', eventType: 'x', eventVersion: 1, payload: 'small' },
+              },
+              { topic: 'big-topic', envelope: input(payload) },
+            ]),
+          ),
+          (error: unknown) =>
+            error instanceof PayloadTooLargeError &&
+            error.size > limit &&
+            error.limit === limit &&
+            /messages\[1\]/.test(error.message) &&
+            error.message.includes('0190a5c0-0000-7000-8000-00000000b16b') &&
+            error.message.includes('big-topic'),
+        );
+        const [{ n }] = (await f.query<{ n: number }>('SELECT count(*)::int AS n FROM eventbus_outbox')) as [
+          { n: number },
+        ];
+        assert.equal(n, 0, 'the whole add() was refused in the transaction');
+      }));
+
     test('a rolled-back transaction leaves nothing to claim', () =>
       withStore(factory, async (f) => {
         await assert.rejects(
@@ -153,7 +193,12 @@ for (const factory of storeFactories) {
           }),
           /business rule failed/,
         );
-        assert.deepEqual(await f.store.stats(), { pending: 0, lagSeconds: 0 });
+        assert.deepEqual(await f.store.stats(), {
+          pending: 0,
+          lagSeconds: 0,
+          failing: 0,
+          oldestFailingSeconds: 0,
+        });
         assert.deepEqual(await f.store.claim('r1', 100, 30_000), []);
       }));
 
@@ -219,6 +264,10 @@ for (const factory of storeFactories) {
           ),
           1,
         );
+        const stats = await f.store.stats();
+        assert.equal(stats.failing, 1, 'the failed row counts as failing (the metric beside the lag)');
+        assert.equal(stats.pending, 4);
+        assert.ok(stats.oldestFailingSeconds >= 0 && stats.oldestFailingSeconds <= stats.lagSeconds);
         const again = await f.store.claim('r2', 10, 30_000);
         assert.deepEqual(
           again.map((r) => r.aggregateId),
@@ -340,7 +389,12 @@ for (const factory of storeFactories) {
         const rows = await f.store.claim('r1', 10, 30_000);
         assert.equal(await f.store.markPublished(rows.map((r) => r.id)), 3);
         assert.equal(await f.store.markPublished(rows.map((r) => r.id)), 0);
-        assert.deepEqual(await f.store.stats(), { pending: 0, lagSeconds: 0 });
+        assert.deepEqual(await f.store.stats(), {
+          pending: 0,
+          lagSeconds: 0,
+          failing: 0,
+          oldestFailingSeconds: 0,
+        });
         assert.equal(await f.store.purgePublished({ olderThanMs: 60_000 }), 0);
         assert.equal(await f.store.purgePublished({ olderThanMs: 0 }), 3);
       }));

@@ -206,8 +206,10 @@ describe('nats faults (bus level)', { timeout: 300_000 }, () => {
     const topic = `fault-stop-${randomUUID().slice(0, 6)}`;
     const checker = createOrderChecker();
     const results = new ResultWaiter();
-    // 1 s timeout × 2 attempts: every outcome is due well before the server comes back after 8 s.
+    // 1 s timeout × 2 attempts per transport send, and a 2 s bus deadline (the bus stops retrying
+    // then): every outcome is due well before the server comes back after 8 s.
     const producer = await bus('stop-p', {
+      publishDeadlineMs: 2000,
       nats: { publishTimeoutMs: 1000, publishRetries: 1 },
       onPublishResult: results.onResult,
     });
@@ -255,9 +257,10 @@ describe('nats faults (bus level)', { timeout: 300_000 }, () => {
     done.check();
     await done.wait(120_000);
     const r = checker.report();
-    // publishTimeoutMs 1000 × (1 + 1 retry) bounds every outcome, plus scheduling slack — well
-    // below the 8 s stop, so no result waited for the server to come back.
-    const bound = 1000 * 2 + 3000;
+    // The 2 s deadline plus the attempt on the wire at that moment (publishTimeoutMs 1000 ×
+    // (1 + 1 retry)) bounds every outcome, plus scheduling slack — below the 8 s stop, so no
+    // result waited for the server to come back.
+    const bound = 2000 + 1000 * 2 + 3000;
     process.stdout.write(
       `# fault sigstop: slowest result ${Math.round(results.slowest)} ms (bound ${bound}), attempts=${stats.attempts} failed-or-unknown=${stats.failures}; ${formatReport(r)}\n`,
     );
