@@ -21,7 +21,6 @@ import {
 } from '../core/errors.ts';
 import type {
   MessageKind,
-  OutboundMessage,
   ParkingLot,
   PublishOutcome,
   Transport,
