@@ -4,7 +4,9 @@
  * 0 out of order); each bad event must be in the DLQ with its reason; "no
  * loop" is checked by the bad event's handler runs staying at maxAttempts.
  */
+
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Logger } from '../../src/core/logger.ts';
 import {
@@ -71,16 +73,18 @@ async function open(
     { group: 'dlq-watch' },
   );
   const publish = async (aggregateId: string, index: number, bad = false): Promise<string> => {
-    const { eventId } = await bus.publishEnvelope<Payload>(topic, {
+    // Announced before publishing: on the memory transport the handler may run
+    // before publishEnvelope's promise resolves.
+    const eventId = randomUUID();
+    if (!bad) checker.expect(eventId, aggregateId, index);
+    await bus.publishEnvelope<Payload>(topic, {
+      eventId,
       aggregateId,
       eventType: 'Tested',
       eventVersion: 1,
       payload: bad ? { index, bad } : { index },
     });
-    if (!bad) {
-      checker.expect(eventId, aggregateId, index);
-      checker.acknowledged(eventId);
-    }
+    if (!bad) checker.acknowledged(eventId);
     return eventId;
   };
   return { bus, checker, dead, signals, errors, publish };

@@ -8,8 +8,12 @@
  */
 import type { FlowControl } from '../../core/transport.ts';
 
+/** Re-check interval for a lane waiting on other lanes' pulls. */
+const RECHECK_MS = 20;
+
 export interface OwedSource {
   owed(): number;
+  liveOwed(): number;
 }
 
 export class LaneBudget {
@@ -44,16 +48,21 @@ export class LaneBudget {
       const self = getLoop();
       const poolFree = flow.freeCapacity();
       if (poolFree <= 0) return 0;
-      let allOwed = 0;
-      let othersOwed = 0;
+      let othersLive = 0;
+      let allLive = 0;
       for (const loop of this.#loops) {
-        const owed = loop.owed();
-        allOwed += owed;
-        if (loop !== self) othersOwed += owed;
+        const live = loop.liveOwed();
+        allLive += live;
+        if (loop !== self) othersLive += live;
       }
-      const even = Math.ceil((poolFree + allOwed) / Math.max(1, this.#loops.size));
-      // The loop subtracts its own owed pulls from what this returns.
-      return Math.max(0, Math.min(poolFree - othersOwed, even));
+      const ownAll = self?.owed() ?? 0;
+      const ownLive = self?.liveOwed() ?? 0;
+      // The loop subtracts everything it is owed (also expired pulls in their grace)
+      // from what this returns. The pool bound counts other lanes' live pulls; the
+      // even split caps only this lane's live pulls, or an expired pull that the
+      // server ended silently would hold a small share for its whole grace.
+      const even = Math.ceil((poolFree + allLive) / Math.max(1, this.#loops.size));
+      return Math.max(0, Math.min(poolFree - othersLive, even - ownLive + ownAll));
     };
     return {
       freeCapacity: share,
@@ -61,11 +70,15 @@ export class LaneBudget {
         if (signal.aborted || share() > 0) return Promise.resolve();
         if (flow.freeCapacity() <= 0) return flow.waitForCapacity(signal);
         // The pool has room but other lanes' pulls may still fill it: wait until one ends.
+        // nats-server 2.9 ends a partly answered pull without a word when it expires,
+        // so "one ended" is also re-checked on a short timer (a pull lives ~100 ms).
         return new Promise<void>((resolve) => {
           const done = (): void => {
+            clearTimeout(timer);
             signal.removeEventListener('abort', done);
             resolve();
           };
+          const timer = setTimeout(done, RECHECK_MS);
           this.#waiters.push(done);
           signal.addEventListener('abort', done, { once: true });
         });

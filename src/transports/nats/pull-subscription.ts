@@ -165,6 +165,8 @@ export interface PullSubscriptionStats {
   readonly inFlight: number;
   readonly skippedAcked: number;
   readonly skippedInFlight: number;
+  /** How pulls ended: done (batch filled), expired, no-response, reconnected, ... */
+  readonly outcomes?: Readonly<Record<string, number>>;
 }
 
 export class NatsPullSubscription implements TransportSubscription {
@@ -202,6 +204,8 @@ export class NatsPullSubscription implements TransportSubscription {
   #stopping: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #pulls = 0;
+  /** How pulls ended, by kind (diagnostics, health). */
+  readonly outcomes: Record<string, number> = {};
   #delivered = 0;
   #recreated = 0;
 
@@ -273,6 +277,7 @@ export class NatsPullSubscription implements TransportSubscription {
       inFlight: tracker.inFlight,
       skippedAcked: tracker.skippedAcked,
       skippedInFlight: tracker.skippedInFlight,
+      outcomes: { ...this.outcomes },
     };
   }
 
@@ -298,6 +303,7 @@ export class NatsPullSubscription implements TransportSubscription {
           continue;
         }
         const outcome = await this.#pullOnce(Math.min(this.#deps.options.consumer.fetchBatch, free));
+        this.outcomes[outcome.kind] = (this.outcomes[outcome.kind] ?? 0) + 1;
         switch (outcome.kind) {
           case 'done':
           case 'expired':
@@ -579,6 +585,22 @@ export class NatsPullSubscription implements TransportSubscription {
     return this.#owed();
   }
 
+  /**
+   * What this loop's pulls that the server has not yet expired may still
+   * deliver: what OTHER lanes must leave room for. A pull past its expiry
+   * stays owed for this loop's own sizing (late socket reads after a stall),
+   * but counting it against every other lane for the whole grace period
+   * blocked them all: with 17 lanes, p99 publish→handler went to ~1.9 s.
+   */
+  liveOwed(): number {
+    const now = performance.now();
+    let owed = 0;
+    for (const pull of this.#open.values()) {
+      if (now < pull.serverExpiresAt + PULL_EXPIRY_GRACE_MS) owed += pull.batch - pull.received;
+    }
+    return owed;
+  }
+
   /** What the open pulls may still deliver. */
   #owed(): number {
     this.#pruneOpen();
@@ -591,7 +613,14 @@ export class NatsPullSubscription implements TransportSubscription {
   #untilOpenChanges(signal: AbortSignal): Promise<void> {
     const now = performance.now();
     let earliest = Number.POSITIVE_INFINITY;
-    for (const pull of this.#open.values()) earliest = Math.min(earliest, this.#deadlineOf(pull));
+    for (const pull of this.#open.values()) {
+      // Also when a pull expires at the server: a lane's share of the pool counts
+      // only its live pulls (lane-budget.ts), so free capacity may come back then,
+      // long before the expired pull's grace is over (waiting for the grace put
+      // p99 publish→handler at ~1.9 s with 17 lanes).
+      const live = pull.serverExpiresAt + PULL_EXPIRY_GRACE_MS;
+      earliest = Math.min(earliest, live > now ? live : this.#deadlineOf(pull));
+    }
     if (!Number.isFinite(earliest)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
