@@ -146,10 +146,13 @@ func run(c config) error {
 }
 
 // publish sends message i = 0..n-1 with PublishMsgAsync (at most -window
-// unacknowledged) and waits for every PubAck.
+// unacknowledged) and waits for every PubAck. A publish whose PubAck came
+// back as an error is sent again with the same Nats-Msg-Id (the server drops
+// a copy it already stored), up to 3 times, as a careful user (and our bus)
+// does; what still fails is reported.
 func publish(js nats.JetStreamContext, c config) (ok, failed int) {
 	note := strings.Repeat("x", c.payloadBytes-len(`{"amount":1234,"currency":"EUR","note":""}`))
-	futures := make([]nats.PubAckFuture, 0, c.n)
+	pending := make([]*nats.Msg, 0, c.n)
 	for i := 0; i < c.n; i++ {
 		a := i % c.aggregates
 		env := envelope{
@@ -168,23 +171,32 @@ func publish(js nats.JetStreamContext, c config) (ok, failed int) {
 		m.Header.Set("X-Event-Type", env.EventType)
 		m.Header.Set("X-Event-Version", strconv.Itoa(env.EventVersion))
 		m.Header.Set("X-Timestamp", env.Timestamp)
-		f, err := js.PublishMsgAsync(m, nats.MsgId(env.EventID))
-		if err != nil {
-			failed++
-			continue
-		}
-		futures = append(futures, f)
+		m.Header.Set(nats.MsgIdHdr, env.EventID)
+		pending = append(pending, m)
 	}
-	<-js.PublishAsyncComplete()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-			ok++
-		case <-f.Err():
-			failed++
+	for attempt := 0; attempt < 4 && len(pending) > 0; attempt++ {
+		futures := make([]nats.PubAckFuture, 0, len(pending))
+		var retry []*nats.Msg
+		for _, m := range pending {
+			f, err := js.PublishMsgAsync(m)
+			if err != nil {
+				retry = append(retry, m)
+				continue
+			}
+			futures = append(futures, f)
 		}
+		<-js.PublishAsyncComplete()
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+				ok++
+			case <-f.Err():
+				retry = append(retry, f.Msg())
+			}
+		}
+		pending = retry
 	}
-	return ok, failed
+	return ok, len(pending)
 }
 
 type pull struct {
