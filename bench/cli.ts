@@ -25,6 +25,7 @@ import {
   SYSTEMS,
   type SystemName,
 } from './config.ts';
+import { buildGoAnchor, type GoAnchor } from './go-anchor.ts';
 import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka-env.ts';
 import { type NatsEnv, startNatsEnv } from './nats-env.ts';
 import { formatProfile } from './profile.ts';
@@ -37,7 +38,9 @@ import type { BenchReport, KafkaMeta } from './types.ts';
 
 export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
 
-Runs our bus on NATS, the raw official client on the same nats-server, and our
+Runs our bus on NATS, the raw official client (js.publish with a window of
+concurrent promises, best of 100/1,000/5,000; consume() + acks), the Go client
+(PublishAsync, Fetch + Ack) on the same nats-server, and our
 bus on the in-memory transport side by side in this process; prints the ratio
 table and writes <out>/<date>.json and <out>/<date>.html. With KAFKA_BROKERS
 set (host:port,...) also our bus on Kafka and the raw @platformatic/kafka
@@ -54,8 +57,8 @@ Options:
   --rates LIST      latency offered rates in msg/s (default 1000,5000,20000)
   --latency-seconds N   seconds per latency rate (default 5)
   --scenarios LIST  publish,consume,e2e,latency (default all)
-  --systems LIST    ours-nats,raw-nats,ours-memory,ours-kafka,raw-kafka (default all;
-                    the Kafka ones need KAFKA_BROKERS)
+  --systems LIST    ours-nats,raw-nats,go-nats,ours-memory,ours-kafka,raw-kafka (default all;
+                    go-nats needs Go + Debian's nats.go, the Kafka ones KAFKA_BROKERS)
   --profile         also CPU-profile our publish and consume paths (inspector; .cpuprofile files in --out)
   --out DIR         output directory (default bench/results)
   --no-progress     no progress bars (they are off anyway when stderr is not a TTY)
@@ -224,7 +227,20 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   const plan = kafkaPlan(config.systems, process.env);
   const skipped = skipLine(plan);
   if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
-  const systems = plan.systems;
+  let systems = plan.systems;
+  let go: GoAnchor | undefined;
+  let goMeta: string | undefined;
+  if (systems.includes('go-nats')) {
+    const built = await buildGoAnchor();
+    if (typeof built === 'string') {
+      goMeta = `skipped: ${built}`;
+      process.stderr.write(`bench: skipping go-nats (the Go client anchor): ${built}\n`);
+      systems = systems.filter((s) => s !== 'go-nats');
+    } else {
+      go = built;
+      goMeta = built.binary;
+    }
+  }
   const needsNats = systems.some((s) => NATS_SYSTEMS.includes(s));
   const needsKafka = systems.some((s) => KAFKA_SYSTEMS.includes(s));
   sampler.start();
@@ -241,6 +257,7 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         progress,
         stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
         fileStamp: stamp,
+        go,
       },
       kafka,
     );
@@ -257,6 +274,7 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         loadAverage: { start: loadAtStart, end: loadavg().map((l) => Math.round(l * 100) / 100) },
         natsServer: env?.version ?? 'not used',
         ...kafkaMeta(plan, kafka),
+        ...(goMeta === undefined ? {} : { goAnchor: goMeta }),
         gitCommit: gitAtStart.commit,
         gitDirtySrc: gitAtStart.dirtySrc,
         ...(sameGit(gitAtStart, gitAtEnd) ? {} : { gitAtEnd }),

@@ -57,11 +57,18 @@ export interface BenchConfig {
   readonly sampleIntervalMs: number;
 }
 
-export const SYSTEMS = ['ours-nats', 'raw-nats', 'ours-memory', 'ours-kafka', 'raw-kafka'] as const;
+export const SYSTEMS = [
+  'ours-nats',
+  'raw-nats',
+  'go-nats',
+  'ours-memory',
+  'ours-kafka',
+  'raw-kafka',
+] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** Systems that need a nats-server (the bench spawns one). */
-export const NATS_SYSTEMS: readonly SystemName[] = ['ours-nats', 'raw-nats'];
+export const NATS_SYSTEMS: readonly SystemName[] = ['ours-nats', 'raw-nats', 'go-nats'];
 /** Systems that need a Kafka broker (KAFKA_BROKERS); skipped without one. */
 export const KAFKA_SYSTEMS: readonly SystemName[] = ['ours-kafka', 'raw-kafka'];
 /** Systems of the latency scenario (Kafka has publish, consume and e2e rows only). */

@@ -17,6 +17,12 @@ import {
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { OrderChecker } from '../src/testing/checker.ts';
 import { NATS_DEFAULTS } from '../src/transports/nats/options.ts';
+import {
+  partitionDescription,
+  partitionOf,
+  partitionSubject,
+  partitionWildcard,
+} from '../src/transports/nats/partitions.ts';
 import { type NatsServerHandle, startNatsServer } from '../test/harness/nats-server.ts';
 
 export { streamNameFor } from '../src/transports/nats/names.ts';
@@ -63,16 +69,31 @@ export function rawConnect(env: NatsEnv, name: string): Promise<NatsConnection> 
   return connect({ servers: env.url, name });
 }
 
+/** Partitions of the bench's streams: our transport's default for envelope topics. */
+export const BENCH_PARTITIONS = NATS_DEFAULTS.partitions;
+
+/**
+ * The subject our bus stores message `aggregateId` of `topic` under
+ * (`<topic>._P_.<n>`): preloads put messages where our publisher would.
+ */
+export function partitionedSubject(topic: string, aggregateId: string): string {
+  return partitionSubject(topic, partitionOf(aggregateId, BENCH_PARTITIONS));
+}
+
 /**
  * Creates the stream of each topic with the configuration our transport uses
- * for envelope topics (file storage, limits, 2-minute de-duplication window),
- * so our bus adopts it and the raw client gets an identical one.
+ * for envelope topics (file storage, limits, 2-minute de-duplication window,
+ * the topic and its partition subjects, the partition count in the
+ * description), so our bus adopts it (publishing to `<topic>._P_.<n>`, one
+ * pull loop per partition) and the raw client gets an identical one (it
+ * publishes to `<topic>` and reads the whole stream with one consumer).
  */
 export async function createStreams(env: NatsEnv, topics: readonly string[]): Promise<void> {
   for (const topic of topics) {
     await env.jsm.streams.add({
       name: streamNameFor(STREAM_PREFIX, topic),
-      subjects: [topic],
+      subjects: [topic, partitionWildcard(topic)],
+      description: partitionDescription(BENCH_PARTITIONS),
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
@@ -138,8 +159,9 @@ export async function readBack(
 
 /**
  * Untimed check after a consumption run: did every ack reach the broker?
- * Waits up to `timeoutMs` for the durable's ack floor to reach the stream's
- * last sequence with nothing pending.
+ * Waits up to `timeoutMs` until, on every stream, the consumers of `durable`
+ * (the durable itself, or our partition lanes' `<durable>_<lane>_<epoch>_<gen>`)
+ * have nothing left to deliver and nothing awaiting an ack.
  */
 export async function acksSettled(
   env: NatsEnv,
@@ -151,12 +173,12 @@ export async function acksSettled(
   for (const topic of topics) {
     const stream = streamNameFor(STREAM_PREFIX, topic);
     for (;;) {
-      const [s, c] = await Promise.all([
-        env.jsm.streams.info(stream),
-        env.jsm.consumers.info(stream, durable).catch(() => undefined),
-      ]);
-      if (c === undefined) return false;
-      if (c.num_ack_pending === 0 && c.ack_floor.stream_seq >= s.state.last_seq) break;
+      const consumers = (await env.jsm.consumers.list(stream).next()).filter(
+        (c) => c.name === durable || c.name.startsWith(`${durable}_`),
+      );
+      if (consumers.length > 0 && consumers.every((c) => c.num_ack_pending === 0 && c.num_pending === 0)) {
+        break;
+      }
       if (performance.now() > deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

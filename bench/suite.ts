@@ -10,6 +10,7 @@ import { createOrderChecker } from '../src/testing/checker.ts';
 import { createMemoryBroker } from '../src/transports/memory/index.ts';
 import { createCompactChecker } from './compact-checker.ts';
 import { type BenchConfig, KAFKA_SYSTEMS, LATENCY_SYSTEMS, type Level, type SystemName } from './config.ts';
+import { type GoAnchor, goConsume, goEndToEnd, goPublish } from './go-anchor.ts';
 import { createKafkaTopics, deleteKafkaTopics, type KafkaEnv } from './kafka-env.ts';
 import { rawKafkaConsume, rawKafkaEndToEnd, rawKafkaPreload, rawKafkaPublish } from './kafka-raw.ts';
 import { summarize } from './latency.ts';
@@ -32,7 +33,15 @@ import {
 } from './ours.ts';
 import { profiled } from './profile.ts';
 import type { Progress } from './progress.ts';
-import { rawConsume, rawEndToEnd, rawLatency, rawPreload, rawPublish } from './raw.ts';
+import {
+  RAW_DEFAULT_WINDOW,
+  RAW_PUBLISH_WINDOWS,
+  rawConsume,
+  rawEndToEnd,
+  rawLatency,
+  rawPreload,
+  rawPublish,
+} from './raw.ts';
 import type { RunProbe } from './resources.ts';
 import {
   type CheckerCounts,
@@ -65,6 +74,10 @@ interface SuiteContext extends MeasureContext {
   readonly stamp: string;
   /** Prefix of files written next to the report (profiles). */
   readonly fileStamp: string;
+  /** The built Go client anchor (go-nats rows); undefined when Go is not there. */
+  readonly go: GoAnchor | undefined;
+  /** Per level: the raw publisher's best window in this run's publish scenario (its e2e uses it). */
+  readonly rawWindows: Map<string, number>;
 }
 
 function workload(ctx: SuiteContext, name: string): Workload {
@@ -79,6 +92,7 @@ function workload(ctx: SuiteContext, name: string): Workload {
 function wants(ctx: SuiteContext, system: SystemName): boolean {
   if (!ctx.config.systems.includes(system)) return false;
   if (system === 'ours-memory') return true;
+  if (system === 'go-nats') return ctx.go !== undefined && ctx.env !== undefined;
   if (KAFKA_SYSTEMS.includes(system)) return ctx.kafka !== undefined;
   return ctx.env !== undefined;
 }
@@ -106,6 +120,11 @@ async function onFreshTopics<T>(
   const result = await run(env, w);
   await deleteKafkaTopics(env, w);
   return result;
+}
+
+function goAnchor(ctx: SuiteContext): GoAnchor {
+  if (ctx.go === undefined) throw new Error('Expected the Go anchor to be built');
+  return ctx.go;
 }
 
 function natsEnv(ctx: SuiteContext): NatsEnv {
@@ -259,9 +278,28 @@ async function publishScenario(ctx: SuiteContext, level: Level, rows: Throughput
   }
   if (wants(ctx, 'raw-nats')) {
     const env = natsEnv(ctx);
-    const w = workload(ctx, name(ctx, 'pub', level.name, 'raw'));
+    // The raw client as its docs recommend for throughput: a window of
+    // concurrent js.publish promises. Each window on fresh streams; the best counts.
+    const sweep: ThroughputRow[] = [];
+    for (const window of RAW_PUBLISH_WINDOWS) {
+      const w = workload(ctx, name(ctx, 'pub', level.name, `raw${window}`));
+      await createStreams(env, w.topics);
+      const r = await row(ctx, 'publish', level, 'raw-nats', (_, c) => rawPublish(env, w, n, c, window));
+      sweep.push({ ...r, window });
+      await deleteStreams(env, w.topics);
+    }
+    const best = sweep.reduce((a, b) => (b.msgPerSec > a.msgPerSec ? b : a));
+    ctx.rawWindows.set(level.name, best.window ?? RAW_DEFAULT_WINDOW);
+    rows.push({
+      ...best,
+      windowSweep: sweep.map((r) => ({ window: r.window ?? 0, msgPerSec: r.msgPerSec })),
+    });
+  }
+  if (wants(ctx, 'go-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'pub', level.name, 'go'));
     await createStreams(env, w.topics);
-    rows.push(await row(ctx, 'publish', level, 'raw-nats', (_, c) => rawPublish(env, w, n, c)));
+    rows.push(await row(ctx, 'publish', level, 'go-nats', (_, c) => goPublish(goAnchor(ctx), env, w, n, c)));
     await deleteStreams(env, w.topics);
   }
   if (wants(ctx, 'ours-memory')) {
@@ -285,12 +323,12 @@ async function publishScenario(ctx: SuiteContext, level: Level, rows: Throughput
 
 async function consumeScenario(ctx: SuiteContext, level: Level, rows: ThroughputRow[]): Promise<void> {
   const n = level.messages;
-  const nats = (['ours-nats', 'raw-nats'] as const).filter((s) => wants(ctx, s));
+  const nats = (['ours-nats', 'raw-nats', 'go-nats'] as const).filter((s) => wants(ctx, s));
   if (nats.length > 0) {
     const env = natsEnv(ctx);
     // Identical topic sets, both loaded before either is consumed.
     const sets = nats.map((system) => {
-      const w = workload(ctx, name(ctx, 'con', level.name, system === 'ours-nats' ? 'ours' : 'raw'));
+      const w = workload(ctx, name(ctx, 'con', level.name, system.slice(0, system.indexOf('-'))));
       return { system, w, checker: new Handover(createOrderChecker()) };
     });
     for (const set of sets) {
@@ -304,7 +342,9 @@ async function consumeScenario(ctx: SuiteContext, level: Level, rows: Throughput
         await row(ctx, 'consume', level, system, (_, c) =>
           system === 'ours-nats'
             ? oursConsume({ kind: 'nats', env }, w, n, checker.take(), c)
-            : rawConsume(env, w, n, checker.take(), c),
+            : system === 'raw-nats'
+              ? rawConsume(env, w, n, checker.take(), c)
+              : goConsume(goAnchor(ctx), env, w, n, checker.take(), c),
         ),
       );
       await deleteStreams(env, w.topics);
@@ -378,10 +418,25 @@ async function endToEndScenario(ctx: SuiteContext, level: Level, rows: Throughpu
     const w = workload(ctx, name(ctx, 'e2e', level.name, 'raw'));
     await createStreams(env, w.topics);
     const results = new Counter(n, 'results');
+    const window = ctx.rawWindows.get(level.name) ?? RAW_DEFAULT_WINDOW;
+    rows.push({
+      ...(await withPublishStalls(
+        results,
+        row(ctx, 'e2e', level, 'raw-nats', (_, c) => rawEndToEnd(env, w, n, c, results, window)),
+      )),
+      window,
+    });
+    await deleteStreams(env, w.topics);
+  }
+  if (wants(ctx, 'go-nats')) {
+    const env = natsEnv(ctx);
+    const w = workload(ctx, name(ctx, 'e2e', level.name, 'go'));
+    await createStreams(env, w.topics);
+    const results = new Counter(n, 'results');
     rows.push(
       await withPublishStalls(
         results,
-        row(ctx, 'e2e', level, 'raw-nats', (_, c) => rawEndToEnd(env, w, n, c, results)),
+        row(ctx, 'e2e', level, 'go-nats', (_, c) => goEndToEnd(goAnchor(ctx), env, w, n, c, results)),
       ),
     );
     await deleteStreams(env, w.topics);
@@ -579,10 +634,14 @@ async function profileOurs(ctx: SuiteContext, level: Level): Promise<ProfileSumm
 export async function runSuite(
   config: BenchConfig,
   env: NatsEnv | undefined,
-  base: MeasureContext & { readonly stamp: string; readonly fileStamp: string },
+  base: MeasureContext & {
+    readonly stamp: string;
+    readonly fileStamp: string;
+    readonly go?: GoAnchor | undefined;
+  },
   kafka?: KafkaEnv,
 ): Promise<SuiteResult> {
-  const ctx: SuiteContext = { ...base, config, env, kafka };
+  const ctx: SuiteContext = { ...base, go: base.go, config, env, kafka, rawWindows: new Map() };
   const throughput: ThroughputRow[] = [];
   const latency: LatencyRow[] = [];
   let profiles: ProfileSummary[] = [];

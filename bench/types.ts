@@ -52,6 +52,10 @@ export interface ThroughputRow {
   /** The measured interval (see bench/README.md for where it starts and ends per scenario). */
   readonly elapsedMs: number;
   readonly msgPerSec: number;
+  /** raw-nats and go-nats publishers: the window of concurrent publishes this row used. */
+  readonly window?: number;
+  /** raw-nats publish rows: msg/s of every window swept in this run (the row is the best). */
+  readonly windowSweep?: readonly { readonly window: number; readonly msgPerSec: number }[];
   /** With repeats: every repeat's msg/s (the row shows the median run). */
   readonly samples?: readonly number[];
   readonly checker: CheckerCounts;
@@ -102,8 +106,14 @@ export interface RatioRow {
   readonly oursMsgPerSec: number | undefined;
   readonly rawMsgPerSec: number | undefined;
   readonly memoryMsgPerSec: number | undefined;
-  /** ours-nats msg/s ÷ raw-nats msg/s. */
+  /** ours-nats msg/s ÷ raw-nats msg/s (raw: its best publish window). */
   readonly ratio: number | undefined;
+  /** The raw publisher's window (best of the sweep in publish rows). */
+  readonly rawWindow?: number | undefined;
+  /** The Go client (nats.go) anchor row, when Go was there. */
+  readonly goMsgPerSec?: number | undefined;
+  /** ours-nats msg/s ÷ go-nats msg/s. */
+  readonly goRatio?: number | undefined;
   /** Kafka rows (absent from the JSON when Kafka did not run). */
   readonly oursKafkaMsgPerSec?: number | undefined;
   readonly rawKafkaMsgPerSec?: number | undefined;
@@ -174,6 +184,8 @@ export interface BenchReport {
     readonly natsServer: string;
     /** Present when Kafka systems were requested (the default): brokers used, or why they were skipped. */
     readonly kafka?: KafkaMeta;
+    /** The Go anchor's binary, or why go-nats was skipped; absent when not requested. */
+    readonly goAnchor?: string;
     readonly gitCommit: string | undefined;
     /** Files under src/ with uncommitted changes when the run started (the run used them). */
     readonly gitDirtySrc: readonly string[];

@@ -11,6 +11,7 @@ import { hasNatsOrMemory } from './table.ts';
 const COLORS: Record<SystemName, string> = {
   'ours-nats': '#2e86de',
   'raw-nats': '#8395a7',
+  'go-nats': '#5f27cd',
   'ours-memory': '#10ac84',
   'ours-kafka': '#e67e22',
   'raw-kafka': '#b8a590',
@@ -23,6 +24,8 @@ function msgPerSec(r: RatioRow, system: SystemName): number | undefined {
       return r.oursMsgPerSec;
     case 'raw-nats':
       return r.rawMsgPerSec;
+    case 'go-nats':
+      return r.goMsgPerSec;
     case 'ours-memory':
       return r.memoryMsgPerSec;
     case 'ours-kafka':
@@ -83,7 +86,14 @@ function bandKind(phase: string): string {
 
 function throughputCharts(report: BenchReport): string {
   const out: string[] = [];
-  const systems: SystemName[] = ['ours-nats', 'raw-nats', 'ours-memory', 'ours-kafka', 'raw-kafka'];
+  const systems: SystemName[] = [
+    'ours-nats',
+    'raw-nats',
+    'go-nats',
+    'ours-memory',
+    'ours-kafka',
+    'raw-kafka',
+  ];
   for (const scenario of ['publish', 'consume', 'e2e'] as const) {
     const ratios = report.ratios.filter((r) => r.scenario === scenario);
     if (ratios.length === 0) continue;

@@ -58,7 +58,9 @@ export function formatReport(report: BenchReport): string {
         ? ` (the tree changed during the run; at the end: ${report.meta.gitAtEnd.commit})`
         : ''),
     '',
-    'Throughput (msg/s). ratio = ours-nats ÷ raw-nats in this run. o/l/d = order violations / lost / duplicated.',
+    'Throughput (msg/s), one run, one server. RATIO = ours-nats ÷ raw-nats; raw-nats publishes with a window of',
+    'concurrent js.publish promises (publish rows: the best of the sweep, its window in "win"; e2e: that window),',
+    'go-nats = the Go client (PublishAsync, Fetch(500) + Ack), "÷go" = ours-nats ÷ go-nats. o/l/d = order violations / lost / duplicated.',
     'stalls = gaps > 500 ms between two consecutive handled messages (count, total time); e2e adds the gaps between publish results.',
   );
   out.push(
@@ -69,10 +71,14 @@ export function formatReport(report: BenchReport): string {
         'messages',
         'ours-nats',
         'raw-nats',
+        'win',
         'RATIO',
+        'go-nats',
+        '÷go',
         'ours-memory',
         'ours o/l/d',
         'raw o/l/d',
+        'go o/l/d',
         'mem o/l/d',
         'ours ok',
         'stalls ours / raw',
@@ -85,17 +91,33 @@ export function formatReport(report: BenchReport): string {
           int(r.messages),
           int(r.oursMsgPerSec),
           int(r.rawMsgPerSec),
+          int(r.rawWindow),
           r.ratio === undefined ? '—' : `${r.ratio.toFixed(2)}×`,
+          int(r.goMsgPerSec),
+          r.goRatio === undefined ? '—' : `${r.goRatio.toFixed(2)}×`,
           int(r.memoryMsgPerSec),
           old(find(r, 'ours-nats')?.checker),
           old(find(r, 'raw-nats')?.checker),
+          old(find(r, 'go-nats')?.checker),
           old(find(r, 'ours-memory')?.checker),
           pct(find(r, 'ours-nats')?.checker),
           `${stalls(find(r, 'ours-nats'))} / ${stalls(find(r, 'raw-nats'))}`,
         ]),
-      [false, false, true, true, true, true, true, true, true, true, true, true],
+      [false, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true],
     ),
   );
+  const sweeps = report.throughput.filter((t) => t.windowSweep !== undefined);
+  if (sweeps.length > 0) {
+    out.push(
+      'raw-nats publish window sweep (msg/s): ' +
+        sweeps
+          .map(
+            (t) =>
+              `${t.level}: ${(t.windowSweep ?? []).map((s) => `w${s.window} ${int(s.msgPerSec)}`).join(', ')}`,
+          )
+          .join('; '),
+    );
+  }
 
   const kafka = report.ratios.filter(
     (r) => r.oursKafkaMsgPerSec !== undefined || r.rawKafkaMsgPerSec !== undefined,

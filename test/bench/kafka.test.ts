@@ -18,14 +18,21 @@ import { createWorkload, rawMessage } from '../../bench/workload.ts';
 describe('bench Kafka systems: plan and skip line', () => {
   const all = [...SYSTEMS];
 
-  it('--systems accepts ours-kafka and raw-kafka; the default requests all five', () => {
+  it('--systems accepts ours-kafka and raw-kafka; the default requests all six', () => {
     const picked = parseBenchArgs(['--systems', 'ours-kafka,raw-kafka']);
     assert.notEqual(picked, 'help');
     if (picked === 'help') return;
     assert.deepEqual(picked.systems, ['ours-kafka', 'raw-kafka']);
     const defaults = parseBenchArgs([]);
     if (defaults === 'help') return assert.fail('Expected a config');
-    assert.deepEqual(defaults.systems, ['ours-nats', 'raw-nats', 'ours-memory', 'ours-kafka', 'raw-kafka']);
+    assert.deepEqual(defaults.systems, [
+      'ours-nats',
+      'raw-nats',
+      'go-nats',
+      'ours-memory',
+      'ours-kafka',
+      'raw-kafka',
+    ]);
     assert.throws(
       () => parseBenchArgs(['--systems', 'kafka']),
       /Expected --systems from .*ours-kafka, raw-kafka/,
@@ -36,7 +43,7 @@ describe('bench Kafka systems: plan and skip line', () => {
     for (const env of [{}, { [KAFKA_BROKERS_VAR]: '' }, { [KAFKA_BROKERS_VAR]: '  ' }]) {
       const plan = kafkaPlan(all, env);
       assert.equal(plan.brokers, undefined);
-      assert.deepEqual(plan.systems, ['ours-nats', 'raw-nats', 'ours-memory']);
+      assert.deepEqual(plan.systems, ['ours-nats', 'raw-nats', 'go-nats', 'ours-memory']);
       assert.deepEqual(plan.skipped, ['ours-kafka', 'raw-kafka']);
       assert.equal(plan.reason, 'KAFKA_BROKERS is not set');
       const line = skipLine(plan);
