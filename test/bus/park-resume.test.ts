@@ -4,7 +4,9 @@
  * aggregate's newer events back; resume() replays the parked events in order,
  * before the aggregate's newer ones, and unparks. Judged by the order checker.
  */
+
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   createEventBus,
@@ -51,13 +53,16 @@ describe('park and resume (memory transport)', () => {
     const next = { a: 0, b: 0 };
     const publish = async (aggregateId: 'a' | 'b'): Promise<void> => {
       const index = next[aggregateId]++;
-      const { eventId } = await producer.publishEnvelope(topic, {
+      // Announced before publishing: delivery may come before publishEnvelope resolves.
+      const eventId = randomUUID();
+      checker.expect(eventId, aggregateId, index);
+      await producer.publishEnvelope(topic, {
+        eventId,
         aggregateId,
         eventType: 'T',
         eventVersion: 1,
         payload: { index },
       });
-      checker.expect(eventId, aggregateId, index);
       checker.acknowledged(eventId);
     };
     const waitFor = async (what: () => boolean, describe: string): Promise<void> => {

@@ -67,13 +67,16 @@ export async function publishBacklog(
   for (let index = from; index < perAggregate; index++) {
     for (let a = 0; a < aggregates; a++) {
       const aggregateId = `agg-${a}`;
-      const { eventId } = await producer.bus.publishEnvelope<EventPayload>(topic, {
+      // Announced before publishing: delivery may come before publishEnvelope resolves.
+      const eventId = randomUUID();
+      checker.expect(eventId, aggregateId, index);
+      await producer.bus.publishEnvelope<EventPayload>(topic, {
+        eventId,
         aggregateId,
         eventType: 'Tested',
         eventVersion: index + 1,
         payload: { index },
       });
-      checker.expect(eventId, aggregateId, index);
       ids.push(eventId);
     }
   }

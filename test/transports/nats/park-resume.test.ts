@@ -80,13 +80,16 @@ describe('nats: park, restart, resume', () => {
     const next = { a: 0, b: 0 };
     const publish = async (aggregateId: 'a' | 'b'): Promise<void> => {
       const index = next[aggregateId]++;
-      const { eventId } = await producer.publishEnvelope(topic, {
+      // Announced before publishing: delivery may come before publishEnvelope resolves.
+      const eventId = randomUUID();
+      checker.expect(eventId, aggregateId, index);
+      await producer.publishEnvelope(topic, {
+        eventId,
         aggregateId,
         eventType: 'T',
         eventVersion: 1,
         payload: { index },
       });
-      checker.expect(eventId, aggregateId, index);
       checker.acknowledged(eventId);
     };
     const waitFor = async (what: () => boolean, describe: string): Promise<void> => {

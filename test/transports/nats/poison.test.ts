@@ -143,9 +143,10 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
     const good = async (count: number): Promise<void> => {
       for (let i = 0; i < count; i++) {
         const index = published++;
-        const input = { aggregateId: 'a', eventType: 'Tested', eventVersion: 1, payload: { index } };
-        const { eventId } = await producer.publishEnvelope(topic, input);
+        const eventId = randomUUID();
         checker.expect(eventId, 'a', index);
+        const input = { eventId, aggregateId: 'a', eventType: 'Tested', eventVersion: 1, payload: { index } };
+        await producer.publishEnvelope(topic, input);
         checker.acknowledged(eventId);
       }
       await producer.flush();
@@ -254,8 +255,9 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
       }
     }
     for (let index = 0; index < 20; index++) {
-      const { eventId } = await bus.publishEnvelope(topic, { ...base, payload: { index } });
+      const eventId = randomUUID();
       checker.expect(eventId, 'a', index);
+      await bus.publishEnvelope(topic, { ...base, eventId, payload: { index } });
       checker.acknowledged(eventId);
     }
     await bus.flush();
