@@ -151,6 +151,11 @@ async function main(): Promise<void> {
       // the check, so the reported interval covers the moment of the effect.
       const applied = stillOwner(ctx);
       record(['e', key, id, index, String(process.hrtime.bigint()), applied ? 1 : 0]);
+      // The report is this handler's effect: written (synchronously, to the pipe)
+      // before the handler returns and the bus acks. Batched, a SIGKILL in the
+      // batching window lost reports of events whose acks had already gone out,
+      // and the checker counted handled events as lost (seen once in CI).
+      flush();
     },
     config.subscribe as never,
   );
