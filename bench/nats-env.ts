@@ -15,11 +15,11 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { partitionOf } from '../src/groups/lanes.ts';
 import type { OrderChecker } from '../src/testing/checker.ts';
 import { NATS_DEFAULTS } from '../src/transports/nats/options.ts';
 import {
   partitionDescription,
-  partitionOf,
   partitionSubject,
   partitionWildcard,
 } from '../src/transports/nats/partitions.ts';

@@ -12,12 +12,9 @@
  * lease store its members coordinate through. Raw subscriptions keep one
  * shared cursor per group (shared-subscription.ts).
  */
-import { fnv1a32 } from '../../core/hash.ts';
+import { laneNames, partitionOf, UNPARTITIONED_LANE } from '../../groups/lanes.ts';
 import { MemoryLeaseStore } from '../../groups/lease-store.ts';
 import { LaneQueue } from './lane-queue.ts';
-
-/** The lane of messages published without a key. */
-export const UNPARTITIONED_LANE = 'plain';
 
 export interface StoredMessage {
   readonly seq: number;
@@ -123,7 +120,7 @@ export class TopicLog {
     const lane =
       msg.key === undefined
         ? UNPARTITIONED_LANE
-        : (this.#laneNames[fnv1a32(msg.key) % this.partitions] as string);
+        : (this.#laneNames[partitionOf(msg.key, this.partitions)] as string);
     this.#messages.push({ seq, ...msg, lane });
     this.#msgIds.set(msgId, { seq, at: now });
     if (this.size > this.#maxMessages) this.#trimOne();
@@ -158,13 +155,6 @@ export class TopicLog {
 }
 
 export const defaultPartitions = 16;
-
-/** Lanes of a topic: p0 … p<P-1>, then the unpartitioned lane. */
-export function laneNames(partitions: number): string[] {
-  const lanes = Array.from({ length: partitions }, (_, i) => `p${i}`);
-  lanes.push(UNPARTITIONED_LANE);
-  return lanes;
-}
 
 export interface MemoryBrokerOptions {
   /** Per-topic retention (oldest discarded). Default 1,000,000, like the NATS stream default. */

@@ -28,9 +28,10 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { laneNames } from '../../groups/lanes.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
-import { type ConsumerGroup, type GroupMember, laneNames, type TopicLog } from './broker.ts';
+import type { ConsumerGroup, GroupMember, TopicLog } from './broker.ts';
 import { Delivery, type Outcome, prng, type Settler } from './delivery.ts';
 import type { LaneQueue } from './lane-queue.ts';
 import type { ResolvedMemoryOptions } from './options.ts';

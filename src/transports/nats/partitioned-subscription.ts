@@ -26,6 +26,7 @@ import type {
   InboundMessage,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { laneNames } from '../../groups/lanes.ts';
 import type { LeaseStore } from '../../groups/lease-store.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
@@ -33,7 +34,7 @@ import type { NatsInboundMessage } from './ack-tracker.ts';
 import { ackModeOf, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { ApiCodes, apiErrorCode } from './errors.ts';
 import { LaneBudget } from './lane-budget.ts';
-import { laneFilter, laneNames } from './partitions.ts';
+import { laneFilter } from './partitions.ts';
 import { NatsPullSubscription, type PullSubscriptionDeps } from './pull-subscription.ts';
 import { SequenceSet } from './sequence-set.ts';
 import type { StreamHandle } from './streams.ts';

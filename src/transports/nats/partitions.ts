@@ -12,17 +12,10 @@
  * topic `orders.eu` can never collide with a partition subject of `orders`.
  */
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { fnv1a32 } from '../../core/hash.ts';
+import { UNPARTITIONED_LANE } from '../../groups/lanes.ts';
 
 export const PARTITION_TOKEN = '_P_';
 const MARKER = /jxt-eventbus partitions=(\d+)/;
-
-/** The lane of events published without a partition (plain `<topic>` subject). */
-export const UNPARTITIONED_LANE = 'plain';
-
-export function partitionOf(key: string, partitions: number): number {
-  return fnv1a32(key) % partitions;
-}
 
 export function partitionSubject(topic: string, partition: number): string {
   return `${topic}.${PARTITION_TOKEN}.${partition}`;
@@ -53,13 +46,6 @@ export function validatePartitionToken(topic: string): void {
       `Expected \`topic\` without a "${PARTITION_TOKEN}" token (reserved for partition subjects), got "${topic}"`,
     );
   }
-}
-
-/** Lane names of a partitioned stream: p0 … p<P-1>, then the unpartitioned lane. */
-export function laneNames(partitions: number): string[] {
-  const lanes = Array.from({ length: partitions }, (_, i) => `p${i}`);
-  lanes.push(UNPARTITIONED_LANE);
-  return lanes;
 }
 
 /** The subject a lane's consumer filters on. */

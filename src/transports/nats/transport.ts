@@ -17,6 +17,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { partitionOf } from '../../groups/lanes.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
@@ -25,7 +26,7 @@ import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 import { natsParkingLot, openParkedBucket } from './parking-lot.ts';
 import { NatsPartitionedSubscription } from './partitioned-subscription.ts';
-import { partitionOf, partitionSubject, topicOfSubject } from './partitions.ts';
+import { partitionSubject, topicOfSubject } from './partitions.ts';
 import { PipelinedPublisher } from './publisher.ts';
 import { NatsPullSubscription } from './pull-subscription.ts';
 import { type StreamHandle, StreamRegistry } from './streams.ts';
