@@ -2,11 +2,18 @@
  * Pool options: every default lives here, and everything is validated once,
  * when a subscription is created, so the pool itself can trust its options.
  */
-import { InvalidArgumentError } from '../core/errors.ts';
+import { resolveBackoff } from '../core/backoff.ts';
 import type { Logger } from '../core/logger.ts';
+import {
+  failOption,
+  integerInRange,
+  MAX_TIMER_MS,
+  nonEmptyString,
+  numberInRange,
+} from '../core/option-checks.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import type { MessageKind } from '../core/transport.ts';
-import type { BackoffOptions, DeadLetterPolicy, SubscribeOptions } from '../core/types.ts';
+import type { DeadLetterPolicy, SubscribeOptions } from '../core/types.ts';
 import type { PoolMetrics } from '../metrics/metrics.ts';
 import type { DeadLetterRequest, ResolvedPoolOptions } from './types.ts';
 
@@ -22,8 +29,6 @@ export const poolDefaults = {
   workingIntervalMs: 10_000,
 } as const;
 
-/** Largest delay setInterval/setTimeout accept (2^31 - 1 ms); larger values fire at once. */
-const maxTimerMs = 2_147_483_647;
 /** More actors than this is a configuration mistake, not concurrency. */
 const maxActors = 65_536;
 
@@ -38,13 +43,6 @@ const subscribeOptionKeys = optionKeys<SubscribeOptions>({
   deadLetterTopic: true,
   signal: true,
 });
-const backoffOptionKeys = optionKeys<BackoffOptions>({
-  initialMs: true,
-  maxMs: true,
-  multiplier: true,
-  jitter: true,
-});
-
 /** What the bus supplies besides the user's SubscribeOptions. */
 export interface PoolHooks {
   readonly deadLetter: (request: DeadLetterRequest) => Promise<void>;
@@ -64,63 +62,42 @@ export function resolvePoolOptions(
 ): ResolvedPoolOptions {
   nonEmptyString('topic', topic);
   nonEmptyString('group', group);
-  if (kind !== 'envelope' && kind !== 'raw') fail('kind', `'envelope' or 'raw'`, kind);
-  if (typeof userOptions !== 'object' || userOptions === null) fail('options', 'an object', userOptions);
+  if (kind !== 'envelope' && kind !== 'raw') failOption('kind', `'envelope' or 'raw'`, kind);
+  if (typeof userOptions !== 'object' || userOptions === null) failOption('options', 'an object', userOptions);
   rejectUnknownKeys('', userOptions, subscribeOptionKeys);
-  rejectUnknownKeys('backoff', userOptions.backoff, backoffOptionKeys);
-  if (typeof hooks !== 'object' || hooks === null) fail('hooks', 'an object', hooks);
-  if (typeof hooks.deadLetter !== 'function') fail('deadLetter', 'a function', hooks.deadLetter);
+  if (typeof hooks !== 'object' || hooks === null) failOption('hooks', 'an object', hooks);
+  if (typeof hooks.deadLetter !== 'function') failOption('deadLetter', 'a function', hooks.deadLetter);
   if (typeof hooks.metrics !== 'object' || hooks.metrics === null)
-    fail('metrics', 'an object', hooks.metrics);
-  if (typeof hooks.logger !== 'object' || hooks.logger === null) fail('logger', 'an object', hooks.logger);
+    failOption('metrics', 'an object', hooks.metrics);
+  if (typeof hooks.logger !== 'object' || hooks.logger === null) failOption('logger', 'an object', hooks.logger);
   if (hooks.sleep !== undefined && typeof hooks.sleep !== 'function')
-    fail('sleep', 'a function', hooks.sleep);
+    failOption('sleep', 'a function', hooks.sleep);
 
-  const backoffInput = userOptions.backoff === undefined ? {} : userOptions.backoff;
-  if (typeof backoffInput !== 'object' || backoffInput === null) fail('backoff', 'an object', backoffInput);
-  const backoff = {
-    initialMs: number(
-      'backoff.initialMs',
-      backoffInput.initialMs ?? poolDefaults.backoff.initialMs,
-      0,
-      maxTimerMs,
-    ),
-    maxMs: number('backoff.maxMs', backoffInput.maxMs ?? poolDefaults.backoff.maxMs, 0, maxTimerMs),
-    multiplier: number(
-      'backoff.multiplier',
-      backoffInput.multiplier ?? poolDefaults.backoff.multiplier,
-      1,
-      1_000,
-    ),
-    jitter: number('backoff.jitter', backoffInput.jitter ?? poolDefaults.backoff.jitter, 0, 1),
-  };
-  if (backoff.maxMs < backoff.initialMs) {
-    fail('backoff.maxMs', `at least \`backoff.initialMs\` (${backoff.initialMs})`, backoff.maxMs);
-  }
+  const backoff = resolveBackoff('backoff', userOptions.backoff, poolDefaults.backoff);
 
   const policy = userOptions.deadLetterPolicy ?? poolDefaults.deadLetterPolicy;
-  if (policy !== 'continue' && policy !== 'park') fail('deadLetterPolicy', `'continue' or 'park'`, policy);
+  if (policy !== 'continue' && policy !== 'park') failOption('deadLetterPolicy', `'continue' or 'park'`, policy);
 
   const resolved: ResolvedPoolOptions = {
     topic,
     group,
     kind,
-    actors: integer('actors', userOptions.actors ?? poolDefaults.actors, 1, maxActors),
-    inboxSize: integer('inboxSize', userOptions.inboxSize ?? poolDefaults.inboxSize, 1, 1_000_000),
-    handlerTimeoutMs: number(
+    actors: integerInRange('actors', userOptions.actors ?? poolDefaults.actors, 1, maxActors),
+    inboxSize: integerInRange('inboxSize', userOptions.inboxSize ?? poolDefaults.inboxSize, 1, 1_000_000),
+    handlerTimeoutMs: numberInRange(
       'handlerTimeoutMs',
       userOptions.handlerTimeoutMs ?? poolDefaults.handlerTimeoutMs,
       1,
-      maxTimerMs,
+      MAX_TIMER_MS,
     ),
-    maxAttempts: integer('maxAttempts', userOptions.maxAttempts ?? poolDefaults.maxAttempts, 1, 1_000),
+    maxAttempts: integerInRange('maxAttempts', userOptions.maxAttempts ?? poolDefaults.maxAttempts, 1, 1_000),
     backoff,
     deadLetterPolicy: policy,
-    workingIntervalMs: number(
+    workingIntervalMs: numberInRange(
       'workingIntervalMs',
       hooks.workingIntervalMs ?? poolDefaults.workingIntervalMs,
       1,
-      maxTimerMs,
+      MAX_TIMER_MS,
     ),
     deadLetter: hooks.deadLetter,
     metrics: hooks.metrics,
@@ -128,34 +105,4 @@ export function resolvePoolOptions(
   };
   // exactOptionalPropertyTypes: only set the seam when it was given.
   return hooks.sleep === undefined ? resolved : { ...resolved, sleep: hooks.sleep };
-}
-
-function nonEmptyString(name: string, value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0) fail(name, 'a non-empty string', value);
-}
-
-function number(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    fail(name, `a number from ${min} to ${max}`, value);
-  }
-  return value;
-}
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(name, `an integer from ${min} to ${max}`, value);
-  }
-  return value;
-}
-
-function fail(name: string, expected: string, value: unknown): never {
-  throw new InvalidArgumentError(`Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `${JSON.stringify(value)} (string)`;
-  if (value === null) return '`null`';
-  if (typeof value === 'function') return 'a function';
-  if (typeof value === 'object') return 'an object';
-  return `\`${String(value)}\` (${typeof value})`;
 }

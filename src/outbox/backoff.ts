@@ -1,12 +1,7 @@
-/** Retry delays for failed outbox publishes: exponential, capped, with jitter. */
-import type { BackoffOptions } from '../core/types.ts';
+/** Retry delays for failed outbox publishes: the shared backoff kit (src/core/backoff.ts) with the outbox's defaults. */
+import { backoffDelay, type ResolvedBackoff } from '../core/backoff.ts';
 
-export interface ResolvedBackoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-  readonly multiplier: number;
-  readonly jitter: number;
-}
+export type { ResolvedBackoff } from '../core/backoff.ts';
 
 export const outboxBackoffDefaults: ResolvedBackoff = {
   initialMs: 500,
@@ -15,23 +10,6 @@ export const outboxBackoffDefaults: ResolvedBackoff = {
   jitter: 0.2,
 };
 
-export function resolveBackoff(options: BackoffOptions | undefined): ResolvedBackoff {
-  return {
-    initialMs: options?.initialMs ?? outboxBackoffDefaults.initialMs,
-    maxMs: options?.maxMs ?? outboxBackoffDefaults.maxMs,
-    multiplier: options?.multiplier ?? outboxBackoffDefaults.multiplier,
-    jitter: options?.jitter ?? outboxBackoffDefaults.jitter,
-  };
-}
-
 /** Delay before attempt number `attempt + 1`, given `attempt` failed attempts (≥ 1). */
-export function backoffDelayMs(
-  attempt: number,
-  b: ResolvedBackoff,
-  random: () => number = Math.random,
-): number {
-  const exponent = Math.max(0, attempt - 1);
-  const raw = Math.min(b.maxMs, b.initialMs * b.multiplier ** exponent);
-  const jittered = raw * (1 - b.jitter * random());
-  return Math.max(0, Math.round(jittered));
-}
+export const backoffDelayMs: (attempt: number, backoff: ResolvedBackoff, random?: () => number) => number =
+  backoffDelay;

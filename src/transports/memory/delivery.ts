@@ -1,4 +1,5 @@
 /** A message handed to the pool by the memory transport, and the chaos PRNG both subscription kinds use. */
+import { type Settlement, SettleOnce } from '../../core/settle-once.ts';
 import type { DeliveryLane, InboundMessage } from '../../core/transport.ts';
 import type { StoredMessage } from './broker.ts';
 
@@ -9,7 +10,7 @@ export interface Settler {
   settle(seq: number, outcome: Outcome, delayMs: number): void;
 }
 
-export class Delivery implements InboundMessage {
+export class Delivery extends SettleOnce implements InboundMessage {
   readonly topic: string;
   readonly data: Uint8Array;
   readonly headers: Readonly<Record<string, string>>;
@@ -18,7 +19,6 @@ export class Delivery implements InboundMessage {
   readonly sequence: number;
   readonly lane: DeliveryLane | undefined;
   readonly #settler: Settler;
-  #settled = false;
 
   constructor(
     topic: string,
@@ -27,6 +27,7 @@ export class Delivery implements InboundMessage {
     settler: Settler,
     lane: DeliveryLane | undefined,
   ) {
+    super();
     this.topic = topic;
     this.sequence = stored.seq;
     this.data = stored.data;
@@ -37,21 +38,10 @@ export class Delivery implements InboundMessage {
     this.lane = lane;
   }
 
-  ack(): void {
-    this.#settle('ack', 0);
-  }
-  nak(delayMs = 0): void {
-    this.#settle('nak', delayMs);
-  }
-  term(_reason: string): void {
-    this.#settle('ack', 0);
-  }
-  working(): void {}
-
-  #settle(outcome: Outcome, delayMs: number): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#settler.settle(this.sequence, outcome, delayMs);
+  /** term acks: the memory broker has no separate "terminated" state. */
+  protected onSettle(settlement: Settlement): void {
+    if (settlement.how === 'nak') this.#settler.settle(this.sequence, 'nak', settlement.delayMs ?? 0);
+    else this.#settler.settle(this.sequence, 'ack', 0);
   }
 }
 

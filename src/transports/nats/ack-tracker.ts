@@ -15,6 +15,7 @@
  *   treats it as acking everything below. A nak-ed sequence blocks that prefix
  *   until it was redelivered and finished, so an AckAll ack never covers it.
  */
+import { type Settlement, SettleOnce } from '../../core/settle-once.ts';
 import type { DeliveryLane, InboundMessage } from '../../core/transport.ts';
 import { SequenceSet } from './sequence-set.ts';
 
@@ -33,7 +34,7 @@ export type AckSend = (reply: string, payload: Uint8Array) => void;
  */
 export type HeaderReader = () => Readonly<Record<string, string>>;
 
-export class NatsInboundMessage implements InboundMessage {
+export class NatsInboundMessage extends SettleOnce implements InboundMessage {
   readonly topic: string;
   readonly data: Uint8Array;
   readonly key: string | undefined = undefined;
@@ -45,7 +46,6 @@ export class NatsInboundMessage implements InboundMessage {
   lane: DeliveryLane | undefined = undefined;
   readonly generation: number;
   readonly #tracker: AckTracker;
-  #settled = false;
   #headers: Readonly<Record<string, string>> | undefined;
   #readHeaders: HeaderReader | undefined;
 
@@ -58,6 +58,7 @@ export class NatsInboundMessage implements InboundMessage {
     sequence: number,
     reply: string,
   ) {
+    super();
     this.#tracker = tracker;
     this.generation = tracker.generation;
     this.topic = topic;
@@ -76,50 +77,44 @@ export class NatsInboundMessage implements InboundMessage {
     return this.#headers;
   }
 
-  get settled(): boolean {
-    return this.#settled;
-  }
-
   /**
    * A message of a partition this member no longer owns: its settlement would
    * reach a consumer generation that is gone or, worse, act for the new owner.
    */
-  #fenced(): boolean {
+  protected override fenced(): boolean {
     const lane = this.lane;
     if (lane === undefined || lane.stillOwned()) return false;
-    this.#settled = true;
     this.#tracker.forget(this);
     return true;
   }
 
-  ack(): void {
-    if (this.#settled || this.#fenced()) return;
-    this.#settled = true;
-    this.#tracker.ack(this.sequence, this.reply);
-    this.#tracker.settled(this, true);
+  protected onSettle(settlement: Settlement): void {
+    switch (settlement.how) {
+      case 'ack':
+        this.#tracker.ack(this.sequence, this.reply);
+        this.#tracker.settled(this, true);
+        return;
+      case 'nak': {
+        const { delayMs } = settlement;
+        const payload =
+          delayMs !== undefined && delayMs > 0
+            ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * 1_000_000}}`)
+            : NAK;
+        this.#tracker.sendNak(this.sequence, this.reply, payload);
+        this.#tracker.settled(this, false);
+        return;
+      }
+      case 'term': {
+        const { reason } = settlement;
+        const payload = this.#tracker.termWithReason() && reason ? encoder.encode(`+TERM ${reason}`) : TERM;
+        this.#tracker.send(this.reply, payload);
+        this.#tracker.settled(this, true);
+        return;
+      }
+    }
   }
 
-  nak(delayMs?: number): void {
-    if (this.#settled || this.#fenced()) return;
-    this.#settled = true;
-    const payload =
-      delayMs !== undefined && delayMs > 0
-        ? encoder.encode(`-NAK {"delay":${Math.round(delayMs) * 1_000_000}}`)
-        : NAK;
-    this.#tracker.sendNak(this.sequence, this.reply, payload);
-    this.#tracker.settled(this, false);
-  }
-
-  term(reason: string): void {
-    if (this.#settled || this.#fenced()) return;
-    this.#settled = true;
-    const payload = this.#tracker.termWithReason() && reason ? encoder.encode(`+TERM ${reason}`) : TERM;
-    this.#tracker.send(this.reply, payload);
-    this.#tracker.settled(this, true);
-  }
-
-  working(): void {
-    if (this.#settled || this.#fenced()) return;
+  protected override onWorking(): void {
     this.#tracker.send(this.reply, WPI);
   }
 }
