@@ -4,9 +4,10 @@
  * implementation for handler retries (src/dispatch), outbox publish retries
  * and claim retries (src/outbox) and reconnect loops in the transports.
  */
-import type { BackoffOptions } from './types.ts';
-import { MAX_TIMER_MS, failOption, numberInRange } from './option-checks.ts';
+
+import { failOption, MAX_TIMER_MS, numberInRange } from './option-checks.ts';
 import { optionKeys, rejectUnknownKeys } from './option-keys.ts';
+import type { BackoffOptions } from './types.ts';
 
 export interface ResolvedBackoff {
   readonly initialMs: number;

@@ -63,20 +63,23 @@ export function resolvePoolOptions(
   nonEmptyString('topic', topic);
   nonEmptyString('group', group);
   if (kind !== 'envelope' && kind !== 'raw') failOption('kind', `'envelope' or 'raw'`, kind);
-  if (typeof userOptions !== 'object' || userOptions === null) failOption('options', 'an object', userOptions);
+  if (typeof userOptions !== 'object' || userOptions === null)
+    failOption('options', 'an object', userOptions);
   rejectUnknownKeys('', userOptions, subscribeOptionKeys);
   if (typeof hooks !== 'object' || hooks === null) failOption('hooks', 'an object', hooks);
   if (typeof hooks.deadLetter !== 'function') failOption('deadLetter', 'a function', hooks.deadLetter);
   if (typeof hooks.metrics !== 'object' || hooks.metrics === null)
     failOption('metrics', 'an object', hooks.metrics);
-  if (typeof hooks.logger !== 'object' || hooks.logger === null) failOption('logger', 'an object', hooks.logger);
+  if (typeof hooks.logger !== 'object' || hooks.logger === null)
+    failOption('logger', 'an object', hooks.logger);
   if (hooks.sleep !== undefined && typeof hooks.sleep !== 'function')
     failOption('sleep', 'a function', hooks.sleep);
 
   const backoff = resolveBackoff('backoff', userOptions.backoff, poolDefaults.backoff);
 
   const policy = userOptions.deadLetterPolicy ?? poolDefaults.deadLetterPolicy;
-  if (policy !== 'continue' && policy !== 'park') failOption('deadLetterPolicy', `'continue' or 'park'`, policy);
+  if (policy !== 'continue' && policy !== 'park')
+    failOption('deadLetterPolicy', `'continue' or 'park'`, policy);
 
   const resolved: ResolvedPoolOptions = {
     topic,

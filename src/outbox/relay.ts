@@ -18,13 +18,16 @@
  * The rooms: options and public types (relay-options.ts), lane bookkeeping
  * (relay-lanes.ts), claiming (relay-claims.ts), lease renewal
  * (relay-leases.ts), serialised writes (serial-writes.ts), the lag monitor
- * (lag-monitor.ts). This file sends, records results and shuts down.
+ * (lag-monitor.ts), LISTEN (commit-listener.ts). This file sends, records
+ * results and shuts down; at ~470 lines it stays one file because those
+ * three share the per-row state machine (queued → sending → acked/releasing).
  */
 import { decodeEnvelope, type Envelope } from '../core/envelope.ts';
 import { InvalidArgumentError, toError } from '../core/errors.ts';
 import type { PublishResult, PublishResultStream } from '../core/types.ts';
 import { wakeOrAbort } from '../core/waiting.ts';
 import { backoffDelayMs } from './backoff.ts';
+import { CommitListener } from './commit-listener.ts';
 import { LagMonitor } from './lag-monitor.ts';
 import { Claimer } from './relay-claims.ts';
 import { type Held, type Lane, LaneBook, leaseValidUntil } from './relay-lanes.ts';
@@ -65,13 +68,12 @@ class Relay implements OutboxRelay {
   #results: PublishResultStream | undefined;
   #readLoop: Promise<void> | undefined;
   #timers: NodeJS.Timeout[] = [];
-  #unlisten: (() => Promise<void>) | undefined;
-  #listenStarting = false;
 
   readonly #book = new LaneBook();
   readonly #writes = new SerialWrites(() => this.#is('aborted'));
   readonly #claimer: Claimer;
   readonly #lag: LagMonitor;
+  readonly #listener: CommitListener;
   #inFlight = 0;
   #inFlightDrained: (() => void) | undefined;
 
@@ -87,6 +89,13 @@ class Relay implements OutboxRelay {
     this.#o = o;
     this.relayId = o.relayId;
     this.#lag = new LagMonitor(o);
+    this.#listener = new CommitListener(
+      o.relayId,
+      o.store,
+      o.logger,
+      () => this.notify(),
+      () => this.#is('running'),
+    );
     this.#claimer = new Claimer({
       ...o,
       held: () => this.#book.held.size,
@@ -111,7 +120,7 @@ class Relay implements OutboxRelay {
     const results = this.#o.bus.publishResults();
     this.#results = results;
     this.#readLoop = this.#readResults(results);
-    if (this.#o.listen) await this.#ensureListening();
+    if (this.#o.listen) await this.#listener.ensure();
     if (this.#state !== 'running') return;
     this.#timers.push(
       setInterval(() => this.#tick(), this.#o.pollIntervalMs),
@@ -119,7 +128,12 @@ class Relay implements OutboxRelay {
       setInterval(() => void this.#measure(), this.#o.statsIntervalMs),
     );
     this.#o.logger.info(
-      { relayId: this.relayId, batchSize: this.#o.batchSize, leaseMs: this.#o.leaseMs, store: this.#o.store.kind },
+      {
+        relayId: this.relayId,
+        batchSize: this.#o.batchSize,
+        leaseMs: this.#o.leaseMs,
+        store: this.#o.store.kind,
+      },
       'Outbox relay started',
     );
     this.#requestClaim();
@@ -192,7 +206,7 @@ class Relay implements OutboxRelay {
     if (this.#state !== 'running') return;
     this.#requestClaim();
     if (this.#markBuffer.length > 0) this.#scheduleFlush();
-    if (this.#o.listen && this.#unlisten === undefined) void this.#ensureListening();
+    if (this.#o.listen && !this.#listener.listening) void this.#listener.ensure();
   }
 
   #requestClaim(): void {
@@ -246,7 +260,8 @@ class Relay implements OutboxRelay {
     }
     // Not accepted → no PublishResult will come: settle it here.
     accepted.then(undefined, (error: unknown) => {
-      if (held.state === 'sending' && this.#book.held.get(row.id) === held) this.#settleSend(held, false, error);
+      if (held.state === 'sending' && this.#book.held.get(row.id) === held)
+        this.#settleSend(held, false, error);
     });
   }
 
@@ -279,26 +294,27 @@ class Relay implements OutboxRelay {
       'Outbox relay: publish failed; will retry the aggregate from this event',
     );
     const message = `${(err as { code?: string }).code ?? err.name}: ${err.message}`.slice(0, 2000);
-    this.#writes.enqueue(() =>
-      this.#o.store.release(this.relayId, ids, { id: row.id, error: message, retryDelayMs }),
-    ).then(
-      () => this.#afterRelease(lane, ids.length, releasing),
-      (releaseError: unknown) => {
-        if (this.#state === 'aborted') return;
-        // The leases run out by themselves (they are no longer renewed); the attempt is not counted.
-        this.#o.logger.error(
-          { relayId: this.relayId, eventId: row.id, err: toError(releaseError) },
-          'Outbox relay: releasing a failed row failed; it becomes claimable when its lease expires',
-        );
-        this.#afterRelease(lane, ids.length, releasing);
-      },
-    );
+    this.#writes
+      .enqueue(() => this.#o.store.release(this.relayId, ids, { id: row.id, error: message, retryDelayMs }))
+      .then(
+        () => this.#afterRelease(lane, ids.length, releasing),
+        (releaseError: unknown) => {
+          if (this.#state === 'aborted') return;
+          // The leases run out by themselves (they are no longer renewed); the attempt is not counted.
+          this.#o.logger.error(
+            { relayId: this.relayId, eventId: row.id, err: toError(releaseError) },
+            'Outbox relay: releasing a failed row failed; it becomes claimable when its lease expires',
+          );
+          this.#afterRelease(lane, ids.length, releasing);
+        },
+      );
   }
 
   #afterRelease(lane: Lane, count: number, released: readonly Held[]): void {
     if (this.#state === 'aborted') return;
     // Entries a newer claim re-granted to us (see #ingest) stay.
-    for (const held of released) if (this.#book.held.get(held.row.id) === held) this.#book.held.delete(held.row.id);
+    for (const held of released)
+      if (this.#book.held.get(held.row.id) === held) this.#book.held.delete(held.row.id);
     lane.releasing -= count;
     this.#maybeRetire(lane);
     this.#pump(lane);
@@ -361,34 +377,6 @@ class Relay implements OutboxRelay {
     return this.#lag.measure(() => this.#is('running'));
   }
 
-  async #ensureListening(): Promise<void> {
-    if (this.#unlisten !== undefined || this.#listenStarting) return;
-    this.#listenStarting = true;
-    try {
-      const unlisten = await this.#o.store.listen(
-        () => this.notify(),
-        (error) => {
-          this.#unlisten = undefined;
-          if (this.#state === 'running') {
-            this.#o.logger.warn(
-              { relayId: this.relayId, err: error },
-              'Outbox relay: LISTEN connection lost; polling until it is back',
-            );
-          }
-        },
-      );
-      if (this.#state === 'running') this.#unlisten = unlisten;
-      else await unlisten().catch(() => {});
-    } catch (error) {
-      this.#o.logger.warn(
-        { relayId: this.relayId, err: toError(error) },
-        'Outbox relay: LISTEN failed; relying on polling and notify()',
-      );
-    } finally {
-      this.#listenStarting = false;
-    }
-  }
-
   // ---- shutdown ----------------------------------------------------------------------------
 
   close(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -413,9 +401,7 @@ class Relay implements OutboxRelay {
     if (!this.#is('closing')) return;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    const unlisten = this.#unlisten;
-    this.#unlisten = undefined;
-    await unlisten?.().catch(() => {});
+    await this.#listener.stop();
     await this.#claimer.inProgress?.catch(() => {});
 
     // In-flight publishes: wait for their results (they are recorded as they arrive).
@@ -443,12 +429,14 @@ class Relay implements OutboxRelay {
     const release: string[] = [];
     for (const [id, held] of this.#book.held) if (held.state !== 'releasing') release.push(id);
     if (release.length > 0) {
-      await this.#writes.enqueue(() => this.#o.store.release(this.relayId, release)).catch((error: unknown) => {
-        this.#o.logger.error(
-          { relayId: this.relayId, rows: release.length, err: toError(error) },
-          'Outbox relay: releasing leases on close failed; they expire by themselves',
-        );
-      });
+      await this.#writes
+        .enqueue(() => this.#o.store.release(this.relayId, release))
+        .catch((error: unknown) => {
+          this.#o.logger.error(
+            { relayId: this.relayId, rows: release.length, err: toError(error) },
+            'Outbox relay: releasing leases on close failed; they expire by themselves',
+          );
+        });
     }
     await this.#writes.idle();
     this.#book.clear();
@@ -468,9 +456,7 @@ class Relay implements OutboxRelay {
     this.#state = 'aborted';
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    const unlisten = this.#unlisten;
-    this.#unlisten = undefined;
-    void unlisten?.().catch(() => {});
+    void this.#listener.stop();
     this.#results?.close();
     this.#inFlightDrained?.();
     this.#book.clear();

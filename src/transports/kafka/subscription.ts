@@ -34,190 +34,51 @@
  * lanes at the new generation and intake resumes; the stream re-reads every
  * partition from its committed offset (or our rewind point). Records stamped
  * with an older generation, or at/below the last delivered offset, are dropped.
+ *
+ * The rooms: the client seam (consumer-port.ts), the delivered message
+ * (delivery.ts), commit scheduling (commit-scheduler.ts), the partition
+ * handover of steps 2–4 (rebalance.ts), pausing the stream (intake-gate.ts).
+ * This file is intake, assignment and the subscription's life cycle (~430
+ * lines, a tenth of them this description: the three share the map of owned
+ * partitions and the stream, and split apart they would pass both around).
  */
+import { Backoff } from '../../core/backoff.ts';
 import { TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
+import type { FlowControl, TransportSubscription } from '../../core/transport.ts';
+import { raceSignal, wakeOrAbort } from '../../core/waiting.ts';
+import { CommitScheduler } from './commit-scheduler.ts';
+import type { Settlement } from './commit-tracker.ts';
 import type {
-  FlowControl,
-  InboundMessage,
-  MessageKind,
-  TransportSubscription,
-} from '../../core/transport.ts';
-import type { PartitionCommit, Settlement } from './commit-tracker.ts';
+  ConsumerClient,
+  ConsumerFactory,
+  RecordStream,
+  StreamRecord,
+  SubscriptionSettings,
+  TopicAssignment,
+} from './consumer-port.ts';
+import { KafkaDelivery } from './delivery.ts';
 import { describeKafkaError } from './errors.ts';
+import { IntakeGate } from './intake-gate.ts';
 import { PartitionLane } from './partition-lane.ts';
-import { fromRecordHeaders, fromRecordKey, fromRecordValue } from './records.ts';
+import { handOverPartitions } from './rebalance.ts';
 
-/** A record as the client's stream emits it (structurally the client's `Message`). */
-export interface StreamRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: bigint;
-  readonly leaderEpoch: number;
-  readonly key?: Buffer | null;
-  readonly value?: Buffer | null;
-  readonly headerEntries: ReadonlyArray<readonly [Buffer | null, Buffer | null]>;
-  readonly metadata?: Readonly<Record<string, unknown>>;
-}
+export type {
+  ConsumerClient,
+  ConsumerFactory,
+  ConsumerHooks,
+  RecordStream,
+  StreamRecord,
+  SubscriptionSettings,
+  TopicAssignment,
+} from './consumer-port.ts';
 
-export interface RecordStream {
-  onRecord(listener: (record: StreamRecord) => void): void;
-  onError(listener: (error: Error) => void): void;
-  onClose(listener: () => void): void;
-  pause(): void;
-  resume(): void;
-  /**
-   * Sets where the stream reads `partition` from after the next join when the
-   * group has no committed offset for it (a committed offset still wins);
-   * undefined: from the reset policy.
-   */
-  rewind(topic: string, partition: number, offset: bigint | undefined): void;
-  close(): Promise<void>;
-}
-
-export interface TopicAssignment {
-  readonly topic: string;
-  readonly partitions: readonly number[];
-}
-
-/** What the subscription needs from a consumer group member (client.ts adapts the real one). */
-export interface ConsumerClient {
-  readonly generationId: number;
-  readonly assignments: readonly TopicAssignment[] | null;
-  /** Joins the group (running `beforeJoin`) and starts a stream reading from the committed offsets. */
-  consume(): Promise<RecordStream>;
-  commit(commits: readonly PartitionCommit[]): Promise<void>;
-  /** Resolves when no fetch request is in flight, or when `signal` aborts. */
-  fetchesSettled(signal: AbortSignal): Promise<void>;
-  /** Joins again after a failed rejoin left the member without a group. */
-  rejoin(): Promise<void>;
-  isActive(): boolean;
-  isConnected(): boolean;
-  /** Leaves the group and disconnects. */
-  close(): Promise<void>;
-}
-
-/** The callbacks the consumer adapter wires to the client. */
-export interface ConsumerHooks {
-  /** Before every JoinGroup; the join waits for it. Never rejects. */
-  beforeJoin(): Promise<void>;
-  /** After every completed join. */
-  onJoin(generationId: number, assignments: readonly TopicAssignment[]): void;
-  /** A group error the client reports asynchronously (e.g. a failed rejoin). */
-  onError(error: unknown): void;
-}
-
-export type ConsumerFactory = (hooks: ConsumerHooks) => ConsumerClient;
-
-export interface SubscriptionSettings {
-  readonly topic: string;
-  readonly group: string;
-  readonly kind: MessageKind;
-  readonly commitIntervalMs: number;
-  readonly revokeTimeoutMs: number;
-  readonly closeTimeoutMs: number;
-}
-
-type PauseReason = 'capacity' | 'rebalance' | 'stop';
-
-/** How long the revocation waits for a commit that is already running before sending its own. */
-const RUNNING_COMMIT_GRACE_MS = 1_000;
-const RESTART_MIN_MS = 500;
-const RESTART_MAX_MS = 30_000;
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = (): void => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
+/** Restarting a dead stream or a failed rejoin: 500 ms doubling up to 30 s. */
+const RESTART_BACKOFF = { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0 };
 
 function generationOf(record: StreamRecord): number | undefined {
   const consumer = record.metadata?.consumer as { generationId?: unknown } | undefined;
   return typeof consumer?.generationId === 'number' ? consumer.generationId : undefined;
-}
-
-/**
- * A delivered record. Headers and key are decoded on first use: the bus reads
- * an envelope's aggregate and metadata from its body, and decoding every
- * header to strings was a tenth of the consume path's CPU.
- */
-class KafkaDelivery implements InboundMessage {
-  readonly topic: string;
-  readonly lane: PartitionLane;
-  readonly data: Uint8Array;
-  readonly deliveryCount: number;
-  /** The offset as a number: exact below 2^53 (Kafka offsets never get near it in practice). */
-  readonly sequence: number;
-  readonly #offset: bigint;
-  readonly #subscription: KafkaSubscription;
-  #record: StreamRecord | undefined;
-  #headers: Readonly<Record<string, string>> | undefined;
-  #key: string | undefined;
-  #settled = false;
-
-  constructor(
-    record: StreamRecord,
-    deliveryCount: number,
-    lane: PartitionLane,
-    subscription: KafkaSubscription,
-  ) {
-    this.topic = record.topic;
-    this.data = fromRecordValue(record.value);
-    this.#record = record;
-    this.deliveryCount = deliveryCount;
-    this.sequence = Number(record.offset);
-    this.lane = lane;
-    this.#offset = record.offset;
-    this.#subscription = subscription;
-  }
-
-  get headers(): Readonly<Record<string, string>> {
-    this.#decode();
-    return this.#headers as Readonly<Record<string, string>>;
-  }
-
-  get key(): string | undefined {
-    this.#decode();
-    return this.#key;
-  }
-
-  #decode(): void {
-    const record = this.#record;
-    if (record === undefined) return;
-    this.#record = undefined; // decoded once; the record's buffers can go
-    this.#headers = fromRecordHeaders(record.headerEntries);
-    this.#key = fromRecordKey(record.key);
-  }
-
-  ack(): void {
-    this.#settle('ack');
-  }
-  nak(_delayMs?: number): void {
-    this.#settle('nak');
-  }
-  term(_reason: string): void {
-    this.#settle('term');
-  }
-  /** Kafka has no per-message ack deadline (the group session is kept alive by heartbeats): nothing to extend. */
-  working(): void {}
-
-  #settle(how: Settlement): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#subscription.settle(this.lane, this.#offset, how);
-  }
 }
 
 export class KafkaSubscription implements TransportSubscription {
@@ -229,27 +90,33 @@ export class KafkaSubscription implements TransportSubscription {
   readonly #owned = new Map<number, PartitionLane>();
   /** Highest offset ever delivered per partition in this process, to flag redeliveries. */
   readonly #everDelivered = new Map<number, bigint>();
-  readonly #pauses = new Set<PauseReason>();
-  #streamPaused = false;
+  readonly #gate = new IntakeGate(() => this.#stream);
   #capacityWait: AbortController | undefined;
   readonly #drainWaiters = new Set<() => void>();
-  #commitTimer: NodeJS.Timeout | undefined;
-  #commitRunning: Promise<void> | undefined;
+  readonly #commits: CommitScheduler;
   #inJoinHook = false;
   #stopped = false;
   #closing: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
-  #restartDelay = RESTART_MIN_MS;
+  readonly #restartBackoff = new Backoff(RESTART_BACKOFF);
   /** Records still to hand over before asking the flow for its free capacity again. */
   #budget = 0;
   #delivered = 0;
   #dropped = 0;
-  #commits = 0;
 
   private constructor(settings: SubscriptionSettings, flow: FlowControl, logger: Logger) {
     this.#settings = settings;
     this.#flow = flow;
     this.#logger = logger;
+    this.#commits = new CommitScheduler({
+      topic: settings.topic,
+      group: settings.group,
+      commitIntervalMs: settings.commitIntervalMs,
+      consumer: () => this.#consumer,
+      owned: () => this.#owned.values(),
+      inJoinHook: () => this.#inJoinHook,
+      reportError: (error) => this.#flow.reportError(error),
+    });
   }
 
   /** Creates the group member, joins, and starts reading. */
@@ -275,8 +142,7 @@ export class KafkaSubscription implements TransportSubscription {
         { cause: error },
       );
     }
-    sub.#commitTimer = setInterval(() => sub.#tick(), settings.commitIntervalMs);
-    sub.#commitTimer.unref();
+    sub.#commits.startTimer();
     return sub;
   }
 
@@ -291,9 +157,9 @@ export class KafkaSubscription implements TransportSubscription {
     return {
       delivered: this.#delivered,
       dropped: this.#dropped,
-      commits: this.#commits,
+      commits: this.#commits.commits,
       inFlight,
-      paused: [...this.#pauses],
+      paused: this.#gate.reasons,
     };
   }
 
@@ -305,7 +171,7 @@ export class KafkaSubscription implements TransportSubscription {
   stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
-      this.#pause('stop');
+      this.#gate.pause('stop');
       this.#capacityWait?.abort();
       this.#capacityWait = undefined;
     }
@@ -324,13 +190,14 @@ export class KafkaSubscription implements TransportSubscription {
 
   async #close(): Promise<void> {
     await this.stop();
-    clearInterval(this.#commitTimer);
+    this.#commits.stopTimer();
     clearTimeout(this.#restartTimer);
     const deadline = AbortSignal.timeout(this.#settings.closeTimeoutMs);
     try {
-      if (this.#commitRunning !== undefined) await raceSignal(this.#commitRunning, deadline).catch(() => {});
+      const running = this.#commits.running;
+      if (running !== undefined) await raceSignal(running, deadline).catch(() => {});
       // The same handoff commit as a revocation: the next owner never starts past an unfinished record.
-      await this.#commitNow(
+      await this.#commits.commitNow(
         [...this.#owned.values()].filter((o) => !o.revoking),
         deadline,
       );
@@ -388,7 +255,7 @@ export class KafkaSubscription implements TransportSubscription {
       return;
     }
     this.#stream = stream;
-    this.#streamPaused = false;
+    this.#gate.newStream();
     // The first join may complete before our listener sees it; align with the client's view.
     this.#onJoin(consumer.generationId, consumer.assignments ?? []);
     stream.onRecord((record) => this.#onRecord(record));
@@ -405,15 +272,14 @@ export class KafkaSubscription implements TransportSubscription {
       this.#stream = undefined;
       if (this.#closing === undefined) this.#scheduleRestart();
     });
-    this.#applyPause();
-    this.#restartDelay = RESTART_MIN_MS;
+    this.#gate.apply();
+    this.#restartBackoff.reset();
   }
 
   /** The stream died (a fetch error the client could not recover from): read again through a fresh join. */
   #scheduleRestart(): void {
     if (this.#restartTimer !== undefined || this.#closing !== undefined) return;
-    const delay = this.#restartDelay;
-    this.#restartDelay = Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
+    const delay = this.#restartBackoff.next();
     this.#logger.warn(
       { topic: this.#settings.topic, delayMs: delay },
       'Kafka: consumer stream ended; restarting',
@@ -444,8 +310,7 @@ export class KafkaSubscription implements TransportSubscription {
     if (consumer === undefined || this.#closing !== undefined || consumer.isActive()) return;
     // A failed rejoin leaves the member without a group and without heartbeats: join again.
     if (this.#restartTimer !== undefined) return;
-    const delay = this.#restartDelay;
-    this.#restartDelay = Math.min(this.#restartDelay * 2, RESTART_MAX_MS);
+    const delay = this.#restartBackoff.next();
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.#closing !== undefined || consumer.isActive()) return;
@@ -484,42 +349,19 @@ export class KafkaSubscription implements TransportSubscription {
 
   #waitForCapacity(): void {
     if (this.#capacityWait !== undefined || this.#stopped) return;
-    this.#pause('capacity');
+    this.#gate.pause('capacity');
     const wait = new AbortController();
     this.#capacityWait = wait;
     const resume = (): void => {
       if (this.#capacityWait !== wait) return;
       this.#capacityWait = undefined;
       this.#budget = this.#flow.freeCapacity();
-      this.#unpause('capacity');
+      this.#gate.unpause('capacity');
     };
     this.#flow.waitForCapacity(wait.signal).then(resume, (error: unknown) => {
       this.#logger.debug({ err: error }, 'Kafka: waiting for capacity failed');
       resume();
     });
-  }
-
-  #pause(reason: PauseReason): void {
-    this.#pauses.add(reason);
-    this.#applyPause();
-  }
-
-  #unpause(reason: PauseReason): void {
-    this.#pauses.delete(reason);
-    this.#applyPause();
-  }
-
-  #applyPause(): void {
-    const stream = this.#stream;
-    if (stream === undefined) return;
-    const want = this.#pauses.size > 0;
-    if (want && !this.#streamPaused) {
-      this.#streamPaused = true;
-      stream.pause();
-    } else if (!want && this.#streamPaused) {
-      this.#streamPaused = false;
-      stream.resume();
-    }
   }
 
   #onJoin(generation: number, assignments: readonly TopicAssignment[]): void {
@@ -543,8 +385,8 @@ export class KafkaSubscription implements TransportSubscription {
       { topic: this.#settings.topic, group: this.#settings.group, generation, partitions: [...mine] },
       'Kafka: partitions assigned',
     );
-    this.#restartDelay = RESTART_MIN_MS;
-    this.#unpause('rebalance');
+    this.#restartBackoff.reset();
+    this.#gate.unpause('rebalance');
   }
 
   /** The "partitions revoked" step, run by the client before every JoinGroup (see the file comment). */
@@ -553,44 +395,19 @@ export class KafkaSubscription implements TransportSubscription {
     const revoking = [...this.#owned.values()].filter((o) => !o.revoking);
     if (revoking.length === 0) return;
     this.#inJoinHook = true;
-    const started = Date.now();
     try {
-      this.#pause('rebalance');
+      this.#gate.pause('rebalance');
       for (const o of revoking) o.revoke();
-      const deadline = AbortSignal.timeout(this.#settings.revokeTimeoutMs);
-      await this.#waitSettled(revoking, deadline);
-      await this.#consumer?.fetchesSettled(deadline);
-      if (this.#commitRunning !== undefined) {
-        await raceSignal(
-          this.#commitRunning,
-          AbortSignal.any([deadline, AbortSignal.timeout(RUNNING_COMMIT_GRACE_MS)]),
-        ).catch(() => {});
-      }
-      await this.#commitNow(revoking, deadline).catch((error: unknown) => {
-        this.#logger.warn(
-          { err: error, topic: this.#settings.topic },
-          'Kafka: committing before the rebalance failed; uncommitted messages will be delivered again',
-        );
-      });
-      // Whoever reads these partitions next starts at the finished prefix, never past a record
-      // that was fetched but not finished (the client would keep its read position otherwise).
-      for (const o of revoking)
-        this.#stream?.rewind(this.#settings.topic, o.partition, o.rewindPoint()?.offset);
-      let abandoned = 0;
-      for (const o of revoking) abandoned += o.tracker.inFlight;
-      if (abandoned > 0) {
-        this.#logger.warn(
-          { topic: this.#settings.topic, group: this.#settings.group, abandoned },
-          'Kafka: rebalance drain deadline reached; unfinished messages stay uncommitted and go to the next owner',
-        );
-      }
-      this.#logger.debug(
+      await handOverPartitions(
         {
-          topic: this.#settings.topic,
-          partitions: revoking.map((o) => o.partition),
-          ms: Date.now() - started,
+          settings: this.#settings,
+          logger: this.#logger,
+          commits: this.#commits,
+          consumer: () => this.#consumer,
+          stream: () => this.#stream,
+          waitSettled: (owned, signal) => this.#waitSettled(owned, signal),
         },
-        'Kafka: partitions revoked',
+        revoking,
       );
     } catch (error) {
       this.#logger.warn({ err: error, topic: this.#settings.topic }, 'Kafka: revoking partitions failed');
@@ -606,63 +423,13 @@ export class KafkaSubscription implements TransportSubscription {
   /** Resolves when the given partitions have nothing in flight, or when `signal` aborts. */
   #waitSettled(owned: readonly PartitionLane[], signal: AbortSignal): Promise<void> {
     const idle = (): boolean => owned.every((o) => o.tracker.inFlight === 0);
-    if (idle() || signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
+    if (idle()) return Promise.resolve();
+    return wakeOrAbort(signal, (wake) => {
       const check = (): void => {
-        if (!idle() && !signal.aborted && this.#closing === undefined) return;
-        this.#drainWaiters.delete(check);
-        signal.removeEventListener('abort', check);
-        resolve();
+        if (idle() || this.#closing !== undefined) wake();
       };
       this.#drainWaiters.add(check);
-      signal.addEventListener('abort', check, { once: true });
+      return () => this.#drainWaiters.delete(check);
     });
-  }
-
-  #tick(): void {
-    if (this.#commitRunning !== undefined || this.#inJoinHook) return;
-    this.#commitNow(undefined).catch((error: unknown) => {
-      this.#flow.reportError(
-        new TransportError(
-          `Expected the group coordinator to accept the offset commit of group "${this.#settings.group}", got ${describeKafkaError(error)}`,
-          { cause: error },
-        ),
-      );
-    });
-  }
-
-  /**
-   * Commits the watermarks that moved: of `only` (revocation), or of every
-   * partition owned and not being revoked. Only partitions of the consumer's
-   * current generation are committed: a partition of an older generation may
-   * belong to another member by now.
-   */
-  async #commitNow(only: readonly PartitionLane[] | undefined, signal?: AbortSignal): Promise<void> {
-    const consumer = this.#consumer;
-    if (consumer === undefined) return;
-    const owners: PartitionLane[] = [];
-    const commits: PartitionCommit[] = [];
-    for (const o of only ?? this.#owned.values()) {
-      if (only === undefined && o.revoking) continue;
-      if (o.generation !== consumer.generationId) continue;
-      // At the handoff, also give a group without a committed offset the position this assignment started at.
-      const point = only === undefined ? o.tracker.committable() : o.handoffCommit();
-      if (point === undefined) continue;
-      owners.push(o);
-      commits.push({ topic: this.#settings.topic, partition: o.partition, ...point });
-    }
-    if (commits.length === 0) return;
-    const run = consumer.commit(commits).then(() => {
-      this.#commits++;
-      for (let i = 0; i < commits.length; i++)
-        (owners[i] as PartitionLane).tracker.markCommitted((commits[i] as PartitionCommit).offset);
-    });
-    const tracked = run.finally(() => {
-      if (this.#commitRunning === tracked) this.#commitRunning = undefined;
-    });
-    this.#commitRunning = tracked;
-    tracked.catch(() => {}); // observed below or by the caller
-    if (signal === undefined) await run;
-    else await raceSignal(run, signal);
   }
 }
