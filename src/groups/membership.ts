@@ -27,6 +27,7 @@
  * or expired lanes whenever it is below its share.
  */
 import type { Logger } from '../core/logger.ts';
+import { withTimeout } from '../core/waiting.ts';
 import { type GroupMetrics, noopGroup } from '../metrics/metrics.ts';
 import type { LeaseStore, StoredEntry } from './lease-store.ts';
 
@@ -402,11 +403,7 @@ function compareLanes(a: string, b: string): number {
 }
 
 function within<T>(call: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`lease store call took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+  return withTimeout(call, ms, () => new Error(`lease store call took longer than ${ms} ms`));
 }
 
 function bounded(store: LeaseStore, ms: number): LeaseStore {

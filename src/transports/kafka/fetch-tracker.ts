@@ -11,6 +11,7 @@
  */
 import type { TracingChannelSubscribers } from 'node:diagnostics_channel';
 import { consumerFetchesChannel } from '@platformatic/kafka';
+import { wakeOrAbort } from '../../core/waiting.ts';
 
 interface FetchContext {
   readonly client?: unknown;
@@ -68,19 +69,14 @@ export function fetchesInFlight(client: object): number {
 
 /** Resolves when `client` has no fetch in flight, or when `signal` aborts. */
 export function fetchesSettled(client: object, signal: AbortSignal): Promise<void> {
-  if (fetchesInFlight(client) === 0 || signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
+  if (fetchesInFlight(client) === 0) return Promise.resolve();
+  return wakeOrAbort(signal, (wake) => {
     let list = waiters.get(client);
     if (list === undefined) {
       list = new Set();
       waiters.set(client, list);
     }
-    const finish = (): void => {
-      list.delete(finish);
-      signal.removeEventListener('abort', finish);
-      resolve();
-    };
-    list.add(finish);
-    signal.addEventListener('abort', finish, { once: true });
+    list.add(wake);
+    return () => list.delete(wake);
   });
 }

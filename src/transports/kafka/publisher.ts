@@ -26,6 +26,7 @@ import {
 } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { OutboundMessage, PublishCallback, PublishOutcome } from '../../core/transport.ts';
+import { wakeOrAbort } from '../../core/waiting.ts';
 import { toPublishError } from './errors.ts';
 import { keyHash, recordSize, toRecordHeaders, toRecordKey, toRecordValue } from './records.ts';
 
@@ -149,15 +150,9 @@ export class KafkaPublisher {
   flush(signal?: AbortSignal): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
     this.#flushSoon();
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        this.#idleWaiters.delete(finish);
-        signal?.removeEventListener('abort', finish);
-        resolve();
-      };
-      this.#idleWaiters.add(finish);
-      if (signal?.aborted) finish();
-      else signal?.addEventListener('abort', finish, { once: true });
+    return wakeOrAbort(signal, (wake) => {
+      this.#idleWaiters.add(wake);
+      return () => this.#idleWaiters.delete(wake);
     });
   }
 

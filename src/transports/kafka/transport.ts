@@ -12,6 +12,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { raceSignal } from '../../core/waiting.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import { KafkaPublisher, type ProducerClient } from './publisher.ts';
 import { type ConsumerClient, type ConsumerHooks, KafkaSubscription } from './subscription.ts';
@@ -21,18 +22,6 @@ export interface KafkaClients {
   readonly producer: ProducerClient & { isConnected(): boolean; close(): Promise<void> };
   readonly admin: AdminClient & { close(): Promise<void> };
   consumer(topic: string, group: string, hooks: ConsumerHooks): ConsumerClient;
-}
-
-function raceDeadline(promise: Promise<unknown>, deadline: AbortSignal): Promise<void> {
-  if (deadline.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      deadline.removeEventListener('abort', done);
-      resolve();
-    };
-    deadline.addEventListener('abort', done, { once: true });
-    promise.then(done, done);
-  });
 }
 
 export class KafkaTransport implements Transport {
@@ -145,7 +134,7 @@ export class KafkaTransport implements Transport {
 
   async #close(deadline: AbortSignal): Promise<void> {
     await this.#publisher.close(deadline);
-    await raceDeadline(Promise.allSettled([...this.#subscriptions].map((s) => s.close())), deadline);
+    await raceSignal(Promise.allSettled([...this.#subscriptions].map((s) => s.close())), deadline);
     this.#subscriptions.clear();
     const results = await Promise.allSettled([this.#clients.producer.close(), this.#clients.admin.close()]);
     for (const r of results) {

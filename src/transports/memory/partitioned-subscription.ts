@@ -28,6 +28,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { wakeOrAbort } from '../../core/waiting.ts';
 import { laneNames } from '../../groups/lanes.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
@@ -196,14 +197,11 @@ export class MemoryPartitionedSubscription implements GroupMember, TransportSubs
   }
 
   #idle(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener('abort', done);
-        this.#wakeUp = undefined;
-        resolve();
+    return wakeOrAbort(signal, (wake) => {
+      this.#wakeUp = wake;
+      return () => {
+        if (this.#wakeUp === wake) this.#wakeUp = undefined;
       };
-      this.#wakeUp = done;
-      signal.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -335,14 +333,10 @@ class LaneRunner implements Settler {
 
   /** Resolves once every message this runner delivered was settled or let go, or at `deadline`. */
   whenIdle(deadline: AbortSignal): Promise<void> {
-    if (this.#inFlight.size === 0 || deadline.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        deadline.removeEventListener('abort', done);
-        resolve();
-      };
-      this.#idleWaiters.push(done);
-      deadline.addEventListener('abort', done, { once: true });
+    if (this.#inFlight.size === 0) return Promise.resolve();
+    return wakeOrAbort(deadline, (wake) => {
+      this.#idleWaiters.push(wake);
+      return undefined; // woken (and dropped) when the last message settles
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { FlowControl, TransportSubscribeOptions, TransportSubscription } from '../../core/transport.ts';
+import { wakeOrAbort } from '../../core/waiting.ts';
 import type { ConsumerGroup, GroupMember, StoredMessage, TopicLog } from './broker.ts';
 import { Delivery, type Outcome, prng, type Settler } from './delivery.ts';
 import type { ResolvedMemoryOptions } from './options.ts';
@@ -50,9 +51,12 @@ export class SharedCursorSubscription implements GroupMember, TransportSubscript
     w?.();
   }
 
-  #idle(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wakeUp = resolve;
+  #idle(signal: AbortSignal): Promise<void> {
+    return wakeOrAbort(signal, (wake) => {
+      this.#wakeUp = wake;
+      return () => {
+        if (this.#wakeUp === wake) this.#wakeUp = undefined;
+      };
     });
   }
 
@@ -94,11 +98,7 @@ export class SharedCursorSubscription implements GroupMember, TransportSubscript
         delivered++;
       }
       if (delivered === 0) {
-        const idle = this.#idle();
-        const onAbort = (): void => this.wake();
-        signal.addEventListener('abort', onAbort, { once: true });
-        await idle;
-        signal.removeEventListener('abort', onAbort);
+        await this.#idle(signal);
       } else {
         // Let handlers, timers and I/O run between batches.
         await yieldToEventLoop();

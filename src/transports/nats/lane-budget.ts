@@ -6,7 +6,9 @@
  * capped at an even split, so one lane with an empty partition cannot hold
  * the whole pool's capacity in a pull that returns nothing.
  */
+
 import type { FlowControl } from '../../core/transport.ts';
+import { wakeOrAbort } from '../../core/waiting.ts';
 
 /** Re-check interval for a lane waiting on other lanes' pulls. */
 const RECHECK_MS = 20;
@@ -72,16 +74,14 @@ export class LaneBudget {
         // The pool has room but other lanes' pulls may still fill it: wait until one ends.
         // nats-server 2.9 ends a partly answered pull without a word when it expires,
         // so "one ended" is also re-checked on a short timer (a pull lives ~100 ms).
-        return new Promise<void>((resolve) => {
-          const done = (): void => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            resolve();
-          };
-          const timer = setTimeout(done, RECHECK_MS);
-          this.#waiters.push(done);
-          signal.addEventListener('abort', done, { once: true });
-        });
+        return wakeOrAbort(
+          signal,
+          (wake) => {
+            this.#waiters.push(wake);
+            return undefined; // woken (and dropped) when the next pull ends
+          },
+          RECHECK_MS,
+        );
       },
       deliver: (message) => flow.deliver(message),
       reportError: (error) => flow.reportError(error),

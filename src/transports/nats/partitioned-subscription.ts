@@ -19,6 +19,7 @@
  * consumer is recreated under the name it just deleted.
  */
 import type { ConsumerInfo } from '@nats-io/jetstream';
+import { Backoff } from '../../core/backoff.ts';
 import { TransportError } from '../../core/errors.ts';
 import type {
   DeliveryLane,
@@ -26,6 +27,7 @@ import type {
   InboundMessage,
   TransportSubscription,
 } from '../../core/transport.ts';
+import { sleep } from '../../core/waiting.ts';
 import { laneNames } from '../../groups/lanes.ts';
 import type { LeaseStore } from '../../groups/lease-store.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
@@ -38,6 +40,9 @@ import { laneFilter } from './partitions.ts';
 import { NatsPullSubscription, type PullSubscriptionDeps } from './pull-subscription.ts';
 import { SequenceSet } from './sequence-set.ts';
 import type { StreamHandle } from './streams.ts';
+
+/** Retrying a partition's consumer start: 250 ms doubling up to 5 s. */
+const ATTACH_RETRY = { initialMs: 250, maxMs: 5_000, multiplier: 2, jitter: 0 };
 
 /** The lane of a stream without partition subjects: one active member per group. */
 export const WHOLE_STREAM_LANE = 'all';
@@ -327,13 +332,15 @@ class LaneRunner {
    * or the lane would stay silent until its lease moved.
    */
   async #attachUntilDone(): Promise<void> {
-    let delayMs = 250;
+    const retry = new Backoff(ATTACH_RETRY);
     for (;;) {
       if (this.#revoked) return;
+      let delayMs: number;
       try {
         await this.#attach();
         return;
       } catch (error) {
+        delayMs = retry.next();
         this.#owner.report(
           new TransportError(
             `Partition ${this.#ownership.lane} of ${this.#stream.topic}: could not start its consumer (retrying in ${delayMs} ms): ${(error as Error).message}`,
@@ -341,8 +348,7 @@ class LaneRunner {
           ),
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      delayMs = Math.min(5_000, delayMs * 2);
+      await sleep(delayMs);
     }
   }
 

@@ -27,6 +27,7 @@ import {
 } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { OutboundMessage, PublishCallback, PublishOutcome } from '../../core/transport.ts';
+import { wakeOrAbort } from '../../core/waiting.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
@@ -329,14 +330,10 @@ export class PipelinedPublisher {
 
   /** Resolves when nothing is pending, or when `signal` aborts (whichever first). */
   waitIdle(signal: AbortSignal): Promise<void> {
-    if (this.#pending.size === 0 || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      signal.addEventListener('abort', done, { once: true });
-      this.#idleWaiters.push(done);
+    if (this.#pending.size === 0) return Promise.resolve();
+    return wakeOrAbort(signal, (wake) => {
+      this.#idleWaiters.push(wake);
+      return undefined; // woken (and dropped) by the next idle moment
     });
   }
 
