@@ -1,7 +1,6 @@
 /** Counting a consumer's fetches in flight through the client's diagnostics channel (no broker). */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { consumerFetchesChannel } from '@platformatic/kafka';
 import {
   fetchesInFlight,
@@ -24,7 +23,26 @@ function fakeFetch(client: object, ms: number, fail = false): Promise<void> {
   });
 }
 
+/** 'pending' when `promise` has not settled once the callbacks queued so far ran. */
+async function state(promise: Promise<unknown>): Promise<string> {
+  let outcome = 'pending';
+  promise.then(
+    () => {
+      outcome = 'settled';
+    },
+    () => {
+      outcome = 'settled';
+    },
+  );
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return outcome;
+}
+
 describe('fetch tracker', () => {
+  // The fetches' durations run on mock timers: the test moves the clock, nothing sleeps.
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }));
+  afterEach(() => mock.timers.reset());
+
   it('counts in-flight fetches of a tracked client only, and resolves when they settle', async () => {
     const mine = {};
     const other = {};
@@ -35,11 +53,16 @@ describe('fetch tracker', () => {
       void fakeFetch(other, 200);
       assert.equal(fetchesInFlight(mine), 2);
       assert.equal(fetchesInFlight(other), 0, 'untracked clients are ignored');
-      const started = Date.now();
-      await fetchesSettled(mine, AbortSignal.timeout(1_000));
-      assert.ok(Date.now() - started >= 50, 'waited for the slower (failing) fetch');
+      const settled = fetchesSettled(mine, new AbortController().signal);
+      mock.timers.tick(30);
+      await a;
+      assert.equal(fetchesInFlight(mine), 1);
+      assert.equal(await state(settled), 'pending', 'waits for the slower (failing) fetch');
+      mock.timers.tick(30);
+      await b;
+      await settled;
       assert.equal(fetchesInFlight(mine), 0);
-      await Promise.all([a, b]);
+      mock.timers.tick(140); // the untracked client's fetch ends too
     } finally {
       untrack();
     }
@@ -49,11 +72,16 @@ describe('fetch tracker', () => {
     const mine = {};
     const untrack = trackFetches(mine);
     try {
-      void fakeFetch(mine, 300);
-      const started = Date.now();
-      await fetchesSettled(mine, AbortSignal.timeout(30));
-      assert.ok(Date.now() - started < 250);
-      await sleep(300);
+      const fetch = fakeFetch(mine, 300);
+      const deadline = new AbortController();
+      const settled = fetchesSettled(mine, deadline.signal);
+      assert.equal(await state(settled), 'pending');
+      deadline.abort();
+      await settled;
+      assert.equal(fetchesInFlight(mine), 1, 'gave up while the fetch was still in flight');
+      mock.timers.tick(300);
+      await fetch;
+      assert.equal(fetchesInFlight(mine), 0);
     } finally {
       untrack();
     }

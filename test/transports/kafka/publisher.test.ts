@@ -1,7 +1,7 @@
 /** The pipelined publisher against a fake producer (no broker). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
+import { setImmediate as tick } from 'node:timers/promises';
 import type { ProduceResult } from '@platformatic/kafka';
 import { silentLogger } from '../../../src/core/logger.ts';
 import type { OutboundMessage, PublishOutcome } from '../../../src/core/transport.ts';
@@ -192,14 +192,19 @@ describe('KafkaPublisher', () => {
     );
   });
 
-  it('lingerMs gathers messages over several turns', async () => {
+  it('lingerMs gathers messages over several turns', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] }); // the linger timer; the test moves the clock
     const client = new FakeProducer();
     const p = new KafkaPublisher(client, { ...options, lingerMs: 30 }, { logger: silentLogger });
     p.send(message('orders', 'k', '1'), () => {});
-    await sleep(5);
+    t.mock.timers.tick(5);
+    await tick();
     p.send(message('orders', 'k', '2'), () => {});
-    assert.equal(client.calls.length, 0);
-    await sleep(60);
+    t.mock.timers.tick(24);
+    await tick();
+    assert.equal(client.calls.length, 0, 'still lingering 29 ms after the first message');
+    t.mock.timers.tick(1);
+    await tick();
     assert.equal(client.calls.length, 1);
     assert.equal(client.calls[0]?.records.length, 2);
   });
@@ -241,14 +246,18 @@ describe('KafkaPublisher', () => {
     assert.equal(c.calls.get(1), 1);
   });
 
-  it('reports TimeoutError (unknown outcome) when the broker does not answer in time, and ignores the late answer', async () => {
+  it('reports TimeoutError (unknown outcome) when the broker does not answer in time, and ignores the late answer', async (t) => {
+    // The sweep interval and the publisher's clock (Date.now) are mocked: the test moves time.
+    t.mock.timers.enable({ apis: ['setInterval', 'Date'] });
     const client = new FakeProducer();
     const p = new KafkaPublisher(client, { ...options, publishTimeoutMs: 40 }, { logger: silentLogger });
     const c = collector();
     p.send(message('orders', 'k', '1'), c.done(0));
     await tick();
     p.send(message('orders', 'k', '2'), c.done(1)); // queued behind the unanswered call
-    await sleep(120);
+    t.mock.timers.tick(39);
+    assert.equal(c.outcomes.length, 0, 'not yet: 39 ms of 40');
+    t.mock.timers.tick(1);
     const [a, b] = c.outcomes;
     assert.ok(a && !a.ok && b && !b.ok);
     assert.equal(a.error.code, 'EVENTBUS_TIMEOUT');

@@ -4,8 +4,8 @@
  * revocation through the pre-join hook, stale-record filtering, close.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
+import { describe, it, type TestContext } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
 import type { EventBusError } from '../../../src/core/errors.ts';
 import { silentLogger } from '../../../src/core/logger.ts';
 import type { FlowControl, InboundMessage } from '../../../src/core/transport.ts';
@@ -230,6 +230,21 @@ async function start(partitions: number[], flow = new FakeFlow(), overrides: Par
   return { sub, consumer: consumer as FakeConsumer, flow };
 }
 
+/**
+ * The commit timer and restart delays run on node:test mock timers: a test
+ * moves the clock by exactly the interval it means, nothing sleeps.
+ */
+function mockClock(t: TestContext): void {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+}
+
+/** Moves the mocked clock by `ms`, then lets the callbacks it started run (promise chains, nextTick). */
+async function advance(t: TestContext, ms: number): Promise<void> {
+  t.mock.timers.tick(ms);
+  await tick();
+  await tick();
+}
+
 describe('KafkaSubscription', () => {
   it('delivers records in partition order as InboundMessages', async () => {
     const { sub, consumer, flow } = await start([0, 1]);
@@ -250,7 +265,8 @@ describe('KafkaSubscription', () => {
     await sub.close();
   });
 
-  it('commits, coalesced, the highest offset below which everything is done', async () => {
+  it('commits, coalesced, the highest offset below which everything is done', async (t) => {
+    mockClock(t);
     const { sub, consumer, flow } = await start([0, 1]);
     for (let o = 0; o < 5; o++) consumer.stream.push(rec(0, o, 1));
     for (let o = 0; o < 3; o++) consumer.stream.push(rec(1, o, 1));
@@ -262,19 +278,19 @@ describe('KafkaSubscription', () => {
     p0[4]?.term('dead-lettered');
     p1[0]?.ack();
     p1[1]?.ack();
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.committed().get(0), undefined, 'offset 0 still runs on p0');
     assert.equal(consumer.committed().get(1), 2n, 'p1: 0 and 1 done → next to read is 2');
     p0[0]?.ack();
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.committed().get(0), 2n, 'p0: stops before 2');
     p0[2]?.ack();
     p1[2]?.ack();
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.committed().get(0), 5n);
     assert.equal(consumer.committed().get(1), 3n);
     const commitCalls = consumer.commits.length;
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.commits.length, commitCalls, 'no commit when nothing moved');
     await sub.close();
   });
@@ -292,10 +308,10 @@ describe('KafkaSubscription', () => {
     assert.equal(flow.delivered.length, 4);
     assert.equal(consumer.stream.paused, true);
     for (const m of flow.delivered.slice(1)) m.ack();
-    await sleep(5);
+    await tick();
     for (let i = 0; i < 10 && flow.delivered.length < 10; i++) {
       for (const m of flow.delivered) m.ack();
-      await sleep(2);
+      await tick(); // resume() flushes the stream's buffer on the next tick
     }
     assert.deepEqual(
       flow.delivered.map((m) => m.sequence),
@@ -316,9 +332,7 @@ describe('KafkaSubscription', () => {
     consumer.stream.push(rec(0, 4, 1));
     assert.equal(flow.delivered.length, 5, 'nothing delivered for revoked partitions');
     assert.deepEqual(consumer.events.slice(-1), ['beforeJoin:start'], 'the join waits for the drain');
-    setTimeout(() => {
-      for (const m of flow.delivered) m.ack();
-    }, 30);
+    for (const m of flow.delivered) m.ack(); // the in-flight messages finish during the drain
     await rebalance;
     const commitIndex = consumer.events.findIndex((e) => e.startsWith('commit:'));
     assert.ok(
@@ -346,7 +360,8 @@ describe('KafkaSubscription', () => {
     await sub.close();
   });
 
-  it('bounds the rebalance drain by revokeTimeoutMs: unfinished messages stay uncommitted', async () => {
+  it('bounds the rebalance drain by revokeTimeoutMs: unfinished messages stay uncommitted', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] }); // the drain deadline (AbortSignal.timeout) stays real
     const { sub, consumer, flow } = await start([0], new FakeFlow(), {
       commitIntervalMs: 60_000,
       revokeTimeoutMs: 50,
@@ -354,12 +369,14 @@ describe('KafkaSubscription', () => {
     for (let o = 0; o < 3; o++) consumer.stream.push(rec(0, o, 1));
     flow.delivered[0]?.ack();
     flow.delivered[2]?.ack();
-    const started = Date.now();
-    await consumer.rebalance([0]);
-    assert.ok(Date.now() - started >= 45, 'waited for the drain');
+    const rebalance = consumer.rebalance([0]);
+    await tick();
+    assert.deepEqual(consumer.events.slice(-1), ['beforeJoin:start'], 'the join waits for the drain');
+    await rebalance; // offset 1 never finishes: the drain ends at revokeTimeoutMs
     assert.equal(consumer.committed().get(0), 1n, 'only below the unfinished offset 1');
     flow.delivered[1]?.ack(); // finishes after the revocation: belongs to the old assignment
-    await sleep(20);
+    t.mock.timers.tick(60_000); // a commit interval passes
+    await tick();
     assert.equal(consumer.committed().get(0), 1n);
     // The new generation re-reads from 1: redelivered offsets are flagged.
     consumer.stream.push(rec(0, 1, 2));
@@ -409,14 +426,17 @@ describe('KafkaSubscription', () => {
     assert.equal(consumer.closed, true, 'left the group');
   });
 
-  it('restarts the stream through a fresh join when it dies', async () => {
+  it('restarts the stream through a fresh join when it dies', async (t) => {
+    mockClock(t);
     const { sub, consumer, flow } = await start([0]);
     consumer.stream.push(rec(0, 0, 1));
     flow.delivered[0]?.ack();
     consumer.stream.die(new Error('fetch failed'));
     assert.equal(flow.errors.length, 1);
     assert.match(flow.errors[0]?.message ?? '', /keep reading/);
-    await sleep(700);
+    await advance(t, 499);
+    assert.equal(consumer.streams.length, 1, 'the restart waits its backoff (500 ms)');
+    await advance(t, 1);
     assert.equal(consumer.streams.length, 2, 'a new stream');
     assert.equal(consumer.generationId, 2);
     assert.equal(consumer.committed().get(0), 1n, 'committed before rejoining');
@@ -425,12 +445,13 @@ describe('KafkaSubscription', () => {
     await sub.close();
   });
 
-  it('never commits a partition of an older generation', async () => {
+  it('never commits a partition of an older generation', async (t) => {
+    mockClock(t);
     const { sub, consumer, flow } = await start([0]);
     consumer.stream.push(rec(0, 0, 1));
     consumer.generationId = 5; // the client rejoined behind our back (no hook): the assignment is stale
     flow.delivered[0]?.ack();
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.commits.length, 0);
     await sub.close();
   });
@@ -450,7 +471,8 @@ describe('KafkaSubscription', () => {
     await sub.close();
   });
 
-  it('on revocation: lanes stop starting work, the finished prefix (or the first offset) is committed and the read position rewound; late acks count for nothing', async () => {
+  it('on revocation: lanes stop starting work, the finished prefix (or the first offset) is committed and the read position rewound; late acks count for nothing', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] }); // the drain deadline (AbortSignal.timeout) stays real
     const { sub, consumer, flow } = await start([0, 1], new FakeFlow(), { revokeTimeoutMs: 100 });
     for (let o = 0; o < 5; o++) consumer.stream.push(rec(0, o, 1));
     for (let o = 10; o < 13; o++) consumer.stream.push(rec(1, o, 1));
@@ -487,7 +509,7 @@ describe('KafkaSubscription', () => {
     );
     const commitsBefore = consumer.commits.length;
     p1[0]?.ack(); // late: the partition may be another member's now
-    await sleep(40);
+    await advance(t, settings.commitIntervalMs);
     assert.equal(consumer.commits.length, commitsBefore, 'a late ack moves no commit');
     // Generation 2 reads p0 again from 3: delivered again (deliveryCount 2), never skipped.
     consumer.stream.push(rec(0, 4, 1)); // an old-generation leftover: dropped
