@@ -31,9 +31,23 @@ describe('errors', () => {
 });
 
 describe('stable hash routing', () => {
-  it('is unsigned, deterministic and spreads keys', () => {
-    assert.equal(fnv1a32(''), 0x811c9dc5);
-    assert.equal(fnv1a32('order-1'), fnv1a32('order-1'));
+  it('is FNV-1a over the UTF-16LE bytes of the key (an independent byte-wise FNV-1a agrees)', () => {
+    // Routing must not change between versions or processes: an aggregate's events would
+    // land on another actor (or partition) after an upgrade. So the function is pinned to
+    // the textbook FNV-1a, computed here byte by byte from Node's own UTF-16LE encoding.
+    const reference = (key: string): number => {
+      let hash = 0x811c9dc5;
+      for (const byte of Buffer.from(key, 'utf16le')) hash = Math.imul(hash ^ byte, 0x01000193);
+      return hash >>> 0;
+    };
+    for (const key of ['', 'a', 'order-1', 'foobar', '€uro', 'k\u{1F600}', 'x'.repeat(300)]) {
+      assert.equal(fnv1a32(key), reference(key), `key ${JSON.stringify(key)}`);
+    }
+    assert.equal(fnv1a32(''), 0x811c9dc5, 'the FNV offset basis');
+    assert.equal(fnv1a32('a'), 0x2b24d044, 'pinned: changing it reroutes every aggregate');
+  });
+
+  it('is unsigned and spreads keys', () => {
     const counts = new Array(16).fill(0);
     for (let i = 0; i < 16_000; i++) {
       const idx = actorIndexFor(`aggregate-${i}`, 16);
