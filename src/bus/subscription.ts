@@ -1,6 +1,6 @@
 /**
  * One subscription: a transport intake feeding one keyed actor pool.
- * Closing follows the single shutdown path of SPEC §3: stop intake → let the
+ * Closing follows the single shutdown path (README.md, API overview: `close`): stop intake → let the
  * actors finish within the deadline → nak whatever did not finish → release
  * the broker consumer.
  */

@@ -1,5 +1,5 @@
 /**
- * The envelope body on the wire: the Go SDK's `Envelope` JSON (SPEC §2).
+ * The envelope body on the wire: the Go SDK's `Envelope` JSON (README.md, Wire format).
  *
  *   {"event_id":"…","aggregate_id":"…","event_type":"…","event_version":3,
  *    "timestamp":"2026-01-02T03:04:05.123456789Z","trace_id":"…",

@@ -3,7 +3,7 @@
  * wire-header mapping shared by every transport. The body format (encode,
  * decode, raw payload bytes) lives in envelope-wire.ts.
  *
- * Wire format (SPEC §2): the Go SDK's envelope, UTF-8 JSON with snake_case
+ * Wire format (README.md, Wire format): the Go SDK's envelope, UTF-8 JSON with snake_case
  * keys, self-contained so a message stays meaningful without its headers; the
  * metadata is mirrored in headers so brokers and consumers can route and
  * de-duplicate without decoding. In code, envelopes keep camelCase names.
@@ -152,7 +152,7 @@ export function validateEnvelope(value: unknown): asserts value is Envelope {
   optionalString(v.correlationId, 'correlationId');
 }
 
-/** The SPEC §2 header mapping. */
+/** The header mapping of README.md, Wire format. */
 export function envelopeHeaders(envelope: Envelope): Record<string, string> {
   const headers: Record<string, string> = {
     [Headers.eventId]: envelope.eventId,

@@ -1,4 +1,4 @@
-/** The public shapes of the bus (SPEC §2). */
+/** The public shapes of the bus (README.md, API overview). */
 import type { Envelope, EnvelopeInput } from './envelope.ts';
 import type { EventBusError } from './errors.ts';
 import type { Logger } from './logger.ts';

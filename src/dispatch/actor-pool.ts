@@ -1,5 +1,5 @@
 /**
- * The keyed actor pool (SPEC §3): routes each task by key to one of a fixed
+ * The keyed actor pool (README.md, Delivery semantics and ordering): routes each task by key to one of a fixed
  * set of actors, so an aggregate's messages are handled one at a time in
  * delivery order while different aggregates run concurrently. It owns the
  * shared bookkeeping: capacity (backpressure), parked aggregates, the single

@@ -1,5 +1,5 @@
 /**
- * Contract of the keyed actor pool (SPEC §3). One pool per subscription.
+ * Contract of the keyed actor pool (README.md, Delivery semantics and ordering). One pool per subscription.
  * The bus turns each InboundMessage into a PoolTask; the pool routes it by
  * key to an actor, runs it, retries in place, and settles the message.
  */

@@ -1,6 +1,6 @@
 /**
  * The small compare-and-set store a consumer group coordinates through
- * (SPEC §4.1: "members and leases in a JetStream KV bucket"). Every write is
+ * (src/transports/nats/README.md, Partitioned consumer groups: members and leases in a JetStream KV bucket). Every write is
  * conditional on the revision the writer last saw, so two members that briefly
  * disagree about the group can never both win a claim (design checklist, case
  * 5): ownership is decided by the store, not by each member's view.

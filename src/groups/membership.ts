@@ -1,5 +1,5 @@
 /**
- * One member of a partitioned consumer group (SPEC §4.1, issue 9): claims,
+ * One member of a partitioned consumer group (README.md, Ordering across the members of a group; issue 9): claims,
  * renews and hands off partition leases ("lanes") through a LeaseStore, so
  * that every lane has at most one member starting handlers at any time.
  *

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics with the Go SDK's names (SPEC §6), namespaced
+ * Prometheus metrics with the Go SDK's names (README.md, Metrics), namespaced
  * `<transport>_eventbus_<clientId>`. Metrics are get-or-create on the
  * registry so several buses (or re-created ones) can share one registry.
  */
@@ -103,7 +103,7 @@ export interface OutboxMetrics {
   failing?(count: number, oldestSeconds: number): void;
 }
 
-/** A consumer-group member's partition ownership (SPEC §4.1 partitioned groups). */
+/** A consumer-group member's partition ownership (README.md, Ordering across the members of a group). */
 export interface GroupMetrics {
   owned(partitions: number): void;
   claimed(): void;

@@ -1,4 +1,4 @@
-/** Public shapes of the transactional outbox and the idempotent inbox (SPEC §5). */
+/** Public shapes of the transactional outbox and the idempotent inbox (src/outbox/README.md). */
 import type { Envelope, EnvelopeInput } from '../core/envelope.ts';
 
 /** One event to put in the outbox: the topic it goes to and its envelope. */

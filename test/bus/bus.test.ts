@@ -232,7 +232,7 @@ describe('lifecycle', () => {
 });
 
 describe('metrics', () => {
-  it('registers the SPEC §6 names on the given registry and counts processing', async () => {
+  it('registers the metric names of README.md (Metrics) on the given registry and counts processing', async () => {
     const registry = new Registry();
     const bus = await createEventBus({
       transport: 'memory',

@@ -125,7 +125,7 @@ describe('envelope', () => {
     }
   });
 
-  it('maps metadata to the SPEC headers and extracts the aggregate id in order', () => {
+  it('maps metadata to the wire-format headers (README.md) and extracts the aggregate id in order', () => {
     const e = createEnvelope({
       aggregateId: 'agg',
       eventType: 'T',

@@ -1,7 +1,8 @@
 /**
  * A consumer-group member on an envelope topic of the memory broker: the same
- * ownership model as NATS (transports/nats/partitioned-subscription.ts, SPEC
- * §4.1, issue 9), so users' tests see production behaviour.
+ * ownership model as NATS (transports/nats/partitioned-subscription.ts, and
+ * src/transports/nats/README.md, Partitioned consumer groups; issue 9), so
+ * users' tests see production behaviour.
  *
  * The group's subscriptions split the topic's lanes (p0…p<P-1> and `plain`)
  * through GroupMembership's leases in the group's MemoryLeaseStore. For each

@@ -1,5 +1,5 @@
 /**
- * NATS JetStream transport (SPEC §4.1): one connection, a stream per topic,
+ * NATS JetStream transport (src/transports/nats/README.md): one connection, a stream per topic,
  * pipelined confirmed publishing, one pull loop per subscription.
  */
 import { jetstreamManager } from '@nats-io/jetstream';

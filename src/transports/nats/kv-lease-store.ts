@@ -1,5 +1,5 @@
 /**
- * The group coordination store on JetStream KV (SPEC §4.1): one bucket per
+ * The group coordination store on JetStream KV (src/transports/nats/README.md, Partitioned consumer groups): one bucket per
  * stream prefix, `<prefix>_GROUPS`, history 1. Keys age out after `ttlMs`
  * unless rewritten, so a member that died without cleaning up disappears on
  * its own (leases and heartbeats are rewritten every few hundred ms).

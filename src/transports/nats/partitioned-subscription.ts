@@ -1,5 +1,5 @@
 /**
- * A consumer-group member on a partitioned envelope topic (SPEC §4.1, issue 9).
+ * A consumer-group member on a partitioned envelope topic (src/transports/nats/README.md, Partitioned consumer groups; issue 9).
  *
  * The group's members split the topic's lanes (partitions p0…p<P-1> plus the
  * `plain` lane of unpartitioned events; a stream without partitions has the

@@ -1,5 +1,5 @@
 /**
- * Partition layout of an envelope topic's stream (SPEC §4.1, issue 9).
+ * Partition layout of an envelope topic's stream (src/transports/nats/README.md, Partitioned consumer groups; issue 9).
  *
  * An event of aggregate `a` on topic `t` is stored under `t._P_.<n>` with
  * n = fnv1a32(a) mod P, so each partition can have its own filtered durable

@@ -31,7 +31,7 @@ describe('record headers', () => {
     payload: {},
   };
 
-  it('carries the SPEC §2 headers as UTF-8 record headers and round-trips them', () => {
+  it('carries the wire-format headers (README.md) as UTF-8 record headers and round-trips them', () => {
     const headers = { ...envelopeHeaders(envelope), 'x-custom': 'Zürich ✓' };
     const record = toRecordHeaders(headers);
     for (const [name, value] of record) {
