@@ -17,5 +17,5 @@ export {
 } from './checker.ts';
 export type { BusOverrides, ConformanceTarget } from './conformance.ts';
 export { runConformanceSuite } from './conformance.ts';
-export type { Signal } from './waiters.ts';
-export { deferred, until } from './waiters.ts';
+export type { PollOptions, Signal } from './waiters.ts';
+export { deferred, pollUntil, until } from './waiters.ts';

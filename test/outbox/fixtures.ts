@@ -8,6 +8,7 @@ import pg from 'pg';
 import { createPgOutboxStore } from '../../src/outbox/pg-store.ts';
 import { createPgliteOutboxStore } from '../../src/outbox/pglite-store.ts';
 import type { OutboxStore } from '../../src/outbox/types.ts';
+import { pollUntil } from '../../src/testing/waiters.ts';
 import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
 
 export interface StoreFixture {
@@ -137,16 +138,11 @@ export function eventsFor(topic: string, aggregateId: string, from: number, n: n
  * Waits until `condition` holds, re-checking after each `intervalMs`. This is
  * waiting for an observable state, with a deadline, not a sleep standing in for it.
  */
-export async function waitUntil(
+export function waitUntil(
   condition: () => boolean | Promise<boolean>,
   { timeoutMs = 30_000, intervalMs = 20, what = 'condition' } = {},
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`Expected ${what} within ${timeoutMs} ms, it did not happen`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return pollUntil(condition, { what, timeoutMs, intervalMs });
 }
 
 /** Every row in the outbox as an expected event (aggregate, index from the payload). */

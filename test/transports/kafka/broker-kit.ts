@@ -23,6 +23,7 @@ import type {
   TransportSubscription,
 } from '../../../src/core/transport.ts';
 import type { OrderChecker } from '../../../src/testing/checker.ts';
+import { pollUntil } from '../../../src/testing/waiters.ts';
 import { createKafkaTransport, type KafkaTransportOptions } from '../../../src/transports/kafka/index.ts';
 
 export const unique = (name: string): string => `jxt-kt-${name}-${randomUUID().slice(0, 8)}`;
@@ -196,12 +197,8 @@ export class CheckedFlow implements FlowControl {
 }
 
 /** Waits for a condition (checked every 20 ms), failing with `what` after `timeoutMs`. */
-export async function until(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
+export function until(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+  return pollUntil(condition, { what, timeoutMs });
 }
 
 /** Graceful shutdown as the bus does it: stop intake, drain, close. */

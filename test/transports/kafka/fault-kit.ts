@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventBus, PublishResult } from '../../../src/index.ts';
 import { createEventBus } from '../../../src/index.ts';
 import { type CheckerReport, formatReport, type OrderChecker } from '../../../src/testing/checker.ts';
+import { pollUntil } from '../../../src/testing/waiters.ts';
 import type { KafkaTransportOptions } from '../../../src/transports/kafka/options.ts';
 
 export const uniqueName = (name: string): string => `jxt-kf-${name}-${randomUUID().slice(0, 8)}`;
@@ -98,18 +98,14 @@ export async function allConsumed(checker: OrderChecker, timeoutMs: number): Pro
   );
 }
 
-export async function waitFor(
+/** pollUntil with the fault kit's argument order. */
+export function waitFor(
   what: string,
   condition: () => boolean,
   timeoutMs: number,
-  describe: () => string = () => '',
+  describe?: () => string,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} ${describe()}`);
-    await sleep(20);
-  }
+  return pollUntil(condition, describe === undefined ? { what, timeoutMs } : { what, timeoutMs, describe });
 }
 
 /** The fault tests' verdict: nothing acknowledged lost, nothing out of order, nothing unexpected. */

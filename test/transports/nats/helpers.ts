@@ -10,6 +10,7 @@ import type {
   PublishOutcome,
   Transport,
 } from '../../../src/core/transport.ts';
+import { pollUntil } from '../../../src/testing/waiters.ts';
 import { createNatsTransport, type NatsTransportOptions } from '../../../src/transports/nats/index.ts';
 import type { PublisherStats } from '../../../src/transports/nats/publisher.ts';
 import type { PullSubscriptionStats } from '../../../src/transports/nats/pull-subscription.ts';
@@ -40,18 +41,14 @@ export async function openTransport(
   return createNatsTransport({ servers, ...options }, { clientId: 'test-client', logger });
 }
 
-/** Polls `condition` until it holds or the deadline passes (then throws with `what`). */
-export async function waitUntil(
+/** Polls `condition` until it holds or the deadline passes (then throws with `what`): pollUntil's NATS-test defaults. */
+export function waitUntil(
   condition: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 15_000,
   intervalMs = 10,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  return pollUntil(condition, { what, timeoutMs, intervalMs });
 }
 
 let counter = 0;
