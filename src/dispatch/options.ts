@@ -37,6 +37,7 @@ const subscribeOptionKeys = optionKeys<SubscribeOptions>({
   deadLetterPolicy: true,
   deadLetterTopic: true,
   signal: true,
+  middleware: true, // resolved by the bus (src/bus/middleware.ts), not the pool
 });
 const backoffOptionKeys = optionKeys<BackoffOptions>({
   initialMs: true,
