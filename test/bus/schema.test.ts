@@ -163,69 +163,75 @@ describe('schema validation at consume', () => {
       memory: { broker },
       topics: orderSchemas,
     });
-    const checker = createOrderChecker();
-    const dead: Array<{ eventId: string; reason: string; attempts: string }> = [];
-    const handled: string[] = [];
-    const AGGREGATES = 5;
-    const PER_AGGREGATE = 20;
-    const badIds = new Set<string>();
-    const done = until(
-      () => checker.outstanding() === 0 && dead.length === badIds.size,
-      () => `${checker.outstanding()} outstanding, ${dead.length}/${badIds.size} dead letters`,
-    );
-    await consumer.untyped.subscribeEnvelope(
-      'orders.DLQ',
-      (e, ctx) => {
-        dead.push({
-          eventId: e.eventId,
-          reason: ctx.headers['X-DLQ-Reason'] ?? '',
-          attempts: ctx.headers['X-DLQ-Attempts'] ?? '',
-        });
-        done.check();
-      },
-      { group: 'dlq-watch' },
-    );
-    let handlerRunsOfBad = 0;
-    await consumer.subscribeEnvelope(
-      'orders',
-      (e) => {
-        if (badIds.has(e.eventId)) handlerRunsOfBad++;
-        handled.push(e.eventId);
-        checker.observe(e.eventId, e.aggregateId, e.payload.index);
-        done.check();
-      },
-      { group: 'billing', maxAttempts: 3 },
-    );
-    for (let i = 0; i < PER_AGGREGATE; i++) {
-      for (let a = 0; a < AGGREGATES; a++) {
-        const eventId = randomUUID();
-        const aggregateId = `order-${a}`;
-        const bad = i % 7 === 3;
-        if (bad) badIds.add(eventId);
-        else checker.expect(eventId, aggregateId, i);
-        await producer.publishEnvelope('orders', {
-          eventId,
-          aggregateId,
-          eventType: 'OrderPlaced',
-          eventVersion: i + 1,
-          payload: bad ? { index: String(i), customer: 'c' } : { index: i, customer: 'c' },
-        });
-        if (!bad) checker.acknowledged(eventId);
+    try {
+      const checker = createOrderChecker();
+      const dead: Array<{ eventId: string; reason: string; attempts: string }> = [];
+      const handled: string[] = [];
+      const AGGREGATES = 5;
+      const PER_AGGREGATE = 20;
+      const badIds = new Set<string>();
+      const done = until(
+        () => checker.outstanding() === 0 && dead.length === badIds.size,
+        () => `${checker.outstanding()} outstanding, ${dead.length}/${badIds.size} dead letters`,
+      );
+      await consumer.untyped.subscribeEnvelope(
+        'orders.DLQ',
+        (e, ctx) => {
+          dead.push({
+            eventId: e.eventId,
+            reason: ctx.headers['X-DLQ-Reason'] ?? '',
+            attempts: ctx.headers['X-DLQ-Attempts'] ?? '',
+          });
+          done.check();
+        },
+        { group: 'dlq-watch' },
+      );
+      let handlerRunsOfBad = 0;
+      await consumer.subscribeEnvelope(
+        'orders',
+        (e) => {
+          if (badIds.has(e.eventId)) handlerRunsOfBad++;
+          handled.push(e.eventId);
+          checker.observe(e.eventId, e.aggregateId, e.payload.index);
+          done.check();
+        },
+        { group: 'billing', maxAttempts: 3 },
+      );
+      for (let i = 0; i < PER_AGGREGATE; i++) {
+        for (let a = 0; a < AGGREGATES; a++) {
+          const eventId = randomUUID();
+          const aggregateId = `order-${a}`;
+          const bad = i % 7 === 3;
+          if (bad) badIds.add(eventId);
+          else checker.expect(eventId, aggregateId, i);
+          await producer.publishEnvelope('orders', {
+            eventId,
+            aggregateId,
+            eventType: 'OrderPlaced',
+            eventVersion: i + 1,
+            payload: bad ? { index: String(i), customer: 'c' } : { index: i, customer: 'c' },
+          });
+          if (!bad) checker.acknowledged(eventId);
+        }
       }
+      await done.wait(20_000);
+      const report = checker.report();
+      assert.equal(report.lost, 0, formatReport(report));
+      assert.equal(report.outOfOrder, 0, formatReport(report));
+      assert.equal(report.unexpected, 0, formatReport(report));
+      assert.deepEqual(new Set(dead.map((d) => d.eventId)), badIds);
+      for (const { reason, attempts } of dead) {
+        assert.equal(attempts, '1', 'not retried: the same payload fails the same schema');
+        assert.match(
+          reason,
+          /Expected the payload of OrderPlaced on orders to match its schema \(test-kit\)/,
+        );
+        assert.match(reason, /index: Expected number, received string/);
+      }
+      assert.equal(handlerRunsOfBad, 0, 'the handler never saw an invalid payload');
+    } finally {
+      await producer.close();
+      await consumer.close();
     }
-    await done.wait(20_000);
-    const report = checker.report();
-    assert.equal(report.lost, 0, formatReport(report));
-    assert.equal(report.outOfOrder, 0, formatReport(report));
-    assert.equal(report.unexpected, 0, formatReport(report));
-    assert.deepEqual(new Set(dead.map((d) => d.eventId)), badIds);
-    for (const { reason, attempts } of dead) {
-      assert.equal(attempts, '1', 'not retried: the same payload fails the same schema');
-      assert.match(reason, /Expected the payload of OrderPlaced on orders to match its schema \(test-kit\)/);
-      assert.match(reason, /index: Expected number, received string/);
-    }
-    assert.equal(handlerRunsOfBad, 0, 'the handler never saw an invalid payload');
-    await producer.close();
-    await consumer.close();
   });
 });
