@@ -4,6 +4,16 @@
  */
 export { createEventBus } from './bus/create-event-bus.ts';
 export type { EventBusOptions } from './bus/options.ts';
+export type { TopicSchemas } from './bus/schema.ts';
+export type {
+  SchemaInputs,
+  SchemaOutputs,
+  TopicEnvelope,
+  TopicEnvelopeInput,
+  TopicHandler,
+  TopicMap,
+  TypedEventBus,
+} from './bus/typed-topics.ts';
 export type { Envelope, EnvelopeInput, EnvelopeRules, JsonValue } from './core/envelope.ts';
 export {
   createEnvelope,
@@ -15,7 +25,7 @@ export {
   rawPayload,
   validateEnvelope,
 } from './core/envelope.ts';
-export type { ErrorCode } from './core/errors.ts';
+export type { ErrorCode, SchemaIssue } from './core/errors.ts';
 export {
   BusClosedError,
   DecodeError,
@@ -28,6 +38,7 @@ export {
   PayloadTooLargeError,
   PublishHeldError,
   PublishRejectedError,
+  SchemaValidationError,
   TimeoutError,
   TransportError,
   UnsupportedRuntimeError,
@@ -36,6 +47,13 @@ export {
 export type { Logger } from './core/logger.ts';
 export { createConsoleLogger, silentLogger } from './core/logger.ts';
 export { UnknownOptionError } from './core/option-keys.ts';
+export type {
+  InferSchemaInput,
+  InferSchemaOutput,
+  StandardSchemaV1,
+  StandardSchemaV1Issue,
+  StandardSchemaV1Result,
+} from './core/standard-schema.ts';
 export type { TransportFeatures, TransportKind } from './core/transport.ts';
 export type {
   BackoffOptions,
@@ -45,6 +63,8 @@ export type {
   HealthReport,
   MessageContext,
   MetricsOptions,
+  Middleware,
+  NextHandler,
   PublishAccepted,
   PublishOptions,
   PublishResult,

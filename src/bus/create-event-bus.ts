@@ -44,12 +44,15 @@ import { poolDefaults, resolvePoolOptions } from '../dispatch/options.ts';
 import type { DeadLetterRequest } from '../dispatch/types.ts';
 import { type BusMetrics, createBusMetrics, noopMetrics } from '../metrics/metrics.ts';
 import { deadLetterMessage } from './dead-letter.ts';
+import { composeEnvelopeHandler, resolveMiddleware } from './middleware.ts';
 import { type EventBusOptions, type ResolvedBusOptions, resolveBusOptions } from './options.ts';
 import { type PublishMeta, PublishPath } from './publish-path.ts';
 import { PublishResultHub } from './publish-results.ts';
 import { PublishWindow } from './publish-window.ts';
+import type { TopicSchemas } from './schema.ts';
 import { BusSubscription } from './subscription.ts';
 import { envelopeTaskFactory, rawTaskFactory } from './tasks.ts';
+import type { SchemaInputs, SchemaOutputs, TopicMap, TypedEventBus } from './typed-topics.ts';
 
 type TransportFactory = (options: unknown, ctx: TransportContext) => Promise<Transport>;
 
@@ -86,6 +89,8 @@ class EventBusImpl implements EventBus {
   readonly clientId: string;
   readonly transport: TransportKind;
   readonly closed: Promise<void>;
+  /** The typed bus's untyped view (typed-topics.ts): the same bus. */
+  readonly untyped: EventBus = this;
   readonly #options: ResolvedBusOptions;
   readonly #transport: Transport;
   readonly #metrics: BusMetrics;
@@ -175,6 +180,8 @@ class EventBusImpl implements EventBus {
     this.#assertAcceptingPublishes();
     assertTopic(topic);
     const envelope = createEnvelope(input, this.#options.interop === 'jxt-go' ? 'jxt-go' : 'default');
+    const checking = this.#options.schemas?.checkPublish(topic, envelope);
+    if (checking) await checking;
     const data = encodeEnvelope(envelope);
     const headers = envelopeHeaders(envelope);
     if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));
@@ -253,9 +260,19 @@ class EventBusImpl implements EventBus {
     options: SubscribeOptions = {},
   ): Promise<Subscription> {
     if (typeof handler !== 'function') return Promise.reject(notAHandler(handler));
-    return this.#subscribe(topic, 'envelope', options, (t, g) =>
-      envelopeTaskFactory(t, g, handler as EnvelopeHandler<unknown>),
-    );
+    let chain: EnvelopeHandler<unknown>;
+    try {
+      const own = typeof options === 'object' && options !== null ? options.middleware : undefined;
+      chain = composeEnvelopeHandler({
+        topic,
+        handler: handler as EnvelopeHandler<unknown>,
+        middleware: [...this.#options.middleware, ...resolveMiddleware('middleware', own)],
+        schemas: this.#options.schemas,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#subscribe(topic, 'envelope', options, (t, g) => envelopeTaskFactory(t, g, chain));
   }
 
   subscribe(topic: string, handler: RawHandler, options: SubscribeOptions = {}): Promise<Subscription> {
@@ -475,8 +492,15 @@ function raceDeadline<T>(
 
 /**
  * Creates a bus on the chosen transport. Options are validated here, once;
- * the transport connects before this resolves.
+ * the transport connects before this resolves. With `topics` (schemas) the
+ * bus is typed from them; `createEventBus<Topics>(…)` types it from a map
+ * (see typed-topics.ts); otherwise it is the untyped EventBus.
  */
+export function createEventBus<S extends TopicSchemas>(
+  options: EventBusOptions & { readonly topics: S },
+): Promise<string extends keyof S ? EventBus : TypedEventBus<SchemaInputs<S>, SchemaOutputs<S>>>;
+export function createEventBus(options: EventBusOptions): Promise<EventBus>;
+export function createEventBus<T extends TopicMap>(options: EventBusOptions): Promise<TypedEventBus<T>>;
 export async function createEventBus(options: EventBusOptions): Promise<EventBus> {
   const resolved = resolveBusOptions(options);
   // Group metrics are asked for at subscribe time, once the bus's metrics exist.

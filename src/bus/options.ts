@@ -4,10 +4,12 @@ import { type Logger, silentLogger } from '../core/logger.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import { assertSupportedRuntime } from '../core/runtime.ts';
 import type { TransportKind } from '../core/transport.ts';
-import type { EventBusOptionsBase, MetricsOptions, PublishResult } from '../core/types.ts';
+import type { EventBusOptionsBase, MetricsOptions, Middleware, PublishResult } from '../core/types.ts';
 import type { KafkaTransportOptions } from '../transports/kafka/options.ts';
 import type { MemoryTransportOptions } from '../transports/memory/options.ts';
 import type { NatsTransportOptions } from '../transports/nats/options.ts';
+import { resolveMiddleware } from './middleware.ts';
+import { SchemaRegistry, type TopicSchemas } from './schema.ts';
 
 export interface EventBusOptions extends EventBusOptionsBase {
   readonly transport: TransportKind;
@@ -34,6 +36,14 @@ export interface EventBusOptions extends EventBusOptionsBase {
    * in both modes.
    */
   readonly interop?: 'none' | 'jxt-go';
+  /**
+   * Standard Schemas (zod, valibot, arktype, …) per topic and event type:
+   * payloads are validated at publish and before the handler, and the bus's
+   * envelope calls are typed from them. Topics not listed are not checked.
+   */
+  readonly topics?: TopicSchemas;
+  /** Envelope middleware of every subscription, around the subscription's own (first = outermost). */
+  readonly middleware?: readonly Middleware[];
 }
 
 export interface ResolvedBusOptions {
@@ -50,6 +60,8 @@ export interface ResolvedBusOptions {
   readonly publishRetryBackoff: { readonly initialMs: number; readonly maxMs: number };
   readonly publishOrdering: 'aggregate' | 'none';
   readonly interop: 'none' | 'jxt-go';
+  readonly schemas: SchemaRegistry | undefined;
+  readonly middleware: readonly Middleware[];
 }
 
 export const busDefaults = {
@@ -78,6 +90,8 @@ const busOptionKeys = optionKeys<EventBusOptions>({
   interop: true,
   publishDeadlineMs: true,
   publishFailureScope: true,
+  topics: true,
+  middleware: true,
 });
 
 export function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -132,6 +146,8 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
     publishRetryBackoff: { initialMs: 100, maxMs: 5_000 },
     publishOrdering: resolveOrdering(options.publishOrdering),
     interop: resolveInterop(options.interop),
+    schemas: SchemaRegistry.from(options.topics),
+    middleware: resolveMiddleware('middleware', options.middleware),
   };
 }
 

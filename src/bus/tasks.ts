@@ -23,7 +23,7 @@ const resolved = Promise.resolve();
  * settles, and its rejection is a failure like any other. Promise.resolve
  * adopts it safely: a `then` getter or call that throws becomes a rejection.
  */
-function settle(call: () => unknown): Promise<void> {
+export function settle(call: () => unknown): Promise<void> {
   try {
     const result = call();
     if (result === undefined || result === null) return resolved;

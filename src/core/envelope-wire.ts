@@ -244,3 +244,14 @@ export function rawPayload(envelope: Envelope): Uint8Array {
   const member = body === undefined ? undefined : topLevelMember(body, 'payload');
   return member ?? encoder.encode(payloadJson(envelope.payload));
 }
+
+/**
+ * A copy of `envelope` with another payload (a schema's parsed value) that
+ * keeps the wire body, so rawPayload() still gives the bytes as received.
+ */
+export function withPayload<P>(envelope: Envelope, payload: P): Envelope<P> {
+  const copy = { ...envelope, payload };
+  const body = (envelope as { [WIRE_BODY]?: Uint8Array })[WIRE_BODY];
+  if (body !== undefined) Object.defineProperty(copy, WIRE_BODY, { value: body });
+  return copy;
+}

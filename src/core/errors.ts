@@ -8,6 +8,7 @@
 export type ErrorCode =
   | 'EVENTBUS_INVALID_ARGUMENT'
   | 'EVENTBUS_VALIDATION'
+  | 'EVENTBUS_SCHEMA_VALIDATION'
   | 'EVENTBUS_PAYLOAD_TOO_LARGE'
   | 'EVENTBUS_CLOSED'
   | 'EVENTBUS_TIMEOUT'
@@ -76,6 +77,38 @@ export class ValidationError extends EventBusError {
     super('EVENTBUS_VALIDATION', message, { ...options, retryable: false });
     this.name = 'ValidationError';
     this.field = field;
+  }
+}
+
+/** One problem a schema found, as Standard Schema reports it (see standard-schema.ts). */
+export interface SchemaIssue {
+  readonly message: string;
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined;
+}
+
+/**
+ * An event's payload does not match the schema registered for its topic and
+ * event type (bus option `topics`). At publish nothing is sent; at consume the
+ * event is dead-lettered with this message as its reason. Never retryable: the
+ * same bytes fail the same schema again.
+ */
+export class SchemaValidationError extends EventBusError {
+  readonly topic: string;
+  readonly eventType: string;
+  /** The schema's issues, as it reported them. */
+  readonly issues: readonly SchemaIssue[];
+  constructor(
+    topic: string,
+    eventType: string,
+    message: string,
+    issues: readonly SchemaIssue[],
+    options: EventBusErrorOptions = {},
+  ) {
+    super('EVENTBUS_SCHEMA_VALIDATION', message, { ...options, retryable: false });
+    this.name = 'SchemaValidationError';
+    this.topic = topic;
+    this.eventType = eventType;
+    this.issues = issues;
   }
 }
 

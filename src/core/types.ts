@@ -84,6 +84,18 @@ export type EnvelopeHandler<P = unknown> = (
 ) => Promise<void> | void;
 export type RawHandler = (data: Uint8Array, ctx: MessageContext) => Promise<void> | void;
 
+/** The rest of the chain, as a middleware sees it: always a Promise, rejecting when it failed. */
+export type NextHandler = (envelope: Envelope, ctx: MessageContext) => Promise<void>;
+
+/**
+ * Wraps envelope handling (Watermill style): gets the rest of the chain and
+ * returns a handler that may run code before and after `next`, pass a
+ * different envelope or context on, skip `next` (the event counts as handled)
+ * or throw (a handler failure: retried, then dead-lettered). Called once per
+ * subscription, at subscribe time. Order: see README "Middleware".
+ */
+export type Middleware = (next: NextHandler) => EnvelopeHandler<unknown>;
+
 export type DeadLetterPolicy = 'continue' | 'park';
 
 export interface BackoffOptions {
@@ -112,6 +124,8 @@ export interface SubscribeOptions {
   readonly deadLetterTopic?: string;
   /** Aborting it closes the subscription. */
   readonly signal?: AbortSignal;
+  /** Envelope middleware of this subscription, inside the bus's (first = outermost). */
+  readonly middleware?: readonly Middleware[];
 }
 
 export interface Subscription {

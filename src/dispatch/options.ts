@@ -42,6 +42,7 @@ const subscribeOptionKeys = optionKeys<SubscribeOptions>({
   deadLetterPolicy: true,
   deadLetterTopic: true,
   signal: true,
+  middleware: true, // resolved by the bus (src/bus/middleware.ts), not the pool
 });
 /** What the bus supplies besides the user's SubscribeOptions. */
 export interface PoolHooks {
