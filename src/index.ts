@@ -53,7 +53,13 @@ export type {
   SubscribeOptions,
   Subscription,
 } from './core/types.ts';
-export { metricsHandler, startMetricsServer } from './metrics/http.ts';
+export {
+  type HealthSource,
+  type MetricsServerOptions,
+  metricsHandler,
+  type ReadinessBody,
+  startMetricsServer,
+} from './metrics/http.ts';
 export type {
   KafkaCompression,
   KafkaCredential,
