@@ -145,6 +145,13 @@ export interface HealthReport {
   readonly retryingPublishes: number;
   /** Age of the oldest publish being retried, ms (0 when none); `degraded` while above 0. */
   readonly oldestRetryingPublishMs: number;
+  /**
+   * Largest number of results an open `publishResults()` stream holds unread.
+   * They count against `maxPendingPublishes` (publishing waits for the reader
+   * once the window is full); from half the window on the status is
+   * `degraded` and a warning is logged.
+   */
+  readonly unreadPublishResults: number;
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;
