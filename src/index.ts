@@ -50,6 +50,7 @@ export type {
   PublishResult,
   PublishResultStream,
   RawHandler,
+  StartFrom,
   SubscribeOptions,
   Subscription,
 } from './core/types.ts';

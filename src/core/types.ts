@@ -112,7 +112,18 @@ export interface SubscribeOptions {
   readonly deadLetterTopic?: string;
   /** Aborting it closes the subscription. */
   readonly signal?: AbortSignal;
+  /**
+   * Where a group that does not exist yet starts: `'earliest'` (default, every
+   * message the broker still holds) or `'latest'` (only messages published
+   * from now on). Only a new group's first subscription decides it: an
+   * existing group resumes where it left off, and members joining later
+   * continue from the group's position, never from "now".
+   */
+  readonly startFrom?: StartFrom;
 }
+
+/** Where a new consumer group starts reading (see SubscribeOptions.startFrom). */
+export type StartFrom = 'earliest' | 'latest';
 
 export interface Subscription {
   readonly topic: string;

@@ -37,6 +37,7 @@ const subscribeOptionKeys = optionKeys<SubscribeOptions>({
   deadLetterPolicy: true,
   deadLetterTopic: true,
   signal: true,
+  startFrom: true,
 });
 const backoffOptionKeys = optionKeys<BackoffOptions>({
   initialMs: true,
@@ -101,6 +102,12 @@ export function resolvePoolOptions(
   const policy = userOptions.deadLetterPolicy ?? poolDefaults.deadLetterPolicy;
   if (policy !== 'continue' && policy !== 'park') fail('deadLetterPolicy', `'continue' or 'park'`, policy);
 
+  // Undefined leaves it to the transport's default (earliest; Kafka's autoOffsetReset).
+  const startFrom = userOptions.startFrom;
+  if (startFrom !== undefined && startFrom !== 'earliest' && startFrom !== 'latest') {
+    fail('startFrom', `'earliest' or 'latest'`, startFrom);
+  }
+
   const resolved: ResolvedPoolOptions = {
     topic,
     group,
@@ -116,6 +123,7 @@ export function resolvePoolOptions(
     maxAttempts: integer('maxAttempts', userOptions.maxAttempts ?? poolDefaults.maxAttempts, 1, 1_000),
     backoff,
     deadLetterPolicy: policy,
+    startFrom,
     workingIntervalMs: number(
       'workingIntervalMs',
       hooks.workingIntervalMs ?? poolDefaults.workingIntervalMs,

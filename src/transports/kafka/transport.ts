@@ -12,6 +12,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import type { StartFrom } from '../../core/types.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import { KafkaPublisher, type ProducerClient } from './publisher.ts';
 import { type ConsumerClient, type ConsumerHooks, KafkaSubscription } from './subscription.ts';
@@ -20,7 +21,8 @@ import { type AdminClient, TopicManager } from './topics.ts';
 export interface KafkaClients {
   readonly producer: ProducerClient & { isConnected(): boolean; close(): Promise<void> };
   readonly admin: AdminClient & { close(): Promise<void> };
-  consumer(topic: string, group: string, hooks: ConsumerHooks): ConsumerClient;
+  /** `startFrom`: where the group starts without committed offsets (default: kafka.autoOffsetReset). */
+  consumer(topic: string, group: string, hooks: ConsumerHooks, startFrom?: StartFrom): ConsumerClient;
 }
 
 function raceDeadline(promise: Promise<unknown>, deadline: AbortSignal): Promise<void> {
@@ -96,7 +98,7 @@ export class KafkaTransport implements Transport {
       );
     }
     const subscription = await KafkaSubscription.start(
-      (hooks) => this.#clients.consumer(options.topic, options.group, hooks),
+      (hooks) => this.#clients.consumer(options.topic, options.group, hooks, options.startFrom),
       {
         topic: options.topic,
         group: options.group,

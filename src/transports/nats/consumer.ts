@@ -51,7 +51,7 @@ function configFor(spec: ConsumerSpec, startSequence: number | undefined): Parti
 /** The consumer's info, or undefined when it (or its stream) does not exist. */
 export async function consumerInfo(
   jsm: JetStreamManager,
-  spec: ConsumerSpec,
+  spec: Pick<ConsumerSpec, 'stream' | 'durable'>,
 ): Promise<ConsumerInfo | undefined> {
   try {
     return await jsm.consumers.info(spec.stream, spec.durable);
