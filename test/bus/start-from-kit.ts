@@ -159,6 +159,32 @@ export function runStartFromSuite(options: StartFromSuiteOptions): void {
       }
     });
 
+    it("a 'latest' group that stood empty before any traffic does not start again at the end", async () => {
+      const topic = `idle-${randomUUID().slice(0, 8)}`;
+      const checker = createOrderChecker();
+      const buses: EventBus[] = [];
+      const open = async (id: string) => {
+        const bus = await options.createBus(`${id}-${randomUUID().slice(0, 6)}`);
+        buses.push(bus);
+        return bus;
+      };
+      try {
+        const producer = await open('producer');
+        await publish(producer, topic, 0, 1, []); // before the group: skipped
+        const first = await open('m1');
+        await first.subscribeEnvelope(topic, observer(checker), { group: 'g', startFrom: 'latest' });
+        await first.close(); // the group started, saw nothing, and has no member now
+        await publish(producer, topic, 1, 2, [checker]);
+        const second = await open('m2');
+        await second.subscribeEnvelope(topic, observer(checker), { group: 'g', startFrom: 'latest' });
+        await publish(producer, topic, 3, 1, [checker]);
+        await until(() => checker.outstanding() === 0, 'the group caught up', timeoutMs);
+        assertClean(checker, 'group g');
+      } finally {
+        await Promise.allSettled(buses.map((b) => b.close()));
+      }
+    });
+
     it("raw subscriptions: a new group with 'latest' skips the backlog", async () => {
       const topic = `raw-${randomUUID().slice(0, 8)}`;
       const checker = createOrderChecker();

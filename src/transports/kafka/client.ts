@@ -18,6 +18,7 @@ import {
 import type { StartFrom } from '../../core/types.ts';
 import { subscriptionAwareAssigner } from './assigner.ts';
 import { fetchesSettled, trackFetches } from './fetch-tracker.ts';
+import { recordLatestGroupStart } from './group-start.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import type { ProducerClient } from './publisher.ts';
 import type { ConsumerClient, ConsumerHooks, RecordStream, TopicAssignment } from './subscription.ts';
@@ -115,6 +116,9 @@ export function createAdmin(o: ResolvedKafkaOptions): AdminHandle {
     },
     listTopics() {
       return admin.listTopics();
+    },
+    recordLatestGroupStart(topic, group) {
+      return recordLatestGroupStart(admin, topic, group);
     },
     close() {
       return admin.close();

@@ -97,6 +97,9 @@ export class KafkaTransport implements Transport {
         'Kafka: a handler may outlive the rebalance drain (revokeTimeoutMs); its message would be delivered again to the next owner',
       );
     }
+    if (options.startFrom === 'latest') {
+      await this.#clients.admin.recordLatestGroupStart?.(options.topic, options.group);
+    }
     const subscription = await KafkaSubscription.start(
       (hooks) => this.#clients.consumer(options.topic, options.group, hooks, options.startFrom),
       {
