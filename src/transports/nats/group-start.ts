@@ -15,16 +15,10 @@
  * group's KV bucket ages keys out), and visible with `nats consumer ls`.
  * 'earliest' groups need no marker: their floor is 0, as before the option.
  */
-import {
-  AckPolicy,
-  type ConsumerInfo,
-  DeliverPolicy,
-  type JetStreamManager,
-  ReplayPolicy,
-} from '@nats-io/jetstream';
+import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../../core/logger.ts';
 import type { StartFrom } from '../../core/types.ts';
-import { consumerInfo } from './consumer.ts';
+import { type ConsumerSpec, configFor, consumerInfo } from './consumer.ts';
 import { wrapApiError } from './errors.ts';
 
 /** The marker consumer's name for a group's durable. */
@@ -84,14 +78,15 @@ async function groupExists(
 export async function groupStartFloor(
   jsm: JetStreamManager,
   options: {
-    readonly stream: string;
-    readonly durable: string;
+    /** The group's consumer settings (stream, durable, AckWait…): the marker gets the same, so tools see nothing odd. */
+    readonly base: ConsumerSpec;
     readonly lanes: readonly string[];
     readonly startFrom: StartFrom | undefined;
     readonly logger: Logger;
   },
 ): Promise<number> {
-  const { stream, durable, lanes, startFrom, logger } = options;
+  const { base, lanes, startFrom, logger } = options;
+  const { stream, durable } = base;
   const name = startMarkerName(durable);
   const recorded = await consumerInfo(jsm, { stream, durable: name });
   if (recorded !== undefined) return floorOfMarker(recorded);
@@ -100,12 +95,8 @@ export async function groupStartFloor(
   const floor = await lastSequence(jsm, stream);
   try {
     const created = await jsm.consumers.add(stream, {
-      durable_name: name,
+      ...configFor({ ...base, durable: name }, floor + 1),
       description: `jxt-eventbus: group ${durable} started after stream sequence ${floor} (startFrom 'latest'); do not delete while the group exists`,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: floor + 1,
-      ack_policy: AckPolicy.Explicit,
-      replay_policy: ReplayPolicy.Instant,
     });
     logger.info({ stream, durable, floor }, 'nats: new group starts from the latest message');
     return floorOfMarker(created);

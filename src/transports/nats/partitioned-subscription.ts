@@ -123,8 +123,7 @@ export class NatsPartitionedSubscription implements TransportSubscription {
   async start(): Promise<void> {
     // Before any lane is claimed: every first generation starts from the group's floor.
     this.#startFloor = await groupStartFloor(this.#deps.jsm, {
-      stream: this.#stream.name,
-      durable: this.#base.durable,
+      base: this.#base,
       lanes: this.#lanes,
       startFrom: this.#startFrom,
       logger: this.#deps.logger,

@@ -10,6 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { silentLogger } from '../../../src/core/logger.ts';
 import { createEventBus } from '../../../src/index.ts';
+import type { ConsumerSpec } from '../../../src/transports/nats/consumer.ts';
 import { groupStartFloor, startMarkerName } from '../../../src/transports/nats/group-start.ts';
 import { runStartFromSuite } from '../../bus/start-from-kit.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
@@ -42,6 +43,15 @@ describe('group start floor (nats)', () => {
     await nc?.close();
   });
 
+  const spec = (stream: string, durable: string): ConsumerSpec => ({
+    stream,
+    durable,
+    ackWaitMs: 30_000,
+    maxAckPending: 10_000,
+    maxWaiting: 1_000,
+    ackPolicy: 'explicit',
+  });
+
   async function streamWith(messages: number): Promise<string> {
     const jsm = await jetstreamManager(nc);
     const name = `FLOOR_${randomUUID().slice(0, 8)}`;
@@ -56,8 +66,7 @@ describe('group start floor (nats)', () => {
     const stream = await streamWith(5);
     const ask = () =>
       groupStartFloor(jsm, {
-        stream,
-        durable: 'g',
+        base: spec(stream, 'g'),
         lanes: ['p0'],
         startFrom: 'latest',
         logger: silentLogger,
@@ -69,8 +78,7 @@ describe('group start floor (nats)', () => {
     assert.equal(await ask(), 5, 'a member joining later continues from the group floor');
     assert.equal(
       await groupStartFloor(jsm, {
-        stream,
-        durable: 'g',
+        base: spec(stream, 'g'),
         lanes: ['p0'],
         startFrom: 'earliest',
         logger: silentLogger,
@@ -80,13 +88,23 @@ describe('group start floor (nats)', () => {
     );
     const marker = await jsm.consumers.info(stream, startMarkerName('g'));
     assert.equal(marker.config.opt_start_seq, 6);
+    assert.equal(
+      marker.config.max_ack_pending,
+      10_000,
+      'the group settings, so `eventbus doctor` sees nothing odd',
+    );
   });
 
   it("'earliest' and groups that already have consumers start at 0 and record nothing", async () => {
     const jsm = await jetstreamManager(nc);
     const stream = await streamWith(3);
     const floor = (durable: string, startFrom: 'earliest' | 'latest') =>
-      groupStartFloor(jsm, { stream, durable, lanes: ['p0', 'p1'], startFrom, logger: silentLogger });
+      groupStartFloor(jsm, {
+        base: spec(stream, durable),
+        lanes: ['p0', 'p1'],
+        startFrom,
+        logger: silentLogger,
+      });
     assert.equal(await floor('fresh', 'earliest'), 0);
     // A group that ran before (a lane generation exists): 'latest' does not move it.
     await jsm.consumers.add(stream, { durable_name: 'old_p1_7_0' });
