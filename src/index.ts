@@ -70,10 +70,17 @@ export type {
   PublishResult,
   PublishResultStream,
   RawHandler,
+  StartFrom,
   SubscribeOptions,
   Subscription,
 } from './core/types.ts';
-export { metricsHandler, startMetricsServer } from './metrics/http.ts';
+export {
+  type HealthSource,
+  type MetricsServerOptions,
+  metricsHandler,
+  type ReadinessBody,
+  startMetricsServer,
+} from './metrics/http.ts';
 export type {
   KafkaCompression,
   KafkaCredential,

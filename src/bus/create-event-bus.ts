@@ -2,7 +2,6 @@
  * The event bus: envelopes in and out, the publish window and its results,
  * one actor pool per subscription, and the single graceful shutdown path.
  */
-import { context, propagation, trace } from '@opentelemetry/api';
 import {
   createEnvelope,
   type Envelope,
@@ -52,6 +51,7 @@ import { PublishWindow } from './publish-window.ts';
 import type { TopicSchemas } from './schema.ts';
 import { BusSubscription } from './subscription.ts';
 import { envelopeTaskFactory, rawTaskFactory } from './tasks.ts';
+import { startPublishSpan, traceEnvelopeHandler, traceRawHandler } from './tracing.ts';
 import type { SchemaInputs, SchemaOutputs, TopicMap, TypedEventBus } from './typed-topics.ts';
 
 type TransportFactory = (options: unknown, ctx: TransportContext) => Promise<Transport>;
@@ -185,8 +185,10 @@ class EventBusImpl implements EventBus {
     const data = encodeEnvelope(envelope);
     const headers = envelopeHeaders(envelope);
     if (options?.headers) Object.assign(headers, options.headers, envelopeHeaders(envelope));
-    this.#injectTraceContext(headers);
-    await this.#admit(topic, 'envelope', data, headers, envelope.eventId, options?.signal);
+    const span = startPublishSpan(this.transport, topic, envelope.eventId, headers, waiter);
+    await this.#admit(topic, 'envelope', data, headers, envelope.eventId, options?.signal).catch(
+      span.abandon,
+    );
     this.#publishing.submit(
       { topic, kind: 'envelope', data, headers, msgId: envelope.eventId, key: envelope.aggregateId },
       {
@@ -194,7 +196,7 @@ class EventBusImpl implements EventBus {
         aggregateId: envelope.aggregateId,
         eventType: envelope.eventType,
         envelope: envelope as Envelope,
-        waiter,
+        waiter: span.onResult,
       },
     );
     return { eventId: envelope.eventId, topic };
@@ -217,18 +219,19 @@ class EventBusImpl implements EventBus {
     }
     const msgId = options?.msgId ?? newEventId();
     const headers: Record<string, string> = { ...options?.headers };
-    this.#injectTraceContext(headers);
-    await this.#admit(topic, 'raw', data, headers, msgId, options?.signal);
+    const span = startPublishSpan(this.transport, topic, msgId, headers, waiter);
+    await this.#admit(topic, 'raw', data, headers, msgId, options?.signal).catch(span.abandon);
     this.#publishing.submit(
       { topic, kind: 'raw', data, headers, msgId, key: options?.key },
-      { eventId: msgId, aggregateId: options?.key, eventType: undefined, envelope: undefined, waiter },
+      {
+        eventId: msgId,
+        aggregateId: options?.key,
+        eventType: undefined,
+        envelope: undefined,
+        waiter: span.onResult,
+      },
     );
     return { eventId: msgId, topic };
-  }
-
-  #injectTraceContext(headers: Record<string, string>): void {
-    const active = context.active();
-    if (trace.getSpan(active) !== undefined) propagation.inject(active, headers);
   }
 
   /** Size check, topic preparation and a publish-window slot: everything before the send. */
@@ -272,12 +275,14 @@ class EventBusImpl implements EventBus {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#subscribe(topic, 'envelope', options, (t, g) => envelopeTaskFactory(t, g, chain));
+    const traced = traceEnvelopeHandler(this.transport, chain);
+    return this.#subscribe(topic, 'envelope', options, (t, g) => envelopeTaskFactory(t, g, traced));
   }
 
   subscribe(topic: string, handler: RawHandler, options: SubscribeOptions = {}): Promise<Subscription> {
     if (typeof handler !== 'function') return Promise.reject(notAHandler(handler));
-    return this.#subscribe(topic, 'raw', options, (t, g) => rawTaskFactory(t, g, handler));
+    const traced = traceRawHandler(this.transport, handler);
+    return this.#subscribe(topic, 'raw', options, (t, g) => rawTaskFactory(t, g, traced));
   }
 
   async #subscribe(
@@ -412,7 +417,11 @@ class EventBusImpl implements EventBus {
       };
     });
     const retrying = this.#publishing.retrying;
-    const degraded = !transport.connected || troubled || retrying > 0;
+    // Unread publishResults() count against the window: at half of it (where the
+    // warning is logged) the reader is not keeping up and publishing is about to wait.
+    const unreadResults = this.#results.maxBacklog();
+    const resultsStalling = unreadResults * 2 >= this.#options.maxPendingPublishes;
+    const degraded = !transport.connected || troubled || retrying > 0 || resultsStalling;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,
@@ -420,6 +429,7 @@ class EventBusImpl implements EventBus {
       pendingPublishes: this.#window.pending,
       retryingPublishes: retrying,
       oldestRetryingPublishMs: this.#publishing.oldestRetryingAgeMs(),
+      unreadPublishResults: unreadResults,
       subscriptions,
     };
     if (transport.details) report.details = transport.details;
@@ -449,6 +459,8 @@ class EventBusImpl implements EventBus {
       this.#options.logger.error({ err: error }, 'error while closing the bus');
     } finally {
       this.#results.endAll();
+      // A closed bus no longer shows in the registry; a new bus may take its names.
+      this.#metrics.unregister();
       this.#resolveClosed();
     }
   }
@@ -511,12 +523,19 @@ export async function createEventBus(options: EventBusOptions): Promise<EventBus
     interop: resolved.interop,
     groupMetrics: (topic, group) => busMetrics.forGroup(topic, group),
   });
-  const metrics =
-    resolved.metrics.enabled === false
-      ? noopMetrics
-      : createBusMetrics(transport.kind, resolved.clientId, resolved.metrics.registry);
-  busMetrics = metrics;
-  return new EventBusImpl(resolved, transport, metrics);
+  try {
+    const metrics =
+      resolved.metrics.enabled === false
+        ? noopMetrics
+        : createBusMetrics(transport.kind, resolved.clientId, resolved.metrics.registry);
+    busMetrics = metrics;
+    return new EventBusImpl(resolved, transport, metrics);
+  } catch (error) {
+    // Nothing the failed start opened may keep the process alive.
+    busMetrics.unregister();
+    await transport.close(AbortSignal.timeout(resolved.closeTimeoutMs)).catch(() => {});
+    throw error;
+  }
 }
 
 export type { EventBusOptions };

@@ -135,6 +135,7 @@ export class BusSubscription implements Subscription {
         group: options.group,
         kind: options.kind,
         handlerTimeoutMs: options.handlerTimeoutMs,
+        startFrom: options.startFrom,
       },
       flow,
     );

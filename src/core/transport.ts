@@ -14,6 +14,7 @@
 import type { GroupMetrics } from '../metrics/metrics.ts';
 import type { EventBusError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import type { StartFrom } from './types.ts';
 
 export type MessageKind = 'envelope' | 'raw';
 
@@ -149,6 +150,8 @@ export interface TransportSubscribeOptions {
   readonly kind: MessageKind;
   /** The handler timeout the pool applies; transports keep their ack deadline above it. */
   readonly handlerTimeoutMs: number;
+  /** Where the group starts when it does not exist yet (default 'earliest'); an existing group keeps its position. */
+  readonly startFrom?: StartFrom | undefined;
 }
 
 export interface TransportSubscription {

@@ -126,7 +126,18 @@ export interface SubscribeOptions {
   readonly signal?: AbortSignal;
   /** Envelope middleware of this subscription, inside the bus's (first = outermost). */
   readonly middleware?: readonly Middleware[];
+  /**
+   * Where a group that does not exist yet starts: `'earliest'` (default, every
+   * message the broker still holds) or `'latest'` (only messages published
+   * from now on). Only a new group's first subscription decides it: an
+   * existing group resumes where it left off, and members joining later
+   * continue from the group's position, never from "now".
+   */
+  readonly startFrom?: StartFrom;
 }
+
+/** Where a new consumer group starts reading (see SubscribeOptions.startFrom). */
+export type StartFrom = 'earliest' | 'latest';
 
 export interface Subscription {
   readonly topic: string;
@@ -159,6 +170,13 @@ export interface HealthReport {
   readonly retryingPublishes: number;
   /** Age of the oldest publish being retried, ms (0 when none); `degraded` while above 0. */
   readonly oldestRetryingPublishMs: number;
+  /**
+   * Largest number of results an open `publishResults()` stream holds unread.
+   * They count against `maxPendingPublishes` (publishing waits for the reader
+   * once the window is full); from half the window on the status is
+   * `degraded` and a warning is logged.
+   */
+  readonly unreadPublishResults: number;
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;

@@ -43,6 +43,7 @@ const subscribeOptionKeys = optionKeys<SubscribeOptions>({
   deadLetterTopic: true,
   signal: true,
   middleware: true, // resolved by the bus (src/bus/middleware.ts), not the pool
+  startFrom: true,
 });
 /** What the bus supplies besides the user's SubscribeOptions. */
 export interface PoolHooks {
@@ -82,6 +83,12 @@ export function resolvePoolOptions(
   if (policy !== 'continue' && policy !== 'park')
     failOption('deadLetterPolicy', `'continue' or 'park'`, policy);
 
+  // Undefined leaves it to the transport's default (earliest; Kafka's autoOffsetReset).
+  const startFrom = userOptions.startFrom;
+  if (startFrom !== undefined && startFrom !== 'earliest' && startFrom !== 'latest') {
+    failOption('startFrom', `'earliest' or 'latest'`, startFrom);
+  }
+
   const resolved: ResolvedPoolOptions = {
     topic,
     group,
@@ -97,6 +104,7 @@ export function resolvePoolOptions(
     maxAttempts: integerInRange('maxAttempts', userOptions.maxAttempts ?? poolDefaults.maxAttempts, 1, 1_000),
     backoff,
     deadLetterPolicy: policy,
+    startFrom,
     workingIntervalMs: numberInRange(
       'workingIntervalMs',
       hooks.workingIntervalMs ?? poolDefaults.workingIntervalMs,

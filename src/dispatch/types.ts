@@ -6,7 +6,7 @@
 import type { EventBusError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { InboundMessage, MessageKind } from '../core/transport.ts';
-import type { DeadLetterPolicy } from '../core/types.ts';
+import type { DeadLetterPolicy, StartFrom } from '../core/types.ts';
 import type { PoolMetrics } from '../metrics/metrics.ts';
 
 export interface PoolTask {
@@ -46,6 +46,8 @@ export interface ResolvedPoolOptions {
     readonly jitter: number;
   };
   readonly deadLetterPolicy: DeadLetterPolicy;
+  /** Where the group starts if it is new (the transport's business; validated here with the rest); undefined: the transport's default. */
+  readonly startFrom: StartFrom | undefined;
   /** Call message.working() while a handler runs longer than this (ms). */
   readonly workingIntervalMs: number;
   /**

@@ -11,8 +11,36 @@ export function metricNamespace(transport: string, clientId: string): string {
   return `${transport}_eventbus_${clientId}`.replace(/[^a-zA-Z0-9_]/g, '_');
 }
 
-function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
+/**
+ * How many live buses use each metric of a registry: a metric is removed from
+ * the registry when the last bus using it closes (buses with the same
+ * transport and clientId share their metrics).
+ */
+const usersByRegistry = new WeakMap<Registry, Map<string, number>>();
+
+function getOrCreate<T>(registry: Registry, name: string, create: () => T, claimed: string[]): T {
+  let users = usersByRegistry.get(registry);
+  if (!users) {
+    users = new Map();
+    usersByRegistry.set(registry, users);
+  }
+  users.set(name, (users.get(name) ?? 0) + 1);
+  claimed.push(name);
   return (registry.getSingleMetric(name) as T | undefined) ?? create();
+}
+
+/** Gives up a bus's claims; a metric nobody uses any more leaves the registry. */
+function release(registry: Registry, claimed: readonly string[]): void {
+  const users = usersByRegistry.get(registry);
+  for (const name of claimed) {
+    const left = (users?.get(name) ?? 1) - 1;
+    if (left > 0) {
+      users?.set(name, left);
+      continue;
+    }
+    users?.delete(name);
+    registry.removeSingleMetric(name);
+  }
 }
 
 /**
@@ -47,6 +75,7 @@ function cellCounter(
   name: string,
   help: string,
   labelNames: string[],
+  claimed: string[],
 ): client.Counter<string> {
   return getOrCreate(
     registry,
@@ -61,10 +90,15 @@ function cellCounter(
           flushCells(this);
         },
       }),
+    claimed,
   );
 }
 
-function cell(metric: client.Counter<string>, labels: Record<string, string>): Cell {
+function cell(
+  metric: client.Counter<string>,
+  labels: Record<string, string>,
+  mine: Map<Cell, client.Counter<string>>,
+): Cell {
   let cells = cellsByMetric.get(metric);
   if (!cells) {
     cells = new Set();
@@ -72,7 +106,18 @@ function cell(metric: client.Counter<string>, labels: Record<string, string>): C
   }
   const c: Cell = { labels, value: 0, flushed: 0 };
   cells.add(c);
+  mine.set(c, metric);
   return c;
+}
+
+/** Pushes a closing bus's counts into metrics that stay (shared) and drops its cells. */
+function retireCells(mine: Map<Cell, client.Counter<string>>): void {
+  for (const [c, metric] of mine) {
+    const delta = c.value - c.flushed;
+    if (delta > 0) metric.inc(c.labels, delta);
+    cellsByMetric.get(metric)?.delete(c);
+  }
+  mine.clear();
 }
 
 /** Per-subscription (topic label) actor-pool metrics. */
@@ -117,6 +162,13 @@ export interface BusMetrics {
   forGroup(topic: string, group: string): GroupMetrics;
   readonly publish: PublishMetrics;
   readonly outbox: OutboxMetrics;
+  /**
+   * Removes this bus's metrics from the registry (on close), so a closed bus
+   * no longer shows and a new bus can register the same names. Metrics shared
+   * with a live bus (same transport and clientId) stay until it closes too.
+   * Idempotent.
+   */
+  unregister(): void;
 }
 
 const noopPool: PoolMetrics = {
@@ -138,20 +190,31 @@ export const noopMetrics: BusMetrics = {
   forGroup: () => noopGroup,
   publish: { published() {}, failed() {}, ackLatency() {}, pending() {} },
   outbox: { pending() {}, lagSeconds() {}, failing() {} },
+  unregister() {},
 };
 
 export function createBusMetrics(transport: string, clientId: string, registry?: Registry): BusMetrics {
   const reg = registry ?? client.register;
   const ns = `${metricNamespace(transport, clientId)}_actor_pool`;
   const pns = metricNamespace(transport, clientId);
+  /** Metric names this bus uses, and its counter cells: given back by unregister(). */
+  const claimed: string[] = [];
+  const mine = new Map<Cell, client.Counter<string>>();
   const labels = ['topic', 'group'];
   const buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
-  const sent = cellCounter(reg, `${ns}_messages_sent_total`, 'Messages handed to the actor pool', labels);
+  const sent = cellCounter(
+    reg,
+    `${ns}_messages_sent_total`,
+    'Messages handed to the actor pool',
+    labels,
+    claimed,
+  );
   const processed = cellCounter(
     reg,
     `${ns}_messages_processed_total`,
     'Messages whose handler finished, by outcome',
     [...labels, 'outcome'],
+    claimed,
   );
   const latency = getOrCreate(
     reg,
@@ -164,6 +227,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         buckets,
         registers: [reg],
       }),
+    claimed,
   );
   const depth = getOrCreate(
     reg,
@@ -175,6 +239,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         labelNames: labels,
         registers: [reg],
       }),
+    claimed,
   );
   const utilization = getOrCreate(
     reg,
@@ -186,18 +251,21 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         labelNames: labels,
         registers: [reg],
       }),
+    claimed,
   );
   const restarted = cellCounter(
     reg,
     `${ns}_actor_restarted_total`,
     'Actors restarted by the supervisor after a crash',
     labels,
+    claimed,
   );
   const deadLetters = cellCounter(
     reg,
     `${ns}_dead_letters_total`,
     'Messages dead-lettered (or parked), by reason',
     [...labels, 'reason'],
+    claimed,
   );
   const stuck = getOrCreate(
     reg,
@@ -209,24 +277,28 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         labelNames: labels,
         registers: [reg],
       }),
+    claimed,
   );
   const deadLetterFailures = cellCounter(
     reg,
     `${ns}_dead_letter_failures_total`,
     'Dead-letter or parking publishes that failed (the message waits and is retried)',
     labels,
+    claimed,
   );
   const published = cellCounter(
     reg,
     `${pns}_publish_messages_total`,
     'Publishes acknowledged by the broker',
     ['topic'],
+    claimed,
   );
   const publishErrors = cellCounter(
     reg,
     `${pns}_publish_errors_total`,
     'Publishes that failed, by error code',
     ['topic', 'code'],
+    claimed,
   );
   const ackLatency = getOrCreate(
     reg,
@@ -238,6 +310,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         buckets,
         registers: [reg],
       }),
+    claimed,
   );
   let pendingNow = 0;
   getOrCreate(
@@ -252,6 +325,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
           this.set(pendingNow);
         },
       }),
+    claimed,
   );
   const outboxPending = getOrCreate(
     reg,
@@ -262,6 +336,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         help: 'Outbox rows not yet published',
         registers: [reg],
       }),
+    claimed,
   );
   const outboxLag = getOrCreate(
     reg,
@@ -272,6 +347,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         help: 'Age of the oldest unpublished outbox row',
         registers: [reg],
       }),
+    claimed,
   );
   const groupOwned = getOrCreate(
     reg,
@@ -283,24 +359,28 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         labelNames: labels,
         registers: [reg],
       }),
+    claimed,
   );
   const groupClaims = cellCounter(
     reg,
     `${pns}_group_partition_claims_total`,
     'Partition leases claimed',
     labels,
+    claimed,
   );
   const groupHandoffs = cellCounter(
     reg,
     `${pns}_group_handoffs_total`,
     'Partitions handed over gracefully (rebalance, leave)',
     labels,
+    claimed,
   );
   const groupLost = cellCounter(
     reg,
     `${pns}_group_leases_lost_total`,
     'Partition leases lost without a handoff (taken over, or lapsed while paused)',
     labels,
+    claimed,
   );
   const handoffSeconds = getOrCreate(
     reg,
@@ -313,6 +393,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         buckets,
         registers: [reg],
       }),
+    claimed,
   );
   const outboxFailing = getOrCreate(
     reg,
@@ -323,6 +404,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         help: 'Unpublished outbox rows whose publish failed at least once',
         registers: [reg],
       }),
+    claimed,
   );
   const outboxFailingAge = getOrCreate(
     reg,
@@ -333,19 +415,27 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         help: 'Age of the oldest unpublished outbox row whose publish failed at least once',
         registers: [reg],
       }),
+    claimed,
   );
   const publishedByTopic = new Map<string, Cell>();
   const errorCells = new Map<string, Cell>();
 
+  let unregistered = false;
   return {
     registry: reg,
+    unregister() {
+      if (unregistered) return;
+      unregistered = true;
+      retireCells(mine);
+      release(reg, claimed);
+    },
     forPool(topic, group) {
       const l = { topic, group };
-      const sentC = cell(sent, l);
-      const okC = cell(processed, { ...l, outcome: 'success' });
-      const failC = cell(processed, { ...l, outcome: 'failure' });
-      const restartC = cell(restarted, l);
-      const deadLetterFailC = cell(deadLetterFailures, l);
+      const sentC = cell(sent, l, mine);
+      const okC = cell(processed, { ...l, outcome: 'success' }, mine);
+      const failC = cell(processed, { ...l, outcome: 'failure' }, mine);
+      const restartC = cell(restarted, l, mine);
+      const deadLetterFailC = cell(deadLetterFailures, l, mine);
       const deadByReason = new Map<string, Cell>();
       const latencyL = latency.labels(l);
       return {
@@ -366,7 +456,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         deadLettered: (reason) => {
           let c = deadByReason.get(reason);
           if (!c) {
-            c = cell(deadLetters, { ...l, reason });
+            c = cell(deadLetters, { ...l, reason }, mine);
             deadByReason.set(reason, c);
           }
           c.value++;
@@ -384,9 +474,9 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     },
     forGroup(topic, group) {
       const l = { topic, group };
-      const claimsC = cell(groupClaims, l);
-      const handoffsC = cell(groupHandoffs, l);
-      const lostC = cell(groupLost, l);
+      const claimsC = cell(groupClaims, l, mine);
+      const handoffsC = cell(groupHandoffs, l, mine);
+      const lostC = cell(groupLost, l, mine);
       const handoffL = handoffSeconds.labels(l);
       return {
         owned: (n) => groupOwned.set(l, n),
@@ -406,7 +496,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
       published: (topic) => {
         let c = publishedByTopic.get(topic);
         if (!c) {
-          c = cell(published, { topic });
+          c = cell(published, { topic }, mine);
           publishedByTopic.set(topic, c);
         }
         c.value++;
@@ -415,7 +505,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         const key = `${topic}\u0000${code}`;
         let c = errorCells.get(key);
         if (!c) {
-          c = cell(publishErrors, { topic, code });
+          c = cell(publishErrors, { topic, code }, mine);
           errorCells.set(key, c);
         }
         c.value++;

@@ -43,11 +43,17 @@ describe('publishResults() backlog', () => {
     try {
       await publish(0, 9);
       assert.equal(backlogWarnings().length, 0, 'below half the window: no warning');
+      assert.equal(bus.health().unreadPublishResults, 9);
+      assert.equal(bus.health().status, 'ok');
       await publish(9, 3);
       assert.equal(backlogWarnings().length, 1);
+      // The stalling reader shows in health() too, where readiness probes look.
+      assert.equal(bus.health().unreadPublishResults, 12);
+      assert.equal(bus.health().status, 'degraded');
       assert.deepEqual(backlogWarnings()[0]?.obj, { backlog: 10, maxPendingPublishes: 20 });
       // Reading until the backlog is below a quarter of the window re-arms the warning.
       for (let i = 0; i < 8; i++) assert.equal((await iterator.next()).done, false);
+      assert.equal(bus.health().status, 'ok', 'caught up: healthy again');
       await publish(12, 5);
       assert.equal(backlogWarnings().length, 1, 'backlog 9: still below half the window');
       await publish(17, 1);

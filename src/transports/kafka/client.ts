@@ -15,8 +15,10 @@ import {
   ProduceAcks,
   Producer,
 } from '@platformatic/kafka';
+import type { StartFrom } from '../../core/types.ts';
 import { subscriptionAwareAssigner } from './assigner.ts';
 import { fetchesSettled, trackFetches } from './fetch-tracker.ts';
+import { recordLatestGroupStart } from './group-start.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import type { ProducerClient } from './publisher.ts';
 import type { ConsumerClient, ConsumerHooks, RecordStream, TopicAssignment } from './subscription.ts';
@@ -115,6 +117,9 @@ export function createAdmin(o: ResolvedKafkaOptions): AdminHandle {
     listTopics() {
       return admin.listTopics();
     },
+    recordLatestGroupStart(topic, group) {
+      return recordLatestGroupStart(admin, topic, group);
+    },
     close() {
       return admin.close();
     },
@@ -154,7 +159,8 @@ function adaptStream(stream: MessagesStream<Bytes, Bytes, Bytes, Bytes>): Record
 
 /**
  * A classic-protocol group member for one topic: manual commits only,
- * reading from the committed offsets (`autoOffsetReset` when there is none),
+ * reading from the committed offsets (`startFrom`, by default
+ * `autoOffsetReset`, when there is none),
  * with `hooks.beforeJoin` as the `protocolsMetadata` callback the client
  * awaits before every JoinGroup.
  */
@@ -163,6 +169,7 @@ export function createConsumer(
   topic: string,
   group: string,
   hooks: ConsumerHooks,
+  startFrom: StartFrom = o.autoOffsetReset,
 ): ConsumerClient {
   const options: ConsumerOptions<Bytes, Bytes, Bytes, Bytes> = {
     ...baseOptions(o),
@@ -204,7 +211,8 @@ export function createConsumer(
       const stream = await consumer.consume({
         topics: [topic],
         mode: 'committed',
-        fallbackMode: o.autoOffsetReset,
+        // Committed offsets win: only a group (partition) without one starts here.
+        fallbackMode: startFrom,
         autocommit: false,
         maxWaitTime: o.fetchMaxWaitMs,
         maxBytes: o.fetchMaxBytes,

@@ -38,7 +38,7 @@ export async function createKafkaTransport(
     {
       producer,
       admin,
-      consumer: (topic, group, hooks) => createConsumer(o, topic, group, hooks),
+      consumer: (topic, group, hooks, startFrom) => createConsumer(o, topic, group, hooks, startFrom),
     },
     compression,
   );

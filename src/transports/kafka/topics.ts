@@ -25,6 +25,8 @@ export interface AdminClient {
   /** Creates the topic and waits until its partitions have leaders. */
   createTopic(topic: string, partitions: number, replicationFactor: number): Promise<void>;
   listTopics(): Promise<string[]>;
+  /** startFrom 'latest': commits the topic's end offsets for a group that has none (see group-start.ts). */
+  recordLatestGroupStart?(topic: string, group: string): Promise<boolean>;
 }
 
 export interface TopicSettings {

@@ -12,6 +12,7 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import type { StartFrom } from '../../core/types.ts';
 import { raceSignal } from '../../core/waiting.ts';
 import type { KafkaCompression, ResolvedKafkaOptions } from './options.ts';
 import { KafkaPublisher, type ProducerClient } from './publisher.ts';
@@ -21,7 +22,8 @@ import { type AdminClient, TopicManager } from './topics.ts';
 export interface KafkaClients {
   readonly producer: ProducerClient & { isConnected(): boolean; close(): Promise<void> };
   readonly admin: AdminClient & { close(): Promise<void> };
-  consumer(topic: string, group: string, hooks: ConsumerHooks): ConsumerClient;
+  /** `startFrom`: where the group starts without committed offsets (default: kafka.autoOffsetReset). */
+  consumer(topic: string, group: string, hooks: ConsumerHooks, startFrom?: StartFrom): ConsumerClient;
 }
 
 export class KafkaTransport implements Transport {
@@ -84,8 +86,11 @@ export class KafkaTransport implements Transport {
         'Kafka: a handler may outlive the rebalance drain (revokeTimeoutMs); its message would be delivered again to the next owner',
       );
     }
+    if (options.startFrom === 'latest') {
+      await this.#clients.admin.recordLatestGroupStart?.(options.topic, options.group);
+    }
     const subscription = await KafkaSubscription.start(
-      (hooks) => this.#clients.consumer(options.topic, options.group, hooks),
+      (hooks) => this.#clients.consumer(options.topic, options.group, hooks, options.startFrom),
       {
         topic: options.topic,
         group: options.group,

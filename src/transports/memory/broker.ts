@@ -1,7 +1,7 @@
 /**
  * An in-process broker with the semantics of a durable stream: a log per
  * topic, named consumer groups (every group sees every message, a new group
- * starts from the beginning), redelivery of nak-ed or abandoned messages, and
+ * starts from the beginning, or from the end with startFrom 'latest'), redelivery of nak-ed or abandoned messages, and
  * de-duplication of message ids within a window — the same contract the
  * brokers give, so tests on memory mean something on NATS.
  *
@@ -12,6 +12,8 @@
  * lease store its members coordinate through. Raw subscriptions keep one
  * shared cursor per group (shared-subscription.ts).
  */
+
+import type { StartFrom } from '../../core/types.ts';
 import { laneNames, partitionOf, UNPARTITIONED_LANE } from '../../groups/lanes.ts';
 import { MemoryLeaseStore } from '../../groups/lease-store.ts';
 import { LaneQueue } from './lane-queue.ts';
@@ -144,10 +146,11 @@ export class TopicLog {
     }
   }
 
-  group(name: string): ConsumerGroup {
+  /** The group; a new one starts at the oldest message held, or after the newest with 'latest'. */
+  group(name: string, startFrom: StartFrom = 'earliest'): ConsumerGroup {
     let g = this.groups.get(name);
     if (!g) {
-      g = new ConsumerGroup(this.firstSeq);
+      g = new ConsumerGroup(startFrom === 'latest' ? this.lastSeq + 1 : this.firstSeq);
       this.groups.set(name, g);
     }
     return g;

@@ -97,7 +97,7 @@ class MemoryTransport implements Transport {
 
   async subscribe(options: TransportSubscribeOptions, flow: FlowControl): Promise<TransportSubscription> {
     const topic = this.#topic(options.topic);
-    const group = topic.group(options.group);
+    const group = topic.group(options.group, options.startFrom);
     // Envelopes are ordered per aggregate: the group splits partitions like on NATS.
     // Raw messages promise no order: members share one cursor.
     const member =

@@ -30,7 +30,8 @@ export function ackWaitFor(configuredMs: number, handlerTimeoutMs: number): numb
   return Math.max(configuredMs, handlerTimeoutMs + margin);
 }
 
-function configFor(spec: ConsumerSpec, startSequence: number | undefined): Partial<ConsumerConfig> {
+/** A durable pull consumer's configuration, starting at `startSequence` (from the stream's start when ≤ 1 or absent). */
+export function configFor(spec: ConsumerSpec, startSequence: number | undefined): Partial<ConsumerConfig> {
   const start =
     startSequence !== undefined && startSequence > 1
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSequence }
@@ -51,7 +52,7 @@ function configFor(spec: ConsumerSpec, startSequence: number | undefined): Parti
 /** The consumer's info, or undefined when it (or its stream) does not exist. */
 export async function consumerInfo(
   jsm: JetStreamManager,
-  spec: ConsumerSpec,
+  spec: Pick<ConsumerSpec, 'stream' | 'durable'>,
 ): Promise<ConsumerInfo | undefined> {
   try {
     return await jsm.consumers.info(spec.stream, spec.durable);

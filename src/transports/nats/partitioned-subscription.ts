@@ -27,6 +27,7 @@ import type {
   InboundMessage,
   TransportSubscription,
 } from '../../core/transport.ts';
+import type { StartFrom } from '../../core/types.ts';
 import { sleep } from '../../core/waiting.ts';
 import { laneNames } from '../../groups/lanes.ts';
 import type { LeaseStore } from '../../groups/lease-store.ts';
@@ -35,6 +36,7 @@ import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsInboundMessage } from './ack-tracker.ts';
 import { ackModeOf, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { ApiCodes, apiErrorCode } from './errors.ts';
+import { groupStartFloor } from './group-start.ts';
 import { LaneBudget } from './lane-budget.ts';
 import { laneFilter } from './partitions.ts';
 import { NatsPullSubscription, type PullSubscriptionDeps } from './pull-subscription.ts';
@@ -75,6 +77,10 @@ export class NatsPartitionedSubscription implements TransportSubscription {
   readonly #runners = new Map<string, LaneRunner>();
   /** Per lane: stream sequences this process settled (facts that stay true across generations and owners). */
   readonly #settled = new Map<string, SequenceSet>();
+  readonly #lanes: readonly string[];
+  readonly #startFrom: StartFrom | undefined;
+  /** Where a lane without any consumer generation starts (after this stream sequence). */
+  #startFloor = 0;
   #stopped = false;
   rewinds = 0;
 
@@ -83,13 +89,16 @@ export class NatsPartitionedSubscription implements TransportSubscription {
     stream: StreamHandle,
     base: ConsumerSpec,
     flow: FlowControl,
+    startFrom?: StartFrom,
   ) {
     this.#deps = deps;
     this.#stream = stream;
     this.#base = base;
     this.#flow = flow;
+    this.#startFrom = startFrom;
     this.#budget = new LaneBudget(flow);
     const lanes = stream.partitions > 0 ? laneNames(stream.partitions) : [WHOLE_STREAM_LANE];
+    this.#lanes = lanes;
     this.#membership = new GroupMembership({
       store: deps.store,
       prefix: `${stream.name}.${base.durable}`,
@@ -110,8 +119,20 @@ export class NatsPartitionedSubscription implements TransportSubscription {
     return this.#stream.topic;
   }
 
+  /** The stream sequence a lane's first consumer generation starts after (see group-start.ts). */
+  get startFloor(): number {
+    return this.#startFloor;
+  }
+
   /** Resolves once the first claim round is done and the lanes it won are attached. */
   async start(): Promise<void> {
+    // Before any lane is claimed: every first generation starts from the group's floor.
+    this.#startFloor = await groupStartFloor(this.#deps.jsm, {
+      base: this.#base,
+      lanes: this.#lanes,
+      startFrom: this.#startFrom,
+      logger: this.#deps.logger,
+    });
     await this.#membership.start();
     await Promise.all([...this.#runners.values()].map((r) => r.attached()));
   }
@@ -358,7 +379,7 @@ class LaneRunner {
     const { jsm, logger } = this.#deps;
     const lineage = await this.#lineage();
     const previous = lineage[lineage.length - 1];
-    const floor = previous === undefined ? 0 : floorOf(previous.info);
+    const floor = previous === undefined ? this.#owner.startFloor : floorOf(previous.info);
     const gen = this.#gen;
     const spec: ConsumerSpec = {
       ...this.#base,

@@ -17,10 +17,12 @@ import type {
   TransportSubscribeOptions,
   TransportSubscription,
 } from '../../core/transport.ts';
+import type { StartFrom } from '../../core/types.ts';
 import { partitionOf } from '../../groups/lanes.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsConnectionManager } from './connection.ts';
-import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
+import { ackModeOf, ackWaitFor, type ConsumerSpec, consumerInfo, ensureConsumer } from './consumer.ts';
+import { rawStartSequence } from './group-start.ts';
 import { KvLeaseStore } from './kv-lease-store.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
@@ -167,7 +169,7 @@ export class NatsTransport implements Transport {
       else this.#members.delete(key);
     };
     try {
-      return await this.#subscribe(topic, kind, handlerTimeoutMs, durable, release, flow);
+      return await this.#subscribe(topic, kind, handlerTimeoutMs, durable, release, flow, options.startFrom);
     } catch (error) {
       release();
       throw error;
@@ -185,11 +187,12 @@ export class NatsTransport implements Transport {
     durable: string,
     release: () => void,
     flow: FlowControl,
+    startFrom: StartFrom | undefined,
   ): Promise<TransportSubscription> {
     const stream = await this.#streams.ensure(topic, kind);
     const consumer = this.#options.consumer;
     if (kind === 'envelope')
-      return this.#subscribePartitioned(stream, durable, handlerTimeoutMs, release, flow);
+      return this.#subscribePartitioned(stream, durable, handlerTimeoutMs, release, flow, startFrom);
     const spec: ConsumerSpec = {
       stream: stream.name,
       durable,
@@ -198,7 +201,11 @@ export class NatsTransport implements Transport {
       maxWaiting: consumer.maxWaiting,
       ackPolicy: consumer.ackPolicy,
     };
-    const info = await ensureConsumer(this.#jsm, spec, this.#logger);
+    // Only a durable created now starts at the end; an existing one keeps its position.
+    const existing = startFrom === 'latest' ? await consumerInfo(this.#jsm, spec) : undefined;
+    const start =
+      existing === undefined ? await rawStartSequence(this.#jsm, stream.name, startFrom) : undefined;
+    const info = existing ?? (await ensureConsumer(this.#jsm, spec, this.#logger, start));
     const deps = {
       conn: this.#conn,
       jsm: this.#jsm,
@@ -239,6 +246,7 @@ export class NatsTransport implements Transport {
     handlerTimeoutMs: number,
     release: () => void,
     flow: FlowControl,
+    startFrom: StartFrom | undefined,
   ): Promise<TransportSubscription> {
     const consumer = this.#options.consumer;
     this.#store ??= KvLeaseStore.open(this.#conn.nc, {
@@ -268,7 +276,7 @@ export class NatsTransport implements Transport {
       memberId: this.#memberId,
       ...(this.#groupMetrics === undefined ? {} : { metrics: this.#groupMetrics(stream.topic, durable) }),
     };
-    const subscription = new NatsPartitionedSubscription(deps, stream, base, flow);
+    const subscription = new NatsPartitionedSubscription(deps, stream, base, flow, startFrom);
     this.#subscriptions.add(subscription);
     await subscription.start();
     return {
