@@ -36,7 +36,25 @@ export {
 export type { Logger } from './core/logger.ts';
 export { createConsoleLogger, silentLogger } from './core/logger.ts';
 export { UnknownOptionError } from './core/option-keys.ts';
-export type { TransportFeatures, TransportKind } from './core/transport.ts';
+export type {
+  DeliveryLane,
+  FlowControl,
+  InboundMessage,
+  MessageKind,
+  OutboundMessage,
+  ParkedEntry,
+  ParkingLot,
+  PublishCallback,
+  PublishOutcome,
+  Transport,
+  TransportContext,
+  TransportFactory,
+  TransportFeatures,
+  TransportHealth,
+  TransportKind,
+  TransportSubscribeOptions,
+  TransportSubscription,
+} from './core/transport.ts';
 export type {
   BackoffOptions,
   DeadLetterPolicy,
@@ -54,6 +72,7 @@ export type {
   Subscription,
 } from './core/types.ts';
 export { metricsHandler, startMetricsServer } from './metrics/http.ts';
+export type { GroupMetrics } from './metrics/metrics.ts';
 export type {
   KafkaCompression,
   KafkaCredential,
@@ -67,7 +86,7 @@ export type {
   MemoryGroupOptions,
   MemoryTransportOptions,
 } from './transports/memory/index.ts';
-export { createMemoryBroker } from './transports/memory/index.ts';
+export { createMemoryBroker, memory } from './transports/memory/index.ts';
 export type {
   NatsConsumerOptions,
   NatsGroupOptions,

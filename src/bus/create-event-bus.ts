@@ -24,8 +24,7 @@ import type {
   ParkingLot,
   PublishOutcome,
   Transport,
-  TransportContext,
-  TransportKind,
+  TransportFeatures,
 } from '../core/transport.ts';
 import type {
   EnvelopeHandler,
@@ -50,27 +49,7 @@ import { PublishResultHub } from './publish-results.ts';
 import { PublishWindow } from './publish-window.ts';
 import { BusSubscription } from './subscription.ts';
 import { envelopeTaskFactory, rawTaskFactory } from './tasks.ts';
-
-type TransportFactory = (options: unknown, ctx: TransportContext) => Promise<Transport>;
-
-const factoryNames: Record<TransportKind, string> = {
-  memory: 'createMemoryTransport',
-  nats: 'createNatsTransport',
-  kafka: 'createKafkaTransport',
-};
-
-/**
- * Transports are loaded on demand so the core never loads a broker client the
- * application does not use. Works from `src/` (.ts) and `dist/` (.js).
- */
-async function loadTransport(options: EventBusOptions, ctx: TransportContext): Promise<Transport> {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const url = new URL(`../transports/${options.transport}/index${ext}`, import.meta.url);
-  const mod = (await import(url.href)) as Record<string, TransportFactory>;
-  const factory = mod[factoryNames[options.transport]];
-  if (!factory) throw new InvalidArgumentError(`Transport ${options.transport} has no factory`);
-  return factory(options[options.transport], ctx);
-}
+import { transportFactoryFor } from './transport-registry.ts';
 
 const TOPIC_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -84,7 +63,8 @@ function assertTopic(topic: unknown): asserts topic is string {
 
 class EventBusImpl implements EventBus {
   readonly clientId: string;
-  readonly transport: TransportKind;
+  readonly transport: string;
+  readonly features: TransportFeatures;
   readonly closed: Promise<void>;
   readonly #options: ResolvedBusOptions;
   readonly #transport: Transport;
@@ -103,6 +83,7 @@ class EventBusImpl implements EventBus {
     this.#options = options;
     this.clientId = options.clientId;
     this.transport = transport.kind;
+    this.features = transport.features;
     this.#transport = transport;
     this.#metrics = metrics;
     this.#results = new PublishResultHub(
@@ -340,6 +321,7 @@ class EventBusImpl implements EventBus {
       deadLetterTopic,
       request,
       this.#transport.maxPayloadBytes,
+      this.#transport.ownedHeaders,
     );
     const preparing = this.#ensureTopic(message.topic, 'envelope');
     if (preparing) await preparing;
@@ -481,7 +463,8 @@ export async function createEventBus(options: EventBusOptions): Promise<EventBus
   const resolved = resolveBusOptions(options);
   // Group metrics are asked for at subscribe time, once the bus's metrics exist.
   let busMetrics: BusMetrics = noopMetrics;
-  const transport = await loadTransport(options, {
+  const factory = await transportFactoryFor(options);
+  const transport = await factory.create({
     clientId: resolved.clientId,
     logger: resolved.logger,
     interop: resolved.interop,

@@ -1,7 +1,8 @@
 /**
- * The contract between the bus core and a transport (memory, NATS, Kafka).
- * Internal: users never implement it directly, but every transport does, and
- * the conformance suite (`./testing`) runs the same scenarios against each.
+ * The contract between the bus core and a transport (memory, NATS, Kafka, or
+ * one written outside this package). Public: `createEventBus({ transport })`
+ * takes a {@link TransportFactory}; a transport author checks their transport
+ * with `runTransportContract` and `runConformanceSuite` (`jxt-eventbus/testing`).
  *
  * Split of responsibilities:
  * - the bus owns envelopes, the publish window, PublishResults, the actor pool,
@@ -17,9 +18,14 @@ import type { Logger } from './logger.ts';
 
 export type MessageKind = 'envelope' | 'raw';
 
+/** The built-in transports, accepted by name as `createEventBus({ transport: 'nats' })`. */
 export type TransportKind = 'memory' | 'nats' | 'kafka';
 
-/** What a transport can do; the conformance suite is gated by these. */
+/**
+ * What a transport can do. Read by the bus (dead letters, shutdown), by the
+ * contract and conformance suites (which scenarios apply) and shown as
+ * `bus.features`: declare them honestly, the contract suite checks them.
+ */
 export interface TransportFeatures {
   /** Messages survive a subscriber going away and are delivered later. */
   readonly persistent: boolean;
@@ -27,8 +33,17 @@ export interface TransportFeatures {
   readonly consumerGroups: boolean;
   /** A new group sees messages published before it subscribed. */
   readonly newSubscriberReceivesOldMessages: boolean;
-  /** The broker de-duplicates by message id (Nats-Msg-Id). */
+  /** The broker de-duplicates a re-send with the same `msgId` (within some window). */
   readonly brokerDeduplication: boolean;
+  /**
+   * A nak-ed message is delivered again while the group keeps running. False:
+   * it is read again only after the group's assignment changes or it restarts
+   * (Kafka: the committed offset stays before it). The bus retries handlers in
+   * place either way; a nak only hands work back at shutdown or after a crash.
+   */
+  readonly nakRedelivers: boolean;
+  /** `nak(delayMs)` holds the redelivery back for about `delayMs`. */
+  readonly nakDelay: boolean;
 }
 
 export interface OutboundMessage {
@@ -36,7 +51,7 @@ export interface OutboundMessage {
   readonly kind: MessageKind;
   /** Encoded body. */
   readonly data: Uint8Array;
-  /** Wire headers (X-Event-ID, …); the transport adds its own (Nats-Msg-Id). */
+  /** Wire headers (X-Event-ID, …); the transport adds its own (see Transport.ownedHeaders). */
   readonly headers: Readonly<Record<string, string>>;
   /** Broker de-duplication id: the eventId for envelopes. */
   readonly msgId: string;
@@ -164,8 +179,15 @@ export interface TransportHealth {
 }
 
 export interface Transport {
-  readonly kind: TransportKind;
+  /** Its name in health reports and metrics ('nats', 'kafka', 'memory', 'redis-streams', …). */
+  readonly kind: string;
   readonly features: TransportFeatures;
+  /**
+   * Headers this transport adds on the wire (NATS: `Nats-Msg-Id`). They come
+   * back on delivered messages but belong to that one wire copy, so the bus
+   * drops them before it re-publishes a delivered message (dead letter, park).
+   */
+  readonly ownedHeaders?: readonly string[];
   /** Largest encoded message (body + headers) the broker accepts. */
   readonly maxPayloadBytes: number;
   /**
@@ -187,6 +209,17 @@ export interface Transport {
   health(): TransportHealth;
   /** Waits (up to the deadline) for outstanding sends, then disconnects. */
   close(deadline: AbortSignal): Promise<void>;
+}
+
+/**
+ * What `createEventBus({ transport })` takes: `nats({...})`, `kafka({...})`,
+ * `memory({...})` or a transport of your own. `create` is called once, by the
+ * bus, which then owns the transport (and closes it).
+ */
+export interface TransportFactory {
+  /** The transport's name (`Transport.kind`), known before it connects. */
+  readonly kind: string;
+  create(ctx: TransportContext): Promise<Transport>;
 }
 
 /** What every transport factory receives from the bus. */

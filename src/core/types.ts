@@ -2,7 +2,7 @@
 import type { Envelope, EnvelopeInput } from './envelope.ts';
 import type { EventBusError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import type { TransportKind } from './transport.ts';
+import type { TransportFeatures } from './transport.ts';
 
 export interface PublishResult {
   readonly eventId: string;
@@ -138,7 +138,8 @@ export interface PublishResultStream extends AsyncIterable<PublishResult> {
 
 export interface HealthReport {
   readonly status: 'ok' | 'degraded' | 'closed';
-  readonly transport: TransportKind;
+  /** The transport's kind ('nats', 'kafka', 'memory', or a transport's own name). */
+  readonly transport: string;
   readonly connected: boolean;
   readonly pendingPublishes: number;
   /** Publishes that failed an attempt (timeout, disconnect) and are being retried by the bus. */
@@ -163,7 +164,10 @@ export interface HealthReport {
 
 export interface EventBus extends AsyncDisposable {
   readonly clientId: string;
-  readonly transport: TransportKind;
+  /** The transport's kind ('nats', 'kafka', 'memory', or a transport's own name). */
+  readonly transport: string;
+  /** What the transport can do (redelivery, consumer groups, de-duplication, …). */
+  readonly features: TransportFeatures;
   publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted>;
   publishEnvelope<P>(
     topic: string,
