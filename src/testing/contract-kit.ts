@@ -17,7 +17,12 @@ import { type Signal, until } from './waiters.ts';
 export const uniqueContractTopic = (name: string): string => `tc-${name}-${randomUUID().slice(0, 8)}`;
 
 /** One envelope-kind message; the body is opaque to a transport. */
-export function outbound(topic: string, key: string | undefined, body: string, msgId?: string): OutboundMessage {
+export function outbound(
+  topic: string,
+  key: string | undefined,
+  body: string,
+  msgId?: string,
+): OutboundMessage {
   const id = msgId ?? randomUUID();
   return {
     topic,
@@ -107,14 +112,14 @@ export class ContractIntake implements FlowControl {
   }
 
   /** Resolves once `condition` holds, re-checked on every delivery. */
-  async until(condition: () => boolean, describe: () => string, timeoutMs: number): Promise<void> {
-    const signal = until(condition, describe);
+  until(condition: () => boolean, describe: () => string, timeoutMs: number): Promise<void> {
+    return untilAcross([this], condition, describe, timeoutMs);
+  }
+
+  /** Re-checks `signal` on every delivery until the returned function is called. */
+  watch(signal: Signal): () => void {
     this.#signals.add(signal);
-    try {
-      await signal.wait(timeoutMs);
-    } finally {
-      this.#signals.delete(signal);
-    }
+    return () => this.#signals.delete(signal);
   }
 
   bodies(): string[] {
@@ -123,5 +128,21 @@ export class ContractIntake implements FlowControl {
 
   #changed(): void {
     for (const signal of this.#signals) signal.check();
+  }
+}
+
+/** Resolves once `condition` holds, re-checked on every delivery to any of `intakes`. */
+export async function untilAcross(
+  intakes: readonly ContractIntake[],
+  condition: () => boolean,
+  describe: () => string,
+  timeoutMs: number,
+): Promise<void> {
+  const signal = until(condition, describe);
+  const unwatch = intakes.map((intake) => intake.watch(signal));
+  try {
+    await signal.wait(timeoutMs);
+  } finally {
+    for (const stop of unwatch) stop();
   }
 }

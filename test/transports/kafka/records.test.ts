@@ -46,7 +46,7 @@ describe('record headers', () => {
     assert.equal(back[Headers.correlationId], 'corr-1');
   });
 
-  it('adds nothing transport-specific and knows no other transport\'s header names', () => {
+  it("adds nothing transport-specific and knows no other transport's header names", () => {
     const record = toRecordHeaders({ [Headers.eventId]: 'e1', 'Nats-Msg-Id': 'user-set' });
     const names = [...record.keys()].map((k) => k.toString());
     assert.deepEqual(names, [Headers.eventId, 'Nats-Msg-Id']);
