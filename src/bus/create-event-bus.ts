@@ -3,6 +3,7 @@
  * one actor pool per subscription, and the single graceful shutdown path.
  */
 import { context, propagation, trace } from '@opentelemetry/api';
+import { closeDeadline, settledOrAborted } from '../core/close-deadline.ts';
 import {
   createEnvelope,
   type Envelope,
@@ -27,6 +28,7 @@ import type {
   TransportFeatures,
 } from '../core/transport.ts';
 import type {
+  CloseOptions,
   EnvelopeHandler,
   EventBus,
   HealthReport,
@@ -391,25 +393,31 @@ class EventBusImpl implements EventBus {
     return report;
   }
 
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.timeoutMs ?? this.#options.closeTimeoutMs);
+  close(options?: CloseOptions): Promise<void> {
+    if (this.#closing) return this.#closing;
+    let deadline: AbortSignal;
+    try {
+      deadline = closeDeadline(options, this.#options.closeTimeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#closing = this.#close(deadline);
     return this.#closing;
   }
 
-  async #close(timeoutMs: number): Promise<void> {
-    const started = Date.now();
-    const remaining = (): number => Math.max(1000, timeoutMs - (Date.now() - started));
+  /** One deadline for every stage: no stage gets time of its own beyond it. */
+  async #close(deadline: AbortSignal): Promise<void> {
     try {
       // Handlers drain with the bus still taking their publishes (follow-ups).
-      await Promise.all([...this.#subscriptions].map((s) => s.close({ timeoutMs })));
+      await Promise.all([...this.#subscriptions].map((s) => s.close({ signal: deadline })));
       this.#refusingPublishes = true;
       this.#window.close(new BusClosedError());
       // Accepted publishes, retries included, get until the deadline to be acknowledged.
-      await raceDeadline(this.#window.whenEmpty(), remaining(), () => undefined).catch(() => {});
+      await settledOrAborted(this.#window.whenEmpty(), deadline);
       // Then nothing more is attempted: publishes waiting to be retried fail now,
       // those on the wire get a TimeoutError result from the transport's close.
       this.#publishing.stopRetrying();
-      await this.#transport.close(AbortSignal.timeout(remaining()));
+      await this.#transport.close(deadline);
     } catch (error) {
       this.#options.logger.error({ err: error }, 'error while closing the bus');
     } finally {

@@ -114,7 +114,16 @@ export interface SubscribeOptions {
   readonly signal?: AbortSignal;
 }
 
-export interface Subscription {
+/**
+ * How long a close may take: until `timeoutMs` passes or `signal` aborts,
+ * whichever comes first (default timeout: the bus's `closeTimeoutMs`).
+ */
+export interface CloseOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+export interface Subscription extends AsyncDisposable {
   readonly topic: string;
   readonly group: string;
   /**
@@ -126,8 +135,8 @@ export interface Subscription {
    * the aggregate. A replayed event that fails again parks the aggregate again.
    */
   resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
-  /** Stop intake, let in-flight work finish (up to timeoutMs), release the rest. */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  /** Stop intake, let in-flight work finish (until the deadline), release the rest. Idempotent. */
+  close(options?: CloseOptions): Promise<void>;
   readonly closed: Promise<void>;
 }
 
@@ -211,7 +220,7 @@ export interface EventBus extends AsyncDisposable {
    * wait for publish acks; disconnect. Publishes are refused once the
    * subscriptions are closed.
    */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   readonly closed: Promise<void>;
 }
 
