@@ -1,11 +1,12 @@
 /**
- * Conformance scenarios: failures. Handler errors are retried, poison events
- * dead-lettered (or parked), malformed bytes dead-lettered with a reason, and
- * close with work in flight loses nothing.
+ * Conformance scenarios: failures and shutdown. Handler errors are retried,
+ * poison events dead-lettered (or parked), malformed bytes dead-lettered with
+ * a reason; subscriptions closing concurrently, a publisher closing with
+ * thousands of publishes pending, and a consumer closing with work in flight
+ * lose nothing.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { it } from 'node:test';
 import { Headers } from '../core/envelope.ts';
 import type { PublishResult } from '../core/types.ts';
 import { createOrderChecker, formatReport } from './checker.ts';
@@ -14,7 +15,7 @@ import { deferred, until } from './waiters.ts';
 
 /** Registers the scenarios (inside the suite's describe). */
 export function runFailureScenarios(kit: ConformanceKit): void {
-  const { bus, open, timeout, target } = kit;
+  const { it, bus, open, n, timeout, target } = kit;
 
   it('a failed first delivery is retried and everything arrives (resend on error)', async () => {
     const topic = uniqueTopic('resend');
@@ -199,6 +200,68 @@ export function runFailureScenarios(kit: ConformanceKit): void {
       reasons.some((r) => /empty body/.test(r)),
       `reasons: ${reasons.join(' | ')}`,
     );
+  });
+
+  it('concurrent subscribe/close leaves the group working', async () => {
+    const topic = uniqueTopic('concurrent-close');
+    const consumer = await bus();
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const s = await consumer.subscribeEnvelope(topic, () => {}, { group: 'cc' });
+        await s.close();
+      }),
+    );
+    const checker = createOrderChecker();
+    const producer = await bus({ onPublishResult: ackInto(checker) });
+    await publishMany(producer, topic, { total: 50, keys: 5, publishers: 5, checker });
+    await producer.flush();
+    const done = until(
+      () => checker.outstanding() === 0,
+      () => formatReport(checker.report()),
+    );
+    await consumer.subscribeEnvelope(
+      topic,
+      (env) => {
+        checker.observe(env.eventId, env.aggregateId, env.eventVersion);
+        done.check();
+      },
+      { group: 'cc' },
+    );
+    await done.wait(timeout / 2);
+    assertClean(checker);
+  });
+
+  it(`${n(10_000)} messages then publisher close: every accepted publish has a result and arrives`, async () => {
+    const topic = uniqueTopic('pubclose');
+    const checker = createOrderChecker();
+    const results: PublishResult[] = [];
+    const producer = await bus({
+      onPublishResult: (r) => {
+        results.push(r);
+        ackInto(checker)(r);
+      },
+    });
+    const ids = await publishMany(producer, topic, {
+      total: n(10_000),
+      keys: 100,
+      publishers: 20,
+      checker,
+    });
+    await producer.close();
+    open.delete(producer);
+    assert.equal(results.length, ids.length, 'exactly one result per accepted publish');
+    assert.equal(new Set(results.map((r) => r.eventId)).size, ids.length);
+    const consumer = await bus();
+    const done = until(
+      () => checker.outstanding() === 0,
+      () => formatReport(checker.report()),
+    );
+    await consumer.subscribeEnvelope(topic, (env) => {
+      checker.observe(env.eventId, env.aggregateId, env.eventVersion);
+      done.check();
+    });
+    await done.wait(timeout / 2);
+    assertClean(checker);
   });
 
   it('close with in-flight work: every publish settles, nothing acked that was not processed', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { it as nodeIt, type TestContext, type TestOptions } from 'node:test';
 import type { EventBusOptions } from '../bus/options.ts';
 import type { TransportFeatures } from '../core/transport.ts';
 import type { EventBus, PublishResult } from '../core/types.ts';
@@ -24,7 +25,31 @@ export interface ConformanceTarget {
   readonly timeoutMs?: number;
 }
 
+/** node:test's `it`, with the target's per-scenario timeout. */
+export interface ScenarioIt {
+  (name: string, fn: (t: TestContext) => Promise<void>): void;
+  (name: string, options: TestOptions, fn: (t: TestContext) => Promise<void>): void;
+}
+
+/**
+ * The timeout goes on each scenario: on the suite's describe it would bound
+ * the whole suite (node:test suites time out as a whole), and a slow machine
+ * then cancels the last scenarios.
+ */
+export function scenarioIt(timeout: number): ScenarioIt {
+  return (
+    name: string,
+    a: TestOptions | ((t: TestContext) => Promise<void>),
+    b?: (t: TestContext) => Promise<void>,
+  ): void => {
+    const [options, fn] = typeof a === 'function' ? [{}, a] : [a, b];
+    void nodeIt(name, { timeout, ...options }, fn);
+  };
+}
+
 export interface ConformanceKit {
+  /** Registers one scenario (with the per-scenario timeout). */
+  readonly it: ScenarioIt;
   readonly target: ConformanceTarget;
   /** A new bus on the target (closed after the suite unless removed from `open`). */
   bus(overrides?: Partial<BusOverrides>): Promise<EventBus>;

@@ -3,14 +3,13 @@
  * concurrency and under handler failures, judged by the order checker.
  */
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
 import { createOrderChecker, formatReport } from './checker.ts';
 import { ackInto, assertClean, type ConformanceKit, publishMany, uniqueTopic } from './conformance-kit.ts';
 import { until } from './waiters.ts';
 
 /** Registers the scenarios (inside the suite's describe). */
 export function runOrderingScenarios(kit: ConformanceKit): void {
-  const { bus, n, timeout } = kit;
+  const { it, bus, n, timeout } = kit;
 
   it(`per-key order holds for ${n(1000)} messages over 16 keys`, async () => {
     const topic = uniqueTopic('order');

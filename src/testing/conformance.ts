@@ -11,7 +11,7 @@ import type { TransportFeatures } from '../core/transport.ts';
 import type { EventBus } from '../core/types.ts';
 import { runDeliveryScenarios } from './conformance-delivery.ts';
 import { runFailureScenarios } from './conformance-failures.ts';
-import type { ConformanceKit, ConformanceTarget } from './conformance-kit.ts';
+import { type ConformanceKit, type ConformanceTarget, scenarioIt } from './conformance-kit.ts';
 import { runOrderingScenarios } from './conformance-ordering.ts';
 
 export type { BusOverrides, ConformanceKit, ConformanceTarget } from './conformance-kit.ts';
@@ -25,6 +25,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
   let declared: TransportFeatures | undefined;
   const open = new Set<EventBus>();
   const kit: ConformanceKit = {
+    it: scenarioIt(timeout),
     target,
     open,
     timeout,
@@ -40,7 +41,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     },
   };
 
-  describe(`conformance: ${target.name}`, { timeout }, () => {
+  describe(`conformance: ${target.name}`, () => {
     before(async () => {
       declared = (await kit.bus()).features;
     });
