@@ -213,8 +213,9 @@ export interface Transport {
 
 /**
  * What `createEventBus({ transport })` takes: `nats({...})`, `kafka({...})`,
- * `memory({...})` or a transport of your own. `create` is called once, by the
- * bus, which then owns the transport (and closes it).
+ * `memory({...})` or a transport of your own. Each `create` call makes a new
+ * transport: the bus calls it once and then owns the result (and closes it);
+ * the contract suite calls it once per member it needs.
  */
 export interface TransportFactory {
   /** The transport's name (`Transport.kind`), known before it connects. */
