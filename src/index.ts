@@ -54,7 +54,25 @@ export type {
   StandardSchemaV1Issue,
   StandardSchemaV1Result,
 } from './core/standard-schema.ts';
-export type { TransportFeatures, TransportKind } from './core/transport.ts';
+export type {
+  DeliveryLane,
+  FlowControl,
+  InboundMessage,
+  MessageKind,
+  OutboundMessage,
+  ParkedEntry,
+  ParkingLot,
+  PublishCallback,
+  PublishOutcome,
+  Transport,
+  TransportContext,
+  TransportFactory,
+  TransportFeatures,
+  TransportHealth,
+  TransportKind,
+  TransportSubscribeOptions,
+  TransportSubscription,
+} from './core/transport.ts';
 export type {
   BackoffOptions,
   DeadLetterPolicy,
@@ -81,6 +99,7 @@ export {
   type ReadinessBody,
   startMetricsServer,
 } from './metrics/http.ts';
+export type { GroupMetrics } from './metrics/metrics.ts';
 export type {
   KafkaCompression,
   KafkaCredential,
@@ -94,7 +113,7 @@ export type {
   MemoryGroupOptions,
   MemoryTransportOptions,
 } from './transports/memory/index.ts';
-export { createMemoryBroker } from './transports/memory/index.ts';
+export { createMemoryBroker, memory } from './transports/memory/index.ts';
 export type {
   NatsConsumerOptions,
   NatsGroupOptions,

@@ -2,6 +2,7 @@
  * The event bus: envelopes in and out, the publish window and its results,
  * one actor pool per subscription, and the single graceful shutdown path.
  */
+import { closeDeadline, settledOrAborted } from '../core/close-deadline.ts';
 import {
   createEnvelope,
   type Envelope,
@@ -23,10 +24,10 @@ import type {
   ParkingLot,
   PublishOutcome,
   Transport,
-  TransportContext,
-  TransportKind,
+  TransportFeatures,
 } from '../core/transport.ts';
 import type {
+  CloseOptions,
   EnvelopeHandler,
   EventBus,
   HealthReport,
@@ -52,28 +53,8 @@ import type { TopicSchemas } from './schema.ts';
 import { BusSubscription } from './subscription.ts';
 import { envelopeTaskFactory, rawTaskFactory } from './tasks.ts';
 import { startPublishSpan, traceEnvelopeHandler, traceRawHandler } from './tracing.ts';
+import { transportFactoryFor } from './transport-registry.ts';
 import type { SchemaInputs, SchemaOutputs, TopicMap, TypedEventBus } from './typed-topics.ts';
-
-type TransportFactory = (options: unknown, ctx: TransportContext) => Promise<Transport>;
-
-const factoryNames: Record<TransportKind, string> = {
-  memory: 'createMemoryTransport',
-  nats: 'createNatsTransport',
-  kafka: 'createKafkaTransport',
-};
-
-/**
- * Transports are loaded on demand so the core never loads a broker client the
- * application does not use. Works from `src/` (.ts) and `dist/` (.js).
- */
-async function loadTransport(options: EventBusOptions, ctx: TransportContext): Promise<Transport> {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const url = new URL(`../transports/${options.transport}/index${ext}`, import.meta.url);
-  const mod = (await import(url.href)) as Record<string, TransportFactory>;
-  const factory = mod[factoryNames[options.transport]];
-  if (!factory) throw new InvalidArgumentError(`Transport ${options.transport} has no factory`);
-  return factory(options[options.transport], ctx);
-}
 
 const TOPIC_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -87,7 +68,8 @@ function assertTopic(topic: unknown): asserts topic is string {
 
 class EventBusImpl implements EventBus {
   readonly clientId: string;
-  readonly transport: TransportKind;
+  readonly transport: string;
+  readonly features: TransportFeatures;
   readonly closed: Promise<void>;
   /** The typed bus's untyped view (typed-topics.ts): the same bus. */
   readonly untyped: EventBus = this;
@@ -108,6 +90,7 @@ class EventBusImpl implements EventBus {
     this.#options = options;
     this.clientId = options.clientId;
     this.transport = transport.kind;
+    this.features = transport.features;
     this.#transport = transport;
     this.#metrics = metrics;
     this.#results = new PublishResultHub(
@@ -362,6 +345,7 @@ class EventBusImpl implements EventBus {
       deadLetterTopic,
       request,
       this.#transport.maxPayloadBytes,
+      this.#transport.ownedHeaders,
     );
     const preparing = this.#ensureTopic(message.topic, 'envelope');
     if (preparing) await preparing;
@@ -436,25 +420,31 @@ class EventBusImpl implements EventBus {
     return report;
   }
 
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.timeoutMs ?? this.#options.closeTimeoutMs);
+  close(options?: CloseOptions): Promise<void> {
+    if (this.#closing) return this.#closing;
+    let deadline: AbortSignal;
+    try {
+      deadline = closeDeadline(options, this.#options.closeTimeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#closing = this.#close(deadline);
     return this.#closing;
   }
 
-  async #close(timeoutMs: number): Promise<void> {
-    const started = Date.now();
-    const remaining = (): number => Math.max(1000, timeoutMs - (Date.now() - started));
+  /** One deadline for every stage: no stage gets time of its own beyond it. */
+  async #close(deadline: AbortSignal): Promise<void> {
     try {
       // Handlers drain with the bus still taking their publishes (follow-ups).
-      await Promise.all([...this.#subscriptions].map((s) => s.close({ timeoutMs })));
+      await Promise.all([...this.#subscriptions].map((s) => s.close({ signal: deadline })));
       this.#refusingPublishes = true;
       this.#window.close(new BusClosedError());
       // Accepted publishes, retries included, get until the deadline to be acknowledged.
-      await raceDeadline(this.#window.whenEmpty(), remaining(), () => undefined).catch(() => {});
+      await settledOrAborted(this.#window.whenEmpty(), deadline);
       // Then nothing more is attempted: publishes waiting to be retried fail now,
       // those on the wire get a TimeoutError result from the transport's close.
       this.#publishing.stopRetrying();
-      await this.#transport.close(AbortSignal.timeout(remaining()));
+      await this.#transport.close(deadline);
     } catch (error) {
       this.#options.logger.error({ err: error }, 'error while closing the bus');
     } finally {
@@ -517,7 +507,8 @@ export async function createEventBus(options: EventBusOptions): Promise<EventBus
   const resolved = resolveBusOptions(options);
   // Group metrics are asked for at subscribe time, once the bus's metrics exist.
   let busMetrics: BusMetrics = noopMetrics;
-  const transport = await loadTransport(options, {
+  const factory = await transportFactoryFor(options);
+  const transport = await factory.create({
     clientId: resolved.clientId,
     logger: resolved.logger,
     interop: resolved.interop,

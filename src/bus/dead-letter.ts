@@ -7,7 +7,9 @@
  * message that was close to it. Copied headers are dropped (largest first,
  * the envelope's identity headers last) until it fits; the reason is kept,
  * shortened only as a last resort. The size counted is exactly what the
- * transport sends (see encodedSize), Nats-Msg-Id and header framing included.
+ * transport sends (see encodedSize), the message-id header and framing included.
+ * The transport's own wire headers (Transport.ownedHeaders) are not copied:
+ * they belonged to the delivered copy, and the re-publish gets its own.
  */
 import { createHash } from 'node:crypto';
 import { encodedSize, Headers } from '../core/envelope.ts';
@@ -50,12 +52,14 @@ export function deadLetterMessage(
   deadLetterTopic: string,
   request: DeadLetterRequest,
   limit: number,
+  transportHeaders: readonly string[] = [],
 ): OutboundMessage {
   const parked = request.disposition === 'parked';
   const original = request.task.message;
   const read = readHeaders(original);
   const copied: Record<string, string> = read instanceof DecodeError ? {} : { ...read };
-  delete copied[Headers.natsMsgId];
+  const owned = new Set(transportHeaders.map((name) => name.toLowerCase()));
+  for (const name of Object.keys(copied)) if (owned.has(name.toLowerCase())) delete copied[name];
   // A replayed parked event carries the X-DLQ-* headers of its first parking: they are rewritten.
   for (const name of Object.keys(copied)) {
     if (name.startsWith('X-DLQ-') && name !== Headers.deadLetterReplayOf) delete copied[name];

@@ -3,16 +3,22 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import { assertSupportedRuntime } from '../core/runtime.ts';
-import type { TransportKind } from '../core/transport.ts';
+import type { TransportFactory, TransportKind } from '../core/transport.ts';
 import type { EventBusOptionsBase, MetricsOptions, Middleware, PublishResult } from '../core/types.ts';
 import type { KafkaTransportOptions } from '../transports/kafka/options.ts';
 import type { MemoryTransportOptions } from '../transports/memory/options.ts';
 import type { NatsTransportOptions } from '../transports/nats/options.ts';
 import { resolveMiddleware } from './middleware.ts';
 import { SchemaRegistry, type TopicSchemas } from './schema.ts';
+import { builtinTransportKinds, isBuiltinKind } from './transport-registry.ts';
 
 export interface EventBusOptions extends EventBusOptionsBase {
-  readonly transport: TransportKind;
+  /**
+   * `nats({...})`, `kafka({...})`, `memory({...})` (from `jxt-eventbus/nats`,
+   * `jxt-eventbus/kafka` and `jxt-eventbus`) or a transport of your own; or a
+   * built-in's name, with its options under the key of that name.
+   */
+  readonly transport: TransportKind | TransportFactory;
   readonly memory?: MemoryTransportOptions;
   /** NATS settings (see `jxt-eventbus/nats`): servers, streamPrefix, stream, consumer and publish limits. */
   readonly nats?: NatsTransportOptions;
@@ -47,7 +53,6 @@ export interface EventBusOptions extends EventBusOptionsBase {
 }
 
 export interface ResolvedBusOptions {
-  readonly transport: TransportKind;
   readonly clientId: string;
   readonly logger: Logger;
   readonly metrics: MetricsOptions;
@@ -72,8 +77,6 @@ export const busDefaults = {
   publishOrdering: 'aggregate',
   interop: 'none',
 } as const;
-
-const transports: readonly TransportKind[] = ['memory', 'nats', 'kafka'];
 
 const busOptionKeys = optionKeys<EventBusOptions>({
   transport: true,
@@ -108,11 +111,7 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
     throw new InvalidArgumentError(`Expected an options object, got ${String(options)}`);
   }
   rejectUnknownKeys('', options, busOptionKeys);
-  if (!transports.includes(options.transport)) {
-    throw new InvalidArgumentError(
-      `Expected \`transport\` to be one of ${transports.join(', ')}, got ${String(options.transport)}`,
-    );
-  }
+  checkTransport(options);
   if (typeof options.clientId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(options.clientId)) {
     throw new InvalidArgumentError(
       `Expected \`clientId\` to be 1-64 characters of [A-Za-z0-9_-], got ${JSON.stringify(options.clientId)}`,
@@ -126,7 +125,6 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
   const logger = options.logger ?? silentLogger;
   warnIfPerInstance(options.clientId, logger);
   return {
-    transport: options.transport,
     clientId: options.clientId,
     logger,
     metrics: options.metrics ?? {},
@@ -203,4 +201,34 @@ function resolveScope(value: unknown): 'aggregate' | 'event' {
     );
   }
   return value;
+}
+
+/** A built-in's name (its options, if any, under that key) or a factory (its options inside it). */
+function checkTransport(options: EventBusOptions): void {
+  const { transport } = options;
+  if (isBuiltinKind(transport)) return;
+  const factory = transport as Partial<TransportFactory> | null;
+  if (
+    typeof factory !== 'object' ||
+    factory === null ||
+    typeof factory.kind !== 'string' ||
+    factory.kind === '' ||
+    typeof factory.create !== 'function'
+  ) {
+    throw new InvalidArgumentError(
+      `Expected \`transport\` to be one of ${builtinTransportKinds.join(', ')} or a transport factory ({ kind, create }) such as nats({...}), got ${describe(transport)}`,
+    );
+  }
+  for (const key of builtinTransportKinds) {
+    if (options[key] !== undefined) {
+      throw new InvalidArgumentError(
+        `Expected no \`${key}\` options with a transport factory: pass them to the factory, e.g. ${key}({...})`,
+      );
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  return value === null ? 'null' : typeof value;
 }

@@ -4,6 +4,8 @@
  * actors finish within the deadline → nak whatever did not finish → release
  * the broker consumer.
  */
+
+import { closeDeadline } from '../core/close-deadline.ts';
 import {
   BusClosedError,
   DecodeError,
@@ -21,7 +23,7 @@ import type {
   Transport,
   TransportSubscription,
 } from '../core/transport.ts';
-import type { Subscription } from '../core/types.ts';
+import type { CloseOptions, Subscription } from '../core/types.ts';
 import type { ActorPool, PoolTask, ResolvedPoolOptions } from '../dispatch/types.ts';
 import { replayMessages } from './replay.ts';
 
@@ -174,21 +176,34 @@ export class BusSubscription implements Subscription {
     return { resumed: true, replayed: entries.length };
   }
 
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.timeoutMs ?? this.#parts.defaultCloseTimeoutMs);
+  close(options?: CloseOptions): Promise<void> {
+    if (this.#closing) return this.#closing;
+    let deadline: AbortSignal;
+    try {
+      deadline = closeDeadline(options, this.#parts.defaultCloseTimeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#closing = this.#close(deadline);
     return this.#closing;
   }
 
-  async #close(timeoutMs: number): Promise<void> {
-    const { pool, logger } = this.#parts;
-    const deadline = AbortSignal.timeout(timeoutMs);
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(deadline: AbortSignal): Promise<void> {
+    const { pool, logger, transport } = this.#parts;
     try {
       await this.#transportSub?.stop();
       const result = await pool.drain(deadline);
       if (result.abandoned > 0) {
         logger.warn(
           { topic: this.topic, group: this.group, abandoned: result.abandoned },
-          'close deadline reached: unfinished messages were released for redelivery',
+          // Read from the transport's features: a Kafka nak is read again only after a rebalance or restart.
+          transport.features.nakRedelivers
+            ? 'close deadline reached: unfinished messages were released for redelivery'
+            : 'close deadline reached: unfinished messages were released; the group reads them again after its next rebalance or restart',
         );
       }
       await this.#transportSub?.close();

@@ -68,7 +68,7 @@ function endWithResult(span: Span, result: PublishResult): void {
  * before it was sent. Nothing is allocated per publish when tracing is off.
  */
 export function startPublishSpan(
-  system: TransportKind,
+  system: string,
   topic: string,
   messageId: string,
   headers: Record<string, string>,
@@ -119,11 +119,7 @@ function readableHeaders(ctx: MessageContext): Readonly<Record<string, string>> 
 }
 
 /** The attributes of a consumer span for one handler attempt. */
-function processAttributes(
-  system: TransportKind,
-  ctx: MessageContext,
-  messageId: string | undefined,
-): Attributes {
+function processAttributes(system: string, ctx: MessageContext, messageId: string | undefined): Attributes {
   const attributes: Attributes = {
     'messaging.system': system,
     'messaging.operation.type': 'process',
@@ -142,7 +138,7 @@ function processAttributes(
  * and returns what it returns: no promise is added per message.
  */
 function inProcessSpan(
-  system: TransportKind,
+  system: string,
   ctx: MessageContext,
   messageId: () => string | undefined,
   run: () => unknown,
@@ -186,10 +182,7 @@ async function runInSpan(span: Span, parent: Context, run: () => unknown): Promi
 }
 
 /** An envelope handler whose every attempt runs in a consumer span. */
-export function traceEnvelopeHandler<P>(
-  system: TransportKind,
-  handler: EnvelopeHandler<P>,
-): EnvelopeHandler<P> {
+export function traceEnvelopeHandler<P>(system: string, handler: EnvelopeHandler<P>): EnvelopeHandler<P> {
   return (envelope, ctx) =>
     inProcessSpan(
       system,
@@ -200,7 +193,7 @@ export function traceEnvelopeHandler<P>(
 }
 
 /** A raw handler whose every attempt runs in a consumer span. */
-export function traceRawHandler(system: TransportKind, handler: RawHandler): RawHandler {
+export function traceRawHandler(system: string, handler: RawHandler): RawHandler {
   return (data, ctx) =>
     inProcessSpan(
       system,

@@ -1,7 +1,8 @@
 /**
- * The contract between the bus core and a transport (memory, NATS, Kafka).
- * Internal: users never implement it directly, but every transport does, and
- * the conformance suite (`./testing`) runs the same scenarios against each.
+ * The contract between the bus core and a transport (memory, NATS, Kafka, or
+ * one written outside this package). Public: `createEventBus({ transport })`
+ * takes a {@link TransportFactory}; a transport author checks their transport
+ * with `runTransportContract` and `runConformanceSuite` (`jxt-eventbus/testing`).
  *
  * Split of responsibilities:
  * - the bus owns envelopes, the publish window, PublishResults, the actor pool,
@@ -18,9 +19,14 @@ import type { StartFrom } from './types.ts';
 
 export type MessageKind = 'envelope' | 'raw';
 
+/** The built-in transports, accepted by name as `createEventBus({ transport: 'nats' })`. */
 export type TransportKind = 'memory' | 'nats' | 'kafka';
 
-/** What a transport can do; the conformance suite is gated by these. */
+/**
+ * What a transport can do. Read by the bus (dead letters, shutdown), by the
+ * contract and conformance suites (which scenarios apply) and shown as
+ * `bus.features`: declare them honestly, the contract suite checks them.
+ */
 export interface TransportFeatures {
   /** Messages survive a subscriber going away and are delivered later. */
   readonly persistent: boolean;
@@ -28,8 +34,17 @@ export interface TransportFeatures {
   readonly consumerGroups: boolean;
   /** A new group sees messages published before it subscribed. */
   readonly newSubscriberReceivesOldMessages: boolean;
-  /** The broker de-duplicates by message id (Nats-Msg-Id). */
+  /** The broker de-duplicates a re-send with the same `msgId` (within some window). */
   readonly brokerDeduplication: boolean;
+  /**
+   * A nak-ed message is delivered again while the group keeps running. False:
+   * it is read again only after the group's assignment changes or it restarts
+   * (Kafka: the committed offset stays before it). The bus retries handlers in
+   * place either way; a nak only hands work back at shutdown or after a crash.
+   */
+  readonly nakRedelivers: boolean;
+  /** `nak(delayMs)` holds the redelivery back for about `delayMs`. */
+  readonly nakDelay: boolean;
 }
 
 export interface OutboundMessage {
@@ -37,7 +52,7 @@ export interface OutboundMessage {
   readonly kind: MessageKind;
   /** Encoded body. */
   readonly data: Uint8Array;
-  /** Wire headers (X-Event-ID, …); the transport adds its own (Nats-Msg-Id). */
+  /** Wire headers (X-Event-ID, …); the transport adds its own (see Transport.ownedHeaders). */
   readonly headers: Readonly<Record<string, string>>;
   /** Broker de-duplication id: the eventId for envelopes. */
   readonly msgId: string;
@@ -167,8 +182,15 @@ export interface TransportHealth {
 }
 
 export interface Transport {
-  readonly kind: TransportKind;
+  /** Its name in health reports and metrics ('nats', 'kafka', 'memory', 'redis-streams', …). */
+  readonly kind: string;
   readonly features: TransportFeatures;
+  /**
+   * Headers this transport adds on the wire (NATS: `Nats-Msg-Id`). They come
+   * back on delivered messages but belong to that one wire copy, so the bus
+   * drops them before it re-publishes a delivered message (dead letter, park).
+   */
+  readonly ownedHeaders?: readonly string[];
   /** Largest encoded message (body + headers) the broker accepts. */
   readonly maxPayloadBytes: number;
   /**
@@ -190,6 +212,18 @@ export interface Transport {
   health(): TransportHealth;
   /** Waits (up to the deadline) for outstanding sends, then disconnects. */
   close(deadline: AbortSignal): Promise<void>;
+}
+
+/**
+ * What `createEventBus({ transport })` takes: `nats({...})`, `kafka({...})`,
+ * `memory({...})` or a transport of your own. Each `create` call makes a new
+ * transport: the bus calls it once and then owns the result (and closes it);
+ * the contract suite calls it once per member it needs.
+ */
+export interface TransportFactory {
+  /** The transport's name (`Transport.kind`), known before it connects. */
+  readonly kind: string;
+  create(ctx: TransportContext): Promise<Transport>;
 }
 
 /** What every transport factory receives from the bus. */

@@ -2,7 +2,7 @@
 import type { Envelope, EnvelopeInput } from './envelope.ts';
 import type { EventBusError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import type { TransportKind } from './transport.ts';
+import type { TransportFeatures } from './transport.ts';
 
 export interface PublishResult {
   readonly eventId: string;
@@ -139,7 +139,16 @@ export interface SubscribeOptions {
 /** Where a new consumer group starts reading (see SubscribeOptions.startFrom). */
 export type StartFrom = 'earliest' | 'latest';
 
-export interface Subscription {
+/**
+ * How long a close may take: until `timeoutMs` passes or `signal` aborts,
+ * whichever comes first (default timeout: the bus's `closeTimeoutMs`).
+ */
+export interface CloseOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+export interface Subscription extends AsyncDisposable {
   readonly topic: string;
   readonly group: string;
   /**
@@ -151,8 +160,8 @@ export interface Subscription {
    * the aggregate. A replayed event that fails again parks the aggregate again.
    */
   resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
-  /** Stop intake, let in-flight work finish (up to timeoutMs), release the rest. */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  /** Stop intake, let in-flight work finish (until the deadline), release the rest. Idempotent. */
+  close(options?: CloseOptions): Promise<void>;
   readonly closed: Promise<void>;
 }
 
@@ -163,7 +172,8 @@ export interface PublishResultStream extends AsyncIterable<PublishResult> {
 
 export interface HealthReport {
   readonly status: 'ok' | 'degraded' | 'closed';
-  readonly transport: TransportKind;
+  /** The transport's kind ('nats', 'kafka', 'memory', or a transport's own name). */
+  readonly transport: string;
   readonly connected: boolean;
   readonly pendingPublishes: number;
   /** Publishes that failed an attempt (timeout, disconnect) and are being retried by the bus. */
@@ -195,7 +205,10 @@ export interface HealthReport {
 
 export interface EventBus extends AsyncDisposable {
   readonly clientId: string;
-  readonly transport: TransportKind;
+  /** The transport's kind ('nats', 'kafka', 'memory', or a transport's own name). */
+  readonly transport: string;
+  /** What the transport can do (redelivery, consumer groups, de-duplication, …). */
+  readonly features: TransportFeatures;
   publish(topic: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAccepted>;
   publishEnvelope<P>(
     topic: string,
@@ -239,7 +252,7 @@ export interface EventBus extends AsyncDisposable {
    * wait for publish acks; disconnect. Publishes are refused once the
    * subscriptions are closed.
    */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   readonly closed: Promise<void>;
 }
 

@@ -17,5 +17,7 @@ export {
 } from './checker.ts';
 export type { BusOverrides, ConformanceTarget } from './conformance.ts';
 export { runConformanceSuite } from './conformance.ts';
+export type { TransportContractOptions } from './contract.ts';
+export { runTransportContract } from './contract.ts';
 export type { PollOptions, Signal } from './waiters.ts';
 export { deferred, pollUntil, until } from './waiters.ts';

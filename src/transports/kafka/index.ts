@@ -4,7 +4,7 @@
  * See README.md in this folder for the delivery, commit and rebalance rules.
  */
 import { importOptional } from '../../core/optional-dependency.ts';
-import type { Transport, TransportContext } from '../../core/transport.ts';
+import type { Transport, TransportContext, TransportFactory } from '../../core/transport.ts';
 import type { KafkaTransportOptions } from './options.ts';
 
 export type {
@@ -29,4 +29,13 @@ export async function createKafkaTransport(
   await importOptional('@platformatic/kafka', 'the Kafka transport');
   const { createKafkaTransport: create } = await import('./create.ts');
   return create(options, ctx);
+}
+
+/**
+ * `createEventBus({ transport: kafka({ brokers }) })`. @platformatic/kafka is
+ * imported, the options validated and the producer connected when the bus
+ * creates the transport.
+ */
+export function kafka(options: KafkaTransportOptions): TransportFactory {
+  return { kind: 'kafka', create: (ctx) => createKafkaTransport(options, ctx) };
 }

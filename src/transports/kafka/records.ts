@@ -3,41 +3,37 @@
  * record key, value, and the partition a key goes to.
  *
  * - Record headers are the message's headers (X-Event-ID, X-Aggregate-ID, …),
- *   UTF-8, and nothing NATS-specific: `Nats-Msg-Id` is dropped if present.
+ *   UTF-8, passed as given: another transport's wire headers never reach
+ *   here (each transport adds its own and the bus drops them before a re-publish).
  * - Record key = the aggregate id (so one aggregate stays in one partition).
  * - Partition = murmur2(key) & 0x7fffffff, the Java client's default, so
  *   producers in other languages agree on an aggregate's partition. Messages
  *   without a key go round-robin.
  */
-import { Headers } from '../../core/envelope.ts';
-
-const NATS_ONLY = new Set([Headers.natsMsgId.toLowerCase()]);
-
 /**
  * Header names as bytes, encoded once: every event carries the same few names
  * (X-Event-ID, …). The client only reads these buffers. Bounded, so that
  * arbitrary user header names cannot grow it without limit.
  */
-const nameBytes = new Map<string, Buffer | null>();
+const nameBytes = new Map<string, Buffer>();
 const MAX_CACHED_NAMES = 256;
 
-function headerName(name: string): Buffer | null {
+function headerName(name: string): Buffer {
   let bytes = nameBytes.get(name);
   if (bytes === undefined) {
-    bytes = NATS_ONLY.has(name.toLowerCase()) ? null : Buffer.from(name, 'utf8');
+    bytes = Buffer.from(name, 'utf8');
     if (nameBytes.size < MAX_CACHED_NAMES) nameBytes.set(name, bytes);
   }
   return bytes;
 }
 
-/** Message headers → Kafka record headers (UTF-8 bytes), without NATS-only headers. */
+/** Message headers → Kafka record headers (UTF-8 bytes). */
 export function toRecordHeaders(headers: Readonly<Record<string, string>>): Map<Buffer, Buffer> {
   const out = new Map<Buffer, Buffer>();
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    const bytes = headerName(name);
-    if (bytes !== null) out.set(bytes, Buffer.from(value, 'utf8'));
+    out.set(headerName(name), Buffer.from(value, 'utf8'));
   }
   return out;
 }

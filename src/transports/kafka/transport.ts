@@ -56,6 +56,10 @@ export class KafkaTransport implements Transport {
       newSubscriberReceivesOldMessages: options.autoOffsetReset === 'earliest',
       // Idempotence de-duplicates the producer's own retries, not a re-send of the same eventId.
       brokerDeduplication: false,
+      // A nak holds the partition's commit watermark; the message is read again
+      // after a rebalance or restart, not while this assignment lives (commit-tracker.ts).
+      nakRedelivers: false,
+      nakDelay: false,
     };
     this.#topics = new TopicManager(clients.admin, options, ctx.logger);
     this.#publisher = new KafkaPublisher(clients.producer, options, {

@@ -1,4 +1,4 @@
 export type { MemoryBroker, MemoryBrokerOptions, StoredMessage } from './broker.ts';
 export { createMemoryBroker, defaultMemoryBroker } from './broker.ts';
 export type { MemoryChaosOptions, MemoryGroupOptions, MemoryTransportOptions } from './options.ts';
-export { createMemoryTransport } from './transport.ts';
+export { createMemoryTransport, memory } from './transport.ts';

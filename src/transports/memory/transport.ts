@@ -10,6 +10,7 @@ import type {
   PublishOutcome,
   Transport,
   TransportContext,
+  TransportFactory,
   TransportFeatures,
   TransportHealth,
   TransportSubscribeOptions,
@@ -28,6 +29,9 @@ class MemoryTransport implements Transport {
     consumerGroups: true,
     newSubscriberReceivesOldMessages: true,
     brokerDeduplication: true,
+    // Envelope subscriptions: raw messages are at-most-once (see shared-subscription.ts).
+    nakRedelivers: true,
+    nakDelay: true,
   };
   readonly maxPayloadBytes: number;
   readonly #broker: MemoryBroker;
@@ -144,4 +148,9 @@ export async function createMemoryTransport(
 ): Promise<Transport> {
   const resolved = resolveMemoryOptions(options);
   return new MemoryTransport(options?.broker ?? defaultMemoryBroker(), resolved, ctx);
+}
+
+/** `createEventBus({ transport: memory({ broker }) })`: the in-process transport. */
+export function memory(options?: MemoryTransportOptions): TransportFactory {
+  return { kind: 'memory', create: (ctx) => createMemoryTransport(options, ctx) };
 }

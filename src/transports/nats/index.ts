@@ -4,7 +4,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { TransportError } from '../../core/errors.ts';
-import type { Transport, TransportContext } from '../../core/transport.ts';
+import type { Transport, TransportContext, TransportFactory } from '../../core/transport.ts';
 import { NatsConnectionManager } from './connection.ts';
 import { type NatsTransportOptions, resolveNatsOptions } from './options.ts';
 import { NatsTransport } from './transport.ts';
@@ -34,4 +34,12 @@ export async function createNatsTransport(
       { cause, retryable: false },
     );
   }
+}
+
+/**
+ * `createEventBus({ transport: nats({ servers }) })`. The options are
+ * validated and the connection made when the bus creates the transport.
+ */
+export function nats(options?: NatsTransportOptions): TransportFactory {
+  return { kind: 'nats', create: (ctx) => createNatsTransport(options, ctx) };
 }

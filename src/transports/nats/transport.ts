@@ -38,7 +38,12 @@ const FEATURES: TransportFeatures = Object.freeze({
   consumerGroups: true,
   newSubscriberReceivesOldMessages: true,
   brokerDeduplication: true,
+  nakRedelivers: true,
+  nakDelay: true,
 });
+
+/** Added by the publisher (broker de-duplication); never copied into a re-publish. */
+const OWNED_HEADERS: readonly string[] = Object.freeze(['Nats-Msg-Id']);
 
 /** Time left for draining the connection after pending publishes were settled. */
 const DRAIN_TIMEOUT_MS = 2_000;
@@ -46,6 +51,7 @@ const DRAIN_TIMEOUT_MS = 2_000;
 export class NatsTransport implements Transport {
   readonly kind = 'nats' as const;
   readonly features = FEATURES;
+  readonly ownedHeaders = OWNED_HEADERS;
   readonly #conn: NatsConnectionManager;
   readonly #jsm: JetStreamManager;
   readonly #options: ResolvedNatsOptions;

@@ -26,12 +26,6 @@ if (kafkaSkipReason === undefined) {
   });
   runConformanceSuite({
     name: 'kafka',
-    features: {
-      persistent: true,
-      consumerGroups: true,
-      newSubscriberReceivesOldMessages: true,
-      brokerDeduplication: false,
-    },
     createBus: (overrides) =>
       createEventBus({
         ...overrides,

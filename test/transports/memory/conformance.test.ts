@@ -6,12 +6,6 @@ const broker = createMemoryBroker();
 
 runConformanceSuite({
   name: 'memory',
-  features: {
-    persistent: true,
-    consumerGroups: true,
-    newSubscriberReceivesOldMessages: true,
-    brokerDeduplication: true,
-  },
   createBus: (overrides) =>
     createEventBus({ ...overrides, transport: 'memory', memory: { broker }, metrics: { enabled: false } }),
   injectRaw: async (topic, data, headers = {}) => {

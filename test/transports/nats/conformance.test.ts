@@ -26,12 +26,6 @@ for (const ackPolicy of ['explicit', 'all'] as const) {
 
     runConformanceSuite({
       name: `nats, ackPolicy ${ackPolicy}`,
-      features: {
-        persistent: true,
-        consumerGroups: true,
-        newSubscriberReceivesOldMessages: true,
-        brokerDeduplication: true,
-      },
       createBus: (overrides) =>
         createEventBus({
           ...overrides,

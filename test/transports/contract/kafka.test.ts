@@ -1,0 +1,32 @@
+/**
+ * The transport contract suite on Kafka: KAFKA_BROKERS when set, else the
+ * kfake test broker (KFAKE_BIN). Without either it skips with one line.
+ */
+import { after, before } from 'node:test';
+import { runTransportContract } from '../../../src/testing/index.ts';
+import { kafka } from '../../../src/transports/kafka/index.ts';
+import {
+  announceKafkaSkip,
+  type KafkaTestCluster,
+  kafkaForTests,
+  kafkaSkipReason,
+} from '../../harness/kafka-broker.ts';
+
+announceKafkaSkip('the Kafka transport contract');
+
+if (kafkaSkipReason === undefined) {
+  let cluster: KafkaTestCluster | undefined;
+  before(async () => {
+    cluster = await kafkaForTests();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  runTransportContract(
+    {
+      kind: 'kafka',
+      create: (ctx) => kafka({ brokers: [...(cluster?.brokers ?? [])] }).create(ctx),
+    },
+    { name: 'kafka', timeoutMs: 180_000 },
+  );
+}
