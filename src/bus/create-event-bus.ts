@@ -300,7 +300,6 @@ class EventBusImpl implements EventBus {
     // whoever touches it first decides its storage (`*.DLQ` is durable by name).
     if (options.deadLetterTopic !== undefined) await this.#ensureTopic(deadLetterTopic, 'envelope');
     const pool = createActorPool(poolOptions);
-    if (parkingLot !== undefined) pool.restoreParked(await parkingLot.list());
     const subscription = new BusSubscription({
       transport: this.#transport,
       pool,

@@ -122,10 +122,17 @@ export interface Subscription {
    * `<topic>.PARKED` through the handler, oldest first, and deleted there as
    * they settle; the aggregate's newer events wait until the replay is queued
    * and run after it. Resolves once the replayed events have settled, with how
-   * many there were; `resumed: false` when this subscription has not parked
-   * the aggregate. A replayed event that fails again parks the aggregate again.
+   * many there were; `resumed: false` when the aggregate is not parked. A
+   * replayed event that fails again parks the aggregate again. In a consumer
+   * group only the member that owns the aggregate's partition can replay in
+   * order: called on another member, the request goes to the owner (through
+   * the broker: the NATS `<prefix>_PARKED` bucket) and waits for its answer
+   * up to `timeoutMs` (default 30 s), then fails with `TimeoutError`.
    */
-  resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
+  resume(
+    aggregateId: string,
+    options?: { readonly timeoutMs?: number },
+  ): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
   /** Stop intake, let in-flight work finish (up to timeoutMs), release the rest. */
   close(options?: { timeoutMs?: number }): Promise<void>;
   readonly closed: Promise<void>;

@@ -109,6 +109,7 @@ export class NatsTransport implements Transport {
       topic,
       group,
       durable: durableNameFor(group),
+      member: this.#memberId,
     });
   }
 
@@ -272,6 +273,7 @@ export class NatsTransport implements Transport {
     this.#subscriptions.add(subscription);
     await subscription.start();
     return {
+      owns: (key) => subscription.owns(key),
       stop: async () => {
         await subscription.stop();
       },
