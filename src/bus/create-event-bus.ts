@@ -394,7 +394,8 @@ class EventBusImpl implements EventBus {
       };
     });
     const retrying = this.#publishing.retrying;
-    const degraded = !transport.connected || troubled || retrying > 0;
+    const transportProblems = transport.problems ?? [];
+    const degraded = !transport.connected || troubled || retrying > 0 || transportProblems.length > 0;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,
@@ -404,6 +405,7 @@ class EventBusImpl implements EventBus {
       oldestRetryingPublishMs: this.#publishing.oldestRetryingAgeMs(),
       subscriptions,
     };
+    if (transportProblems.length > 0) report.problems = transportProblems;
     if (transport.details) report.details = transport.details;
     return report;
   }

@@ -152,6 +152,8 @@ export interface HealthReport {
   readonly retryingPublishes: number;
   /** Age of the oldest publish being retried, ms (0 when none); `degraded` while above 0. */
   readonly oldestRetryingPublishMs: number;
+  /** What is wrong with the broker now (e.g. JetStream without quorum); absent when nothing is. */
+  readonly problems?: readonly string[];
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;

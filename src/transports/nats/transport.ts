@@ -22,6 +22,7 @@ import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackModeOf, ackWaitFor, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { KvLeaseStore } from './kv-lease-store.ts';
+import { JetStreamProbe } from './jetstream-probe.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 import { natsParkingLot, openParkedBucket } from './parking-lot.ts';
@@ -61,6 +62,8 @@ export class NatsTransport implements Transport {
   readonly #memberId = memberIdFor();
   /** Running fetch loops per `<stream>/<durable>`. */
   readonly #members = new Map<string, number>();
+  /** Whether JetStream answers, for health(). */
+  readonly #jetStream: JetStreamProbe;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -85,6 +88,8 @@ export class NatsTransport implements Transport {
       (subject) => this.#streams.repair(topicOfSubject(subject)),
       (message) => this.#subjectFor(message),
     );
+    this.#jetStream = new JetStreamProbe(jsm, logger, () => conn.connected);
+    this.#jetStream.start();
   }
 
   get maxPayloadBytes(): number {
@@ -287,8 +292,10 @@ export class NatsTransport implements Transport {
 
   health(): TransportHealth {
     const publish = this.#publisher.stats();
+    const jetStream = this.#jetStream.problem;
     return {
       connected: this.#conn.connected,
+      ...(jetStream === undefined ? {} : { problems: [jetStream] }),
       details: {
         server: this.#conn.server,
         pendingPublishes: publish.pending,
@@ -308,6 +315,7 @@ export class NatsTransport implements Transport {
    */
   close(deadline: AbortSignal): Promise<void> {
     this.#closing ??= (async () => {
+      this.#jetStream.stop();
       this.#publisher.beginClose();
       await Promise.all([...this.#subscriptions].map((s) => s.stop()));
       const limit = AbortSignal.any([deadline, AbortSignal.timeout(this.#options.closeTimeoutMs)]);
