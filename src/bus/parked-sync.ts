@@ -11,7 +11,7 @@
  * entry is still in the lot until the replay settled, and re-parking them
  * from that stale entry would hold their newer events for no reason.
  */
-import { toError } from '../core/errors.ts';
+import { TransportError, toError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ParkingLot, ResumeRequest } from '../core/transport.ts';
 import type { ActorPool } from '../dispatch/types.ts';
@@ -57,8 +57,17 @@ export class ParkedSync {
     await this.#watch?.stop();
   }
 
-  /** Marks `key` as being resumed by this member until `done` settles. */
+  /**
+   * Marks `key` as being resumed by this member until `done` settles. Reads
+   * the parked set first: a member that has just taken the aggregate over may
+   * not have re-read it yet, and would answer "not parked".
+   */
   async resuming<T>(key: string, done: () => Promise<T>): Promise<T> {
+    try {
+      await this.refresh();
+    } catch (error) {
+      throw new TransportError('Failed to read the parked aggregates before resuming', { cause: error });
+    }
     this.#resuming.add(key);
     try {
       return await done();
