@@ -4,12 +4,13 @@
  * the same port without JetStream (the client reconnects, every JetStream
  * request fails, as without quorum). health() must be degraded with a
  * problem naming JetStream while that lasts, and ok again once the server
- * runs with JetStream again.
+ * runs with JetStream again. And the real thing: a 3-node cluster that loses
+ * two nodes has no JetStream quorum while the client's own node stays up.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createEventBus, type EventBus, type HealthReport } from '../../../src/index.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
+import { type NatsServerHandle, startNatsCluster, startNatsServer } from '../../harness/nats-server.ts';
 import { waitUntil } from './helpers.ts';
 
 describe('nats: health() and JetStream availability', () => {
@@ -75,5 +76,57 @@ describe('nats: health() and JetStream availability', () => {
     );
     assert.equal(report.problems, undefined);
     assert.equal(report.connected, true);
+  });
+
+  it('a cluster without quorum (2 of 3 nodes gone): degraded with a problem naming JetStream while connected; ok once the nodes are back', {
+    timeout: 120_000,
+  }, async () => {
+    await using cluster = await startNatsCluster(3);
+    const [first, second, third] = cluster.nodes as [NatsServerHandle, NatsServerHandle, NatsServerHandle];
+    const clustered = await createEventBus({
+      transport: 'nats',
+      clientId: 'health-quorum',
+      metrics: { enabled: false },
+      nats: { servers: first.url },
+    });
+    try {
+      let report: HealthReport = clustered.health();
+      await waitUntil(
+        () => {
+          report = clustered.health();
+          return report.status === 'ok';
+        },
+        'health() ok on the healthy cluster',
+        30_000,
+        50,
+      );
+      await second.kill('SIGKILL');
+      await third.kill('SIGKILL');
+      await waitUntil(
+        () => {
+          report = clustered.health();
+          return report.connected && report.problems !== undefined;
+        },
+        'health() reports JetStream without quorum while connected to the surviving node',
+        60_000,
+        50,
+      );
+      assert.equal(report.status, 'degraded');
+      assert.match(report.problems?.join('\n') ?? '', /^JetStream unavailable/);
+      await second.restart();
+      await third.restart();
+      await waitUntil(
+        () => {
+          report = clustered.health();
+          return report.status === 'ok';
+        },
+        'health() ok again once the cluster has its quorum back',
+        60_000,
+        50,
+      );
+      assert.equal(report.problems, undefined);
+    } finally {
+      await clustered.close({ timeoutMs: 5_000 });
+    }
   });
 });
