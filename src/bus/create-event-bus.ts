@@ -305,7 +305,6 @@ class EventBusImpl implements EventBus {
     // whoever touches it first decides its storage (`*.DLQ` is durable by name).
     if (options.deadLetterTopic !== undefined) await this.#ensureTopic(deadLetterTopic, 'envelope');
     const pool = createActorPool(poolOptions);
-    if (parkingLot !== undefined) pool.restoreParked(await parkingLot.list());
     const subscription = new BusSubscription({
       transport: this.#transport,
       pool,
@@ -405,7 +404,9 @@ class EventBusImpl implements EventBus {
     // warning is logged) the reader is not keeping up and publishing is about to wait.
     const unreadResults = this.#results.maxBacklog();
     const resultsStalling = unreadResults * 2 >= this.#options.maxPendingPublishes;
-    const degraded = !transport.connected || troubled || retrying > 0 || resultsStalling;
+    const transportProblems = transport.problems ?? [];
+    const degraded =
+      !transport.connected || troubled || retrying > 0 || resultsStalling || transportProblems.length > 0;
     const report: { -readonly [K in keyof HealthReport]: HealthReport[K] } = {
       status: this.#closing ? 'closed' : degraded ? 'degraded' : 'ok',
       transport: this.transport,
@@ -416,6 +417,7 @@ class EventBusImpl implements EventBus {
       unreadPublishResults: unreadResults,
       subscriptions,
     };
+    if (transportProblems.length > 0) report.problems = transportProblems;
     if (transport.details) report.details = transport.details;
     return report;
   }

@@ -11,6 +11,7 @@ import {
   DecodeError,
   type EventBusError,
   InvalidArgumentError,
+  TimeoutError,
   TransportError,
   toError,
 } from '../core/errors.ts';
@@ -25,6 +26,7 @@ import type {
 } from '../core/transport.ts';
 import type { CloseOptions, Subscription } from '../core/types.ts';
 import type { ActorPool, PoolTask, ResolvedPoolOptions } from '../dispatch/types.ts';
+import { ParkedSync } from './parked-sync.ts';
 import { replayMessages } from './replay.ts';
 
 export interface SubscriptionParts {
@@ -60,6 +62,9 @@ function taskFor(makeTask: (m: InboundMessage) => PoolTask, message: InboundMess
 /** How long a transport error counts for health() when nothing shows recovery. */
 export const transportErrorCurrentMs = 30_000;
 
+/** How long resume() waits for the member that owns the aggregate, when that is another member. */
+export const defaultResumeTimeoutMs = 30_000;
+
 /** Deliveries of one message from which health() reports a redelivery loop. */
 export const redeliveryLoopCount = 10;
 
@@ -76,9 +81,24 @@ export class BusSubscription implements Subscription {
   #lastErrorAt = 0;
   /** The last delivery that had been delivered many times before (a redelivery loop), and when. */
   #redelivered: { readonly count: number; readonly at: number } | undefined;
+  /** The park policy's state kept in step with the broker (when the transport keeps it). */
+  readonly #parked: ParkedSync | undefined;
 
   constructor(parts: SubscriptionParts) {
     this.#parts = parts;
+    const lot = parts.parkingLot;
+    this.#parked =
+      lot === undefined
+        ? undefined
+        : new ParkedSync({
+            pool: parts.pool,
+            lot,
+            topic: parts.options.topic,
+            group: parts.options.group,
+            logger: parts.logger,
+            owns: (key) => this.#owns(key),
+            resume: (key) => this.#resumeHere(key),
+          });
     this.topic = parts.options.topic;
     this.group = parts.options.group;
     this.closed = new Promise((resolve) => {
@@ -115,6 +135,8 @@ export class BusSubscription implements Subscription {
 
   async start(): Promise<void> {
     const { transport, pool, options, makeTask, logger } = this.#parts;
+    const parked = this.#parked;
+    await parked?.start();
     const flow: FlowControl = {
       freeCapacity: () => pool.freeCapacity(),
       waitForCapacity: (signal) => pool.waitForCapacity(signal),
@@ -130,27 +152,93 @@ export class BusSubscription implements Subscription {
         this.#lastErrorAt = performance.now();
         logger.warn({ err: error, topic: this.topic, group: this.group }, 'transport reported a problem');
       },
+      ...(parked === undefined ? {} : { beforeLane: () => parked.refresh() }),
     };
-    this.#transportSub = await transport.subscribe(
-      {
-        topic: options.topic,
-        group: options.group,
-        kind: options.kind,
-        handlerTimeoutMs: options.handlerTimeoutMs,
-        startFrom: options.startFrom,
-      },
-      flow,
-    );
+    try {
+      this.#transportSub = await transport.subscribe(
+        {
+          topic: options.topic,
+          group: options.group,
+          kind: options.kind,
+          handlerTimeoutMs: options.handlerTimeoutMs,
+          startFrom: options.startFrom,
+        },
+        flow,
+      );
+    } catch (error) {
+      await parked?.stop();
+      throw error;
+    }
   }
 
-  async resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
-    const { pool, makeTask, parkingLot, logger } = this.#parts;
+  #owns(key: string): boolean {
+    const sub = this.#transportSub;
+    return sub?.owns === undefined ? true : sub.owns(key);
+  }
+
+  /**
+   * Resumes a parked aggregate. Only the member that owns the aggregate's
+   * lane can replay in order (it holds the newer events back meanwhile), so
+   * on another member the request goes through the parking lot to the owner.
+   */
+  async resume(
+    aggregateId: string,
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
     if (typeof aggregateId !== 'string' || aggregateId === '') {
       throw new InvalidArgumentError(
         `Expected an aggregateId (non-empty string), got ${String(aggregateId)}`,
       );
     }
+    const timeoutMs = options.timeoutMs ?? defaultResumeTimeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new InvalidArgumentError(
+        `Expected \`timeoutMs\` to be a positive number, got ${String(timeoutMs)}`,
+      );
+    }
     if (this.#closing) throw new BusClosedError('The subscription is closed or closing');
+    const lot = this.#parts.parkingLot;
+    if (this.#owns(aggregateId) || lot?.requestResume === undefined) return this.#resumeHere(aggregateId);
+    return this.#resumeElsewhere(lot.requestResume.bind(lot), aggregateId, timeoutMs);
+  }
+
+  async #resumeElsewhere(
+    request: NonNullable<ParkingLot['requestResume']>,
+    aggregateId: string,
+    timeoutMs: number,
+  ): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
+    let answer: Awaited<ReturnType<typeof request>>;
+    try {
+      answer = await request(aggregateId, timeoutMs);
+    } catch (error) {
+      throw new TransportError(`Failed to ask for aggregate "${aggregateId}" to be resumed`, {
+        cause: error,
+      });
+    }
+    if (answer === undefined) {
+      throw new TimeoutError(
+        `Expected the member of group "${this.group}" that owns aggregate "${aggregateId}" to pick up the resume within ${timeoutMs} ms; none did (no member owns its partition now?)`,
+      );
+    }
+    if (answer.state !== 'done') {
+      throw new TimeoutError(
+        `Member ${answer.member} is resuming aggregate "${aggregateId}", but its replay did not finish within ${timeoutMs} ms (it goes on there)`,
+      );
+    }
+    if (answer.error !== undefined) {
+      throw new TransportError(`Member ${answer.member} failed to resume "${aggregateId}": ${answer.error}`);
+    }
+    return { resumed: answer.resumed ?? false, replayed: answer.replayed ?? 0 };
+  }
+
+  #resumeHere(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
+    if (this.#closing) return Promise.reject(new BusClosedError('The subscription is closed or closing'));
+    const run = () => this.#replay(aggregateId);
+    return this.#parked === undefined ? run() : this.#parked.resuming(aggregateId, run);
+  }
+
+  async #replay(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }> {
+    const { pool, makeTask, parkingLot, logger } = this.#parts;
     if (!(await pool.beginResume(aggregateId))) return { resumed: false, replayed: 0 };
     let entries: ParkedEntry[];
     try {
@@ -208,6 +296,12 @@ export class BusSubscription implements Subscription {
       }
       await this.#transportSub?.close();
     } finally {
+      await this.#parked?.stop().catch((error: unknown) => {
+        logger.warn(
+          { topic: this.topic, group: this.group, err: toError(error) },
+          'Stopping the parked-state watch failed',
+        );
+      });
       this.#parts.onClosed(this);
       this.#resolveClosed();
     }

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import { positiveInteger, requireTopic } from './args.ts';
 import { type DlqListOptions, runDlqList } from './dlq-list.ts';
 import { type DlqRequeueOptions, runDlqRequeue } from './dlq-requeue.ts';
+import { type DlqResumeOptions, defaultResumeWaitMs, runDlqResume } from './dlq-resume.ts';
 import { adminOptions, connectionArgs } from './nats-admin.ts';
 import type { Writer } from './output.ts';
 
@@ -25,7 +26,9 @@ export function parseDlqListArgs(argv: readonly string[]): DlqListOptions {
   };
 }
 
-export function parseDlqRequeueArgs(argv: readonly string[]): DlqRequeueOptions {
+export function parseDlqRequeueArgs(
+  argv: readonly string[],
+): ({ readonly parked: false } & DlqRequeueOptions) | ({ readonly parked: true } & DlqResumeOptions) {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -35,22 +38,47 @@ export function parseDlqRequeueArgs(argv: readonly string[]): DlqRequeueOptions 
       all: { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
       parked: { type: 'boolean', default: false },
+      aggregate: { type: 'string', multiple: true },
+      group: { type: 'string' },
+      'timeout-ms': { type: 'string' },
     },
   });
   const topic = requireTopic(positionals, 'dlq requeue');
   if (values.parked) {
-    throw new InvalidArgumentError(
-      `Requeue from ${topic}.PARKED is not supported: events requeued from here would only be parked ` +
-        "again, or run after the aggregate's newer events. Resume the aggregate in the consuming process with " +
-        '`subscription.resume(aggregateId)`: it replays the parked events in order, ahead of newer ones, and ' +
-        'unparks; `dlq list --parked` shows what is parked.',
-    );
+    if (values.seq !== undefined) {
+      throw new InvalidArgumentError(
+        'Expected --aggregate ID (repeatable) or --all with --parked, got --seq: parked events are resumed per aggregate, in order',
+      );
+    }
+    const aggregates = values.aggregate ?? [];
+    if (values.all === aggregates.length > 0) {
+      throw new InvalidArgumentError('Expected either --aggregate ID (repeatable) or --all with --parked');
+    }
+    if (aggregates.some((a) => a === ''))
+      throw new InvalidArgumentError('Expected --aggregate to be non-empty');
+    if (values.group === '') throw new InvalidArgumentError('Expected --group to be non-empty');
+    return {
+      parked: true,
+      nats: adminOptions(values),
+      topic,
+      aggregates: values.all ? 'all' : aggregates,
+      group: values.group,
+      timeoutMs:
+        values['timeout-ms'] === undefined
+          ? defaultResumeWaitMs
+          : positiveInteger(values['timeout-ms'], '--timeout-ms'),
+      dryRun: values['dry-run'],
+    };
+  }
+  for (const flag of ['aggregate', 'group', 'timeout-ms'] as const) {
+    if (values[flag] !== undefined) throw new InvalidArgumentError(`Expected --${flag} only with --parked`);
   }
   const sequences = (values.seq ?? []).flatMap((s) => s.split(',')).map((s) => positiveInteger(s, '--seq'));
   if (values.all === sequences.length > 0) {
     throw new InvalidArgumentError('Expected either --seq N (repeatable, or N,M,...) or --all');
   }
   return {
+    parked: false,
     nats: adminOptions(values),
     topic,
     sequences: values.all ? 'all' : sequences,
@@ -61,7 +89,10 @@ export function parseDlqRequeueArgs(argv: readonly string[]): DlqRequeueOptions 
 export function dlqCommand(argv: readonly string[], writer: Writer): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'list') return runDlqList(parseDlqListArgs(rest), writer);
-  if (sub === 'requeue') return runDlqRequeue(parseDlqRequeueArgs(rest), writer);
+  if (sub === 'requeue') {
+    const options = parseDlqRequeueArgs(rest);
+    return options.parked ? runDlqResume(options, writer) : runDlqRequeue(options, writer);
+  }
   return Promise.reject(
     new InvalidArgumentError(
       `Expected \`eventbus dlq list <topic>\` or \`eventbus dlq requeue <topic>\`, got ${sub ?? 'nothing'}`,

@@ -21,7 +21,12 @@ Commands:
   dlq requeue <topic> (--seq N ... | --all) [--dry-run]
       Republishes dead letters to <topic> in DLQ order, each deleted from the DLQ only after
       JetStream acked its republish (Nats-Msg-Id <eventId>.requeue-<DLQ seq>). Exit 1 when
-      something was left behind. Not for .PARKED (parked state lives in the consuming process).
+      something was left behind.
+  dlq requeue <topic> --parked (--aggregate ID ... | --all) [--group G] [--timeout-ms N] [--dry-run]
+      Asks the consumer that owns each parked aggregate's partition to resume it: it replays the
+      aggregate's events from <topic>.PARKED in order, ahead of its newer ones, then unparks (request
+      through the <prefix>_PARKED KV bucket). Waits up to --timeout-ms (30000) per aggregate; exit 1
+      when one was not picked up (no consumer of the group running), failed or was not parked.
   doctor [topic ...] [--raw TOPIC ...]
       Server version, JetStream status, and each topic's stream and durable consumers against what
       the transport creates (every <prefix>_* stream when no topic is given). ok/warn/FAIL lines;

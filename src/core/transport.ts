@@ -83,6 +83,56 @@ export interface ParkingLot {
   read(key: string): Promise<ParkedEntry[]>;
   /** Deletes one parked event (it was replayed). */
   remove(entry: ParkedEntry): Promise<void>;
+  /**
+   * Follows what other members (and operators) change: parks and unparks
+   * written by other processes, and resume requests. Writes of this parking
+   * lot itself are not reported back. Optional: without it, a member learns
+   * the parked aggregates only from `list()`.
+   */
+  watch?(watcher: ParkingLotWatcher): Promise<{ stop(): Promise<void> }>;
+  /** Answers a resume request (see ResumeRequest). */
+  answer?(answer: Omit<ResumeAnswer, 'member'>): Promise<void>;
+  /**
+   * Asks the member that owns `key` to resume it (the operator's
+   * `eventbus dlq requeue --parked`, or `resume()` on a member that does not
+   * own the aggregate). Calls `onAnswer` for each answer (accepted, then
+   * done); resolves with the last one, or undefined when none came within
+   * `timeoutMs`.
+   */
+  requestResume?(
+    key: string,
+    timeoutMs: number,
+    onAnswer?: (answer: ResumeAnswer) => void,
+  ): Promise<ResumeAnswer | undefined>;
+}
+
+/** Asks whichever member owns the aggregate `key` to resume it. */
+export interface ResumeRequest {
+  /** Unique per request: the answers carry it. */
+  readonly id: string;
+  readonly key: string;
+}
+
+/** A member's answer to a ResumeRequest: `accepted` at once, `done` once the replay settled. */
+export interface ResumeAnswer {
+  readonly id: string;
+  readonly key: string;
+  readonly state: 'accepted' | 'done';
+  /** Who answered (the bus's member id). */
+  readonly member: string;
+  /** done: whether the aggregate was parked here and is resumed now. */
+  readonly resumed?: boolean;
+  /** done: how many parked events were replayed. */
+  readonly replayed?: number;
+  /** done: why the resume failed. */
+  readonly error?: string;
+}
+
+export interface ParkingLotWatcher {
+  /** Another process parked (`parked`) or unparked `key`. */
+  changed(key: string, parked: boolean, reason: string): void;
+  /** Somebody asks the member that owns `request.key` to resume it. */
+  resumeRequested(request: ResumeRequest): void;
 }
 
 export type PublishOutcome =
@@ -157,6 +207,13 @@ export interface FlowControl {
   deliver(message: InboundMessage): void;
   /** A transport problem worth surfacing (logged, counted, shown in health). */
   reportError(error: EventBusError): void;
+  /**
+   * Called (and awaited) before a lane this member just took over delivers
+   * anything: the park policy reloads which aggregates are parked, so the
+   * new owner never runs a parked aggregate's newer events. A rejection
+   * means "not ready": the transport retries before delivering.
+   */
+  beforeLane?(): Promise<void>;
 }
 
 export interface TransportSubscribeOptions {
@@ -170,6 +227,11 @@ export interface TransportSubscribeOptions {
 }
 
 export interface TransportSubscription {
+  /**
+   * Does this member own the aggregate's lane now (partitioned groups)?
+   * Absent: every member that receives the aggregate owns it.
+   */
+  owns?(key: string): boolean;
   /** Stops intake; resolves when no more messages will be delivered. */
   stop(): Promise<void>;
   /** Releases broker resources; called after in-flight messages were settled. */
@@ -178,6 +240,8 @@ export interface TransportSubscription {
 
 export interface TransportHealth {
   readonly connected: boolean;
+  /** What is wrong with the broker now (e.g. JetStream unavailable); absent when nothing is. */
+  readonly problems?: readonly string[];
   readonly details?: Readonly<Record<string, unknown>>;
 }
 

@@ -156,10 +156,17 @@ export interface Subscription extends AsyncDisposable {
    * `<topic>.PARKED` through the handler, oldest first, and deleted there as
    * they settle; the aggregate's newer events wait until the replay is queued
    * and run after it. Resolves once the replayed events have settled, with how
-   * many there were; `resumed: false` when this subscription has not parked
-   * the aggregate. A replayed event that fails again parks the aggregate again.
+   * many there were; `resumed: false` when the aggregate is not parked. A
+   * replayed event that fails again parks the aggregate again. In a consumer
+   * group only the member that owns the aggregate's partition can replay in
+   * order: called on another member, the request goes to the owner (through
+   * the broker: the NATS `<prefix>_PARKED` bucket) and waits for its answer
+   * up to `timeoutMs` (default 30 s), then fails with `TimeoutError`.
    */
-  resume(aggregateId: string): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
+  resume(
+    aggregateId: string,
+    options?: { readonly timeoutMs?: number },
+  ): Promise<{ readonly resumed: boolean; readonly replayed: number }>;
   /** Stop intake, let in-flight work finish (until the deadline), release the rest. Idempotent. */
   close(options?: CloseOptions): Promise<void>;
   readonly closed: Promise<void>;
@@ -187,6 +194,8 @@ export interface HealthReport {
    * `degraded` and a warning is logged.
    */
   readonly unreadPublishResults: number;
+  /** What is wrong with the broker now (e.g. JetStream without quorum); absent when nothing is. */
+  readonly problems?: readonly string[];
   readonly subscriptions: ReadonlyArray<{
     readonly topic: string;
     readonly group: string;

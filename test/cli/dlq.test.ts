@@ -372,14 +372,45 @@ describe('eventbus dlq', () => {
     assert.equal((await jsm.streams.info(stream(`${t.topic}.DLQ`))).state.messages, 0);
   });
 
-  it('requeue: --parked is refused with an explanation; --seq or --all is required', () => {
-    assert.throws(
-      () => parseDlqRequeueArgs(['orders', '--parked', '--all']),
-      /Requeue from orders\.PARKED is not supported: .*subscription\.resume\(aggregateId\)/,
-    );
+  it('requeue: --seq or --all is required; --parked takes --aggregate or --all, never --seq', () => {
     assert.throws(() => parseDlqRequeueArgs(['orders']), /Expected either --seq N/);
     assert.throws(() => parseDlqRequeueArgs(['orders', '--all', '--seq', '1']), /Expected either --seq N/);
-    assert.deepEqual(parseDlqRequeueArgs(['orders', '--seq', '3,1', '--seq', '2']).sequences, [3, 1, 2]);
+    const plain = parseDlqRequeueArgs(['orders', '--seq', '3,1', '--seq', '2']);
+    assert.equal(plain.parked, false);
+    assert.deepEqual(plain.parked ? undefined : plain.sequences, [3, 1, 2]);
+    assert.throws(
+      () => parseDlqRequeueArgs(['orders', '--parked']),
+      /--aggregate ID .* or --all with --parked/,
+    );
+    assert.throws(
+      () => parseDlqRequeueArgs(['orders', '--parked', '--seq', '1']),
+      /got --seq: parked events are resumed per aggregate/,
+    );
+    assert.throws(
+      () => parseDlqRequeueArgs(['orders', '--aggregate', 'a']),
+      /--aggregate only with --parked/,
+    );
+    assert.throws(
+      () => parseDlqRequeueArgs(['orders', '--parked', '--all', '--timeout-ms', '0']),
+      /--timeout-ms to be a positive integer/,
+    );
+    const parked = parseDlqRequeueArgs([
+      'orders',
+      '--parked',
+      '--aggregate',
+      'a',
+      '--aggregate',
+      'b',
+      '--group',
+      'billing',
+      '--timeout-ms',
+      '500',
+    ]);
+    assert.ok(parked.parked);
+    assert.deepEqual(
+      { aggregates: parked.aggregates, group: parked.group, timeoutMs: parked.timeoutMs },
+      { aggregates: ['a', 'b'], group: 'billing', timeoutMs: 500 },
+    );
   });
 
   it('requeue: a topic without a DLQ says so', async () => {

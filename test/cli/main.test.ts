@@ -60,14 +60,37 @@ describe('eventbus (process)', () => {
     }
   });
 
-  it('exit codes: dlq list without dead letters 0, requeue --parked 1, doctor FAIL 1', async () => {
+  it('exit codes: dlq list without dead letters 0, requeue --parked with nothing parked 0, of an aggregate not parked 1, doctor FAIL 1', async () => {
     const empty = await eventbus(['dlq', 'list', 'nothing.here', '--servers', server.url]);
     assert.equal(empty.code, 0, empty.stderr);
     assert.match(empty.stdout, /^no dead letters for nothing\.here/);
 
-    const parked = await eventbus(['dlq', 'requeue', 'orders', '--parked', '--all', '--servers', server.url]);
+    const noneParked = await eventbus([
+      'dlq',
+      'requeue',
+      'orders',
+      '--parked',
+      '--all',
+      '--servers',
+      server.url,
+    ]);
+    assert.equal(noneParked.code, 0, noneParked.stderr);
+    assert.match(noneParked.stdout, /^no parked aggregates in orders/);
+    const parked = await eventbus([
+      'dlq',
+      'requeue',
+      'orders',
+      '--parked',
+      '--aggregate',
+      'order-1',
+      '--servers',
+      server.url,
+    ]);
     assert.equal(parked.code, 1);
-    assert.match(parked.stderr, /Requeue from orders\.PARKED is not supported/);
+    assert.match(parked.stdout, /^not parked: order-1 in orders/);
+    const badArgs = await eventbus(['dlq', 'requeue', 'orders', '--parked', '--servers', server.url]);
+    assert.equal(badArgs.code, 1);
+    assert.match(badArgs.stderr, /--aggregate ID \(repeatable\) or --all with --parked/);
 
     const topic = uniqueTopic('mem');
     const nc = await connect({ servers: server.url });

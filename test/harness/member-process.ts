@@ -17,6 +17,7 @@
  * died) → exit at once, so no member outlives its test.
  */
 
+import { existsSync } from 'node:fs';
 import type { Envelope, EventBus, MessageContext } from '../../src/index.ts';
 import { createEventBus } from '../../src/index.ts';
 
@@ -30,6 +31,12 @@ export interface HandlerBehaviour {
    * at a known point.
    */
   readonly crashAtExecution?: number;
+  /**
+   * While this file exists, an event whose payload has `poison: true` fails
+   * (throws before its execution is reported: a failure applies nothing).
+   * Deleting the file is "deploying the fix" (park-and-resume suites).
+   */
+  readonly poisonWhileExists?: string;
 }
 
 export interface MemberConfig {
@@ -140,6 +147,10 @@ async function main(): Promise<void> {
       const key = envelope.aggregateId;
       const id = envelope.eventId;
       const index = indexOf(envelope);
+      const poisonFile = config.handler?.poisonWhileExists;
+      if (poisonFile !== undefined && (envelope.payload as { poison?: unknown } | null)?.poison === true) {
+        if (existsSync(poisonFile)) throw new Error(`poison (while ${poisonFile} exists)`);
+      }
       record(['s', key, id, index, String(process.hrtime.bigint())]);
       executions++;
       if (crashAt !== undefined && executions === crashAt) {

@@ -29,7 +29,7 @@ import type {
 } from '../../core/transport.ts';
 import type { StartFrom } from '../../core/types.ts';
 import { sleep } from '../../core/waiting.ts';
-import { laneNames } from '../../groups/lanes.ts';
+import { laneNames, partitionOf } from '../../groups/lanes.ts';
 import type { LeaseStore } from '../../groups/lease-store.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
@@ -122,6 +122,19 @@ export class NatsPartitionedSubscription implements TransportSubscription {
   /** The stream sequence a lane's first consumer generation starts after (see group-start.ts). */
   get startFloor(): number {
     return this.#startFloor;
+  }
+
+  /** Does this member own the lane of aggregate `key` now (and may start its events)? */
+  owns(key: string): boolean {
+    if (this.#stopped) return false;
+    const partitions = this.#stream.partitions;
+    const lane = partitions > 0 ? `p${partitionOf(key, partitions)}` : WHOLE_STREAM_LANE;
+    return this.#runners.get(lane)?.active() ?? false;
+  }
+
+  /** Before a lane delivers: the bus's preparation (the park policy reloads what is parked). */
+  async beforeLane(): Promise<void> {
+    await this.#flow.beforeLane?.();
   }
 
   /** Resolves once the first claim round is done and the lanes it won are attached. */
@@ -256,6 +269,11 @@ class LaneRunner {
     return this.#sub === undefined ? [] : [this.#sub.stats()];
   }
 
+  /** Owned, not being handed off or fenced. */
+  active(): boolean {
+    return !this.#revoked && this.#ownership.mayStart();
+  }
+
   start(): void {
     this.#enqueue(() => this.#attachUntilDone());
   }
@@ -376,6 +394,8 @@ class LaneRunner {
   /** Starts the next consumer generation at the previous one's ack floor, then drops the old ones. */
   async #attach(): Promise<void> {
     if (this.#revoked) return;
+    // Before anything of the lane is delivered (a takeover: the previous owner may have parked aggregates).
+    await this.#owner.beforeLane();
     const { jsm, logger } = this.#deps;
     const lineage = await this.#lineage();
     const previous = lineage[lineage.length - 1];

@@ -23,6 +23,7 @@ import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import { ackModeOf, ackWaitFor, type ConsumerSpec, consumerInfo, ensureConsumer } from './consumer.ts';
 import { rawStartSequence } from './group-start.ts';
+import { JetStreamProbe } from './jetstream-probe.ts';
 import { KvLeaseStore } from './kv-lease-store.ts';
 import { durableNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
@@ -69,6 +70,8 @@ export class NatsTransport implements Transport {
   readonly #memberId = memberIdFor();
   /** Running fetch loops per `<stream>/<durable>`. */
   readonly #members = new Map<string, number>();
+  /** Whether JetStream answers, for health(). */
+  readonly #jetStream: JetStreamProbe;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -93,6 +96,8 @@ export class NatsTransport implements Transport {
       (subject) => this.#streams.repair(topicOfSubject(subject)),
       (message) => this.#subjectFor(message),
     );
+    this.#jetStream = new JetStreamProbe(jsm, logger, () => conn.connected);
+    this.#jetStream.start();
   }
 
   get maxPayloadBytes(): number {
@@ -117,6 +122,7 @@ export class NatsTransport implements Transport {
       topic,
       group,
       durable: durableNameFor(group),
+      member: this.#memberId,
     });
   }
 
@@ -286,6 +292,7 @@ export class NatsTransport implements Transport {
     this.#subscriptions.add(subscription);
     await subscription.start();
     return {
+      owns: (key) => subscription.owns(key),
       stop: async () => {
         await subscription.stop();
       },
@@ -299,8 +306,10 @@ export class NatsTransport implements Transport {
 
   health(): TransportHealth {
     const publish = this.#publisher.stats();
+    const jetStream = this.#jetStream.problem;
     return {
       connected: this.#conn.connected,
+      ...(jetStream === undefined ? {} : { problems: [jetStream] }),
       details: {
         server: this.#conn.server,
         pendingPublishes: publish.pending,
@@ -320,6 +329,7 @@ export class NatsTransport implements Transport {
    */
   close(deadline: AbortSignal): Promise<void> {
     this.#closing ??= (async () => {
+      this.#jetStream.stop();
       this.#publisher.beginClose();
       await Promise.all([...this.#subscriptions].map((s) => s.stop()));
       const limit = AbortSignal.any([deadline, AbortSignal.timeout(this.#options.closeTimeoutMs)]);
