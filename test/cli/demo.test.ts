@@ -6,75 +6,13 @@
  * code 130, without anything else stopping the process.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { until } from '../../src/testing/waiters.ts';
+import { killLineProcesses, startLineProcess } from '../harness/line-process.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-interface DemoRun {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  /** Resolves once a stdout line matches. */
-  waitForLine(pattern: RegExp, timeoutMs: number): Promise<void>;
-  /** Resolves with the exit code once the process has exited by itself. */
-  exited(timeoutMs: number): Promise<number | null>;
-}
-
-function startDemo(args: readonly string[]): DemoRun {
-  const child = spawn(process.execPath, [main, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const lines: string[] = [];
-  let stderr = '';
-  let partial = '';
-  let exitCode: number | null | undefined;
-  const watchers = new Set<{ check(): void }>();
-  const notify = (): void => {
-    for (const w of watchers) w.check();
-  };
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts);
-    notify();
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  child.once('exit', (code) => {
-    exitCode = code;
-    children.delete(child);
-    notify();
-  });
-  const wait = async (condition: () => boolean, what: string, timeoutMs: number): Promise<void> => {
-    const signal = until(condition, () => `${what}; stdout:\n${lines.join('\n')}\nstderr:\n${stderr}`);
-    watchers.add(signal);
-    try {
-      await signal.wait(timeoutMs);
-    } finally {
-      watchers.delete(signal);
-    }
-  };
-  return {
-    child,
-    lines,
-    waitForLine: (pattern, timeoutMs) =>
-      wait(
-        () => lines.some((l) => pattern.test(l)) || exitCode !== undefined,
-        `a line matching ${pattern}`,
-        timeoutMs,
-      ),
-    exited: async (timeoutMs) => {
-      await wait(() => exitCode !== undefined, 'the demo to exit', timeoutMs);
-      return exitCode ?? null;
-    },
-  };
-}
+after(killLineProcesses);
+const startDemo = (args: readonly string[]) => startLineProcess([main, 'demo', ...args]);
 
 const progressLine = /^progress handled ([\d,]+)\/([\d,]+) \(\d+%\) · published ([\d,]+) · written ([\d,]+)/;
 const fmt = (n: number): string => n.toLocaleString('en-US');
@@ -93,7 +31,7 @@ describe('eventbus demo (stdout piped)', () => {
     const run = startDemo(['--orders', String(orders), '--failure-rate', '0.1']);
     const code = await run.exited(300_000);
     const out = run.lines;
-    assert.equal(code, 0, out.join('\n'));
+    assert.equal(code, 0, run.output());
 
     // The first thing shown is what the next 10–20 s are spent on.
     assert.match(out[0] ?? '', /^\[1\/4\] starting embedded PostgreSQL \(PGlite/);
@@ -148,7 +86,7 @@ describe('eventbus demo (stdout piped)', () => {
     run.child.kill('SIGINT');
     const code = await run.exited(120_000);
     const out = run.lines;
-    assert.equal(code, 130, out.join('\n'));
+    assert.equal(code, 130, run.output());
     assert.ok(
       out.some((l) => l.startsWith('[4/4] interrupted')),
       out.join('\n'),
