@@ -35,7 +35,8 @@ const bus = await createEventBus({ transport: 'nats', clientId: 'shipping', nats
 let shuttingDown = false;
 
 const probes = createServer((req, res) => {
-  if (req.url === '/healthz') res.writeHead(200).end('ok'); // liveness: the process is alive
+  if (req.url === '/healthz')
+    res.writeHead(200).end('ok'); // liveness: the process is alive
   else if (req.url === '/readyz') {
     const ready = !shuttingDown && bus.health().status === 'ok';
     res.writeHead(ready ? 200 : 503).end(ready ? 'ready' : 'not ready');
@@ -55,7 +56,9 @@ await bus.subscribeEnvelope<{ carrier: string }>(
   { group: 'shipping' },
 );
 const address = probes.address();
-console.log(`graceful-shutdown: consuming 'shipments', probes on :${typeof address === 'object' ? address?.port : port}`);
+console.log(
+  `graceful-shutdown: consuming 'shipments', probes on :${typeof address === 'object' ? address?.port : port}`,
+);
 
 async function shutdown(signal: string): Promise<void> {
   if (shuttingDown) return;

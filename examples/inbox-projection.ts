@@ -20,7 +20,8 @@ import { createPgOutboxStore } from 'jxt-eventbus/outbox';
 import pg from 'pg';
 
 const databaseUrl = process.env.DATABASE_URL;
-if (!databaseUrl) throw new Error('Set DATABASE_URL to a PostgreSQL database, e.g. postgres://user@127.0.0.1/db');
+if (!databaseUrl)
+  throw new Error('Set DATABASE_URL to a PostgreSQL database, e.g. postgres://user@127.0.0.1/db');
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const orders = Number(process.env.ORDERS ?? 20);
 const itemsPerOrder = 3;

@@ -22,7 +22,11 @@ const kafkaBrokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const orders = Number(process.env.ORDERS ?? 10);
 const steps = ['OrderPlaced', 'OrderPaid', 'OrderShipped'];
 
-const nats = await createEventBus({ transport: 'nats', clientId: 'order-bridge', nats: { servers: natsUrl } });
+const nats = await createEventBus({
+  transport: 'nats',
+  clientId: 'order-bridge',
+  nats: { servers: natsUrl },
+});
 const kafka = await createEventBus({
   transport: 'kafka',
   clientId: 'order-bridge',

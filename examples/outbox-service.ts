@@ -20,7 +20,8 @@ import { createOutboxRelay, createPgOutboxStore, type PgPoolClient } from 'jxt-e
 import pg from 'pg';
 
 const databaseUrl = process.env.DATABASE_URL;
-if (!databaseUrl) throw new Error('Set DATABASE_URL to a PostgreSQL database, e.g. postgres://user@127.0.0.1/db');
+if (!databaseUrl)
+  throw new Error('Set DATABASE_URL to a PostgreSQL database, e.g. postgres://user@127.0.0.1/db');
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const orders = Number(process.env.ORDERS ?? 20);
 
@@ -34,7 +35,11 @@ await pool.query(
   'CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, status text NOT NULL, total numeric NOT NULL)',
 );
 
-const bus = await createEventBus({ transport: 'nats', clientId: 'order-service', nats: { servers: natsUrl } });
+const bus = await createEventBus({
+  transport: 'nats',
+  clientId: 'order-service',
+  nats: { servers: natsUrl },
+});
 // Only to know when this example is done (a real service just keeps running): count the broker's acks.
 const results = bus.publishResults();
 const relay = createOutboxRelay({ store: outbox, bus });
@@ -57,7 +62,11 @@ async function inTransaction(work: (client: PgPoolClient) => Promise<void>): Pro
 
 async function placeOrder(orderId: string, total: number): Promise<void> {
   await inTransaction(async (client) => {
-    await client.query('INSERT INTO orders (id, status, total) VALUES ($1, $2, $3)', [orderId, 'placed', total]);
+    await client.query('INSERT INTO orders (id, status, total) VALUES ($1, $2, $3)', [
+      orderId,
+      'placed',
+      total,
+    ]);
     await outbox.add(client, [
       {
         topic: 'orders',
@@ -71,7 +80,10 @@ async function payOrder(orderId: string): Promise<void> {
   await inTransaction(async (client) => {
     await client.query('UPDATE orders SET status = $1 WHERE id = $2', ['paid', orderId]);
     await outbox.add(client, [
-      { topic: 'orders', envelope: { aggregateId: orderId, eventType: 'OrderPaid', eventVersion: 2, payload: {} } },
+      {
+        topic: 'orders',
+        envelope: { aggregateId: orderId, eventType: 'OrderPaid', eventVersion: 2, payload: {} },
+      },
     ]);
   });
 }
@@ -92,6 +104,8 @@ for await (const result of results) {
 // close() waits until the acknowledged rows are marked published, then lets go of its leases.
 await relay.close();
 const { pending } = await outbox.stats();
-console.log(`outbox-service: ${orders} orders placed and paid, ${acked} events published, ${pending} rows pending`);
+console.log(
+  `outbox-service: ${orders} orders placed and paid, ${acked} events published, ${pending} rows pending`,
+);
 await bus.close();
 await pool.end();
