@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `eventbus` command line. */
-import { parseArgs } from 'node:util';
 import { assertSupportedRuntime } from '../core/runtime.ts';
+import { demoCommand, demoUsage } from './demo-command.ts';
 import { dlqCommand } from './dlq.ts';
 import { doctorCommand } from './doctor.ts';
 import { connectionUsage } from './nats-admin.ts';
@@ -32,9 +32,7 @@ Commands:
       the transport creates (every <prefix>_* stream when no topic is given). ok/warn/FAIL lines;
       exit 1 on a FAIL (a broken guarantee, e.g. memory storage on an envelope topic, ack policy
       none). --raw declares topics used with raw publish/subscribe (memory storage expected).
-  demo [--orders N] [--batch N] [--failure-rate R] [--no-progress]
-      Order service (PGlite + transactional outbox) → relay → in-memory transport → projection,
-      judged by the order checker.
+  ${demoUsage}
   bench [--levels LIST] [--quick] [--1m] [--out DIR]   (bench --help for all options)
       Our bus vs the raw NATS client vs the in-memory transport, side by side (source checkout only).
 
@@ -49,37 +47,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
-    case 'demo': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          orders: { type: 'string', default: '2000' },
-          batch: { type: 'string', default: '50' },
-          'failure-rate': { type: 'string', default: '0.05' },
-          'no-progress': { type: 'boolean', default: false },
-        },
-      });
-      const orders = Number(values.orders);
-      const failureRate = Number(values['failure-rate']);
-      const batch = Number(values.batch);
-      if (!Number.isSafeInteger(batch) || batch <= 0) {
-        throw new Error(`Expected --batch to be a positive integer, got ${values.batch}`);
-      }
-      if (!Number.isSafeInteger(orders) || orders <= 0)
-        throw new Error(`Expected --orders to be a positive integer, got ${values.orders}`);
-      if (!(failureRate >= 0 && failureRate < 1))
-        throw new Error(`Expected --failure-rate in [0, 1), got ${values['failure-rate']}`);
-      // Loaded on demand: the demo needs PGlite, an optional peer dependency.
-      const { formatSummary, runDemo } = await import('./demo.ts');
-      const summary = await runDemo({
-        orders,
-        batch,
-        failureRate,
-        progress: !values['no-progress'] && process.stderr.isTTY === true,
-      });
-      process.stdout.write(`${formatSummary(summary)}\n`);
-      return summary.lost === 0 && summary.outOfOrder === 0 ? 0 : 1;
-    }
+    case 'demo':
+      return demoCommand(rest);
     case 'bench': {
       // bench/ sits next to src/ in a source checkout; it is not part of the published package.
       const url = new URL('../../bench/cli.ts', import.meta.url);
