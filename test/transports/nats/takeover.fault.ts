@@ -189,7 +189,9 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     });
     await settle(members);
     await members.close('m1');
-    process.stdout.write(`# fault partitioned scale 1-3-1: ${probes} probe rounds before m2 and m3 applied\n`);
+    process.stdout.write(
+      `# fault partitioned scale 1-3-1: ${probes} probe rounds before m2 and m3 applied\n`,
+    );
     judge('scale 1-3-1', members, EVENTS + probes * AGGREGATES);
   });
 
