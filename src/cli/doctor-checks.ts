@@ -151,7 +151,7 @@ export function checkConsumer(consumer: ConsumerInfo, topic: string, e: Expectat
       fail(`push consumer (deliver_subject ${c.deliver_subject}); the transport needs a pull consumer`),
     );
   }
-  findings.push(ackPolicy(c.ack_policy, LANE_GENERATION.test(consumer.name) ? 'all' : e.ackPolicy));
+  findings.push(ackPolicy(c.ack_policy, e.ackPolicy));
   findings.push(
     c.max_ack_pending === e.maxAckPending
       ? ok(`MaxAckPending ${c.max_ack_pending}`)
@@ -203,9 +203,6 @@ export function checkConsumer(consumer: ConsumerInfo, topic: string, e: Expectat
   return findings;
 }
 
-/** `<durable>_<lane>_<epoch>_<gen>`: a partition lane's consumer generation, AckAll by design (one owner). */
-const LANE_GENERATION = /_(p\d+|plain|all)_\d+_\d+$/;
-
 function ackPolicy(actual: AckPolicy, expected: 'all' | 'explicit'): Finding {
   if (actual === AckPolicy.None) {
     return fail(
@@ -213,8 +210,8 @@ function ackPolicy(actual: AckPolicy, expected: 'all' | 'explicit'): Finding {
     );
   }
   if (actual === AckPolicy.All) {
-    if (expected === 'all') return ok('AckAll');
-    return ok('AckAll (opt-in; the transport follows an existing durable) — only one member per group');
+    const note = expected === 'all' ? '' : ' (opt-in; the transport follows an existing durable)';
+    return ok(`AckAll${note} — only one member per group`);
   }
   if (actual === AckPolicy.Explicit) return ok('explicit acks');
   return warn(`ack policy ${actual} (transport: ${expected})`);

@@ -91,7 +91,7 @@ describe('eventbus doctor', () => {
       const consumerLine = all.lines.find((l) => l.includes(`consumer ${ordersStream}/billing_p0_`)) ?? '';
       assert.match(
         consumerLine,
-        /AckAll; MaxAckPending 10000; MaxWaiting 1000; AckWait 30000 ms; deliver all; partition .*\._P_\.0;/,
+        /explicit acks; MaxAckPending 10000; MaxWaiting 1000; AckWait 30000 ms; deliver all; partition .*\._P_\.0;/,
       );
       assert.match(
         all.lines.find((l) => l.includes(streamNameFor(prefix, ticks))) ?? '',

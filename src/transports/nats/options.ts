@@ -32,9 +32,6 @@ export interface NatsConsumerOptions {
    * prefix (per-message acks are the main server-side cost). Only with ONE
    * member per (topic, group): an AckAll ack also covers messages the broker
    * handed to other members. An existing durable keeps its own policy.
-   * Envelope topics' partition lanes always use AckAll: each lane consumer
-   * generation has exactly one owner (partitioned-subscription.ts), so this
-   * option applies to raw topics' shared durables.
    */
   readonly ackPolicy?: 'all' | 'explicit';
 }

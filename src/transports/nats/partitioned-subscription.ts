@@ -356,15 +356,6 @@ class LaneRunner {
     const gen = this.#gen;
     const spec: ConsumerSpec = {
       ...this.#base,
-      // AckAll whatever the group's ackPolicy: a generation has exactly one
-      // pull loop (this one) for its whole life, so an AckAll ack covers only
-      // messages this loop received and finished (the tracker never acks past
-      // an unfinished or nak-ed one, and a gap in the delivery sequence ends
-      // the generation before anything after it is taken). A zombie's acks
-      // reach its own generation, which the new owner read the floor of and
-      // deleted. One ack per ~256 messages instead of one each: per-message
-      // acks were a large share of the consume path, on both sides of the wire.
-      ackPolicy: 'all',
       durable: `${this.#base.durable}_${this.#ownership.lane}_${this.#ownership.epoch}_${gen}`,
       ...(this.#filter === undefined ? {} : { filterSubject: this.#filter }),
     };
