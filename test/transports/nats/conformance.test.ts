@@ -1,12 +1,6 @@
 /**
  * The shared conformance suite (public bus API) against a real, spawned
- * nats-server with JetStream, for both consumer ack policies.
- *
- * Sizes are scaled down here (fast tier): a count well above the pool's
- * capacity and the publish window exercises the same paths as the full
- * Watermill sizes (100,000 messages in the backpressure scenario alone took
- * ~25 s per policy idle and ran into the suite timeout under load). The full
- * sizes run in the fault tier: conformance-full.fault.ts.
+ * nats-server with JetStream.
  */
 import { after, before, describe } from 'node:test';
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -14,9 +8,6 @@ import { createEventBus } from '../../../src/index.ts';
 import { runConformanceSuite } from '../../../src/testing/index.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import { type Inspector, inspector } from './helpers.ts';
-
-/** 'all' shares every path with 'explicit' but the ack coalescing: a smaller run covers it. */
-const SCALE = { explicit: 0.25, all: 0.1 } as const;
 
 for (const ackPolicy of ['explicit', 'all'] as const) {
   describe(`nats transport (ackPolicy ${ackPolicy})`, () => {
@@ -35,7 +26,6 @@ for (const ackPolicy of ['explicit', 'all'] as const) {
 
     runConformanceSuite({
       name: `nats, ackPolicy ${ackPolicy}`,
-      scale: SCALE[ackPolicy],
       features: {
         persistent: true,
         consumerGroups: true,
