@@ -337,6 +337,24 @@ export class AckTracker {
   /** Called whenever the last in-flight message was settled. */
   onIdle: (() => void) | undefined;
 
+  /** Resolves when nothing is in flight any more, or when `signal` aborts. */
+  whenIdle(signal: AbortSignal): Promise<void> {
+    if (this.#inFlight.size === 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.onIdle;
+      const done = (): void => {
+        signal.removeEventListener('abort', done);
+        this.onIdle = previous;
+        resolve();
+      };
+      this.onIdle = () => {
+        previous?.();
+        done();
+      };
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
   get inFlight(): number {
     return this.#inFlight.size;
   }

@@ -123,6 +123,20 @@ export class NatsConnectionManager {
     return () => this.#reconnectListeners.delete(listener);
   }
 
+  /** Resolves once connected (at once when connected now), or when `signal` aborts. */
+  untilConnected(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        unlisten();
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const unlisten = this.onReconnect(done);
+      signal.addEventListener('abort', done, { once: true });
+      if (this.connected || signal.aborted) done();
+    });
+  }
+
   /** Drains (flushes, unsubscribes) within `timeoutMs`, else closes hard. */
   async shutdown(timeoutMs: number): Promise<void> {
     if (this.nc.isClosed()) return;
