@@ -174,6 +174,8 @@ describe('KafkaTransport wiring', () => {
       consumerGroups: true,
       newSubscriberReceivesOldMessages: true,
       brokerDeduplication: false,
+      nakRedelivers: false,
+      nakDelay: false,
     });
     assert.equal(transport.maxPayloadBytes, 1024 * 1024);
   });
