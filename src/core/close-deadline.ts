@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError } from './errors.ts';
 import type { CloseOptions } from './types.ts';
+import { raceSignal } from './waiting.ts';
 
 export function closeDeadline(options: CloseOptions | undefined, defaultTimeoutMs: number): AbortSignal {
   const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
@@ -23,13 +24,8 @@ export function closeDeadline(options: CloseOptions | undefined, defaultTimeoutM
 
 /** Resolves when `promise` settles or `deadline` aborts, whichever is first; never rejects. */
 export function settledOrAborted(promise: Promise<unknown>, deadline: AbortSignal): Promise<void> {
-  if (deadline.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      deadline.removeEventListener('abort', done);
-      resolve();
-    };
-    deadline.addEventListener('abort', done, { once: true });
-    promise.then(done, done);
-  });
+  return raceSignal(promise, deadline).then(
+    () => {},
+    () => {},
+  );
 }
