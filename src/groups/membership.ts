@@ -19,6 +19,11 @@
  * - A lease that lapsed (this process was paused past it) is never silently
  *   renewed: the lane is dropped locally and claimed again like any other, so
  *   its consumer is rewound and nothing that was let go while paused is lost.
+ *   That holds also when a renewal SENT before the lapse succeeds after it
+ *   (a busy connection or event loop): once our clock passed the lease, the
+ *   pool may already have let queued messages of the lane go unrun; reviving
+ *   the lane would start their successors first (their own redelivery comes
+ *   later), so a lapse is final for that ownership (see Ownership.#live).
  *
  * Balance: live members (heartbeat keys whose revision keeps changing) sorted
  * by id; each gets floor or ceil of lanes/members. A member releases its
@@ -85,6 +90,8 @@ class Ownership implements LaneOwnership {
   validUntil: number;
   state: LaneState = 'owned';
   readonly #now: () => number;
+  /** Our clock passed validUntil once: final, whatever a late renewal reply says. */
+  #lapsed = false;
 
   constructor(lane: string, revision: number, validUntil: number, now: () => number) {
     this.lane = lane;
@@ -95,11 +102,29 @@ class Ownership implements LaneOwnership {
   }
 
   mayStart(): boolean {
-    return this.state === 'owned' && this.#now() < this.validUntil;
+    return this.state === 'owned' && this.#live();
   }
 
   stillOwned(): boolean {
-    return this.state !== 'gone' && this.#now() < this.validUntil;
+    return this.state !== 'gone' && this.#live();
+  }
+
+  /** Lapsed for good: the lane must be dropped and claimed anew (a rewind), never revived. */
+  get lapsed(): boolean {
+    return !this.#live();
+  }
+
+  /**
+   * Sticky: once false, false for this ownership. A caller that saw it false
+   * acted on it (the pool let a queued message go unrun, a settlement was not
+   * counted); if a renewal reply could turn it true again, later messages of
+   * the same aggregates would start before the ones let go.
+   */
+  #live(): boolean {
+    if (this.#lapsed) return false;
+    if (this.#now() < this.validUntil) return true;
+    this.#lapsed = true;
+    return false;
   }
 }
 
@@ -211,10 +236,8 @@ export class GroupMembership {
   async #tick(): Promise<void> {
     const sentAt = this.#now();
     await Promise.all([this.#heartbeat(), ...[...this.#owned.values()].map((o) => this.#renew(o, sentAt))]);
-    const now = this.#now();
     for (const o of [...this.#owned.values()]) {
-      if (now >= o.validUntil)
-        this.#lose(o, 'the lease lapsed (this process was paused or the store unreachable)');
+      if (o.lapsed) this.#lose(o, 'the lease lapsed (this process was paused or the store unreachable)');
     }
     if (this.#frozen || this.#closed) return;
     const entries = await this.#o.store.list(`${this.#o.prefix}.`);
@@ -243,7 +266,7 @@ export class GroupMembership {
       await this.#o.store.remove(this.#laneKey(o.lane), o.revision).catch(() => false);
       return;
     }
-    if (sentAt >= o.validUntil) return; // lapsed: dropped below, never silently renewed
+    if (o.lapsed) return; // dropped below, never silently renewed
     let revision: number | undefined;
     try {
       revision = await this.#o.store.update(this.#laneKey(o.lane), this.#leaseValue(), o.revision);
@@ -257,7 +280,10 @@ export class GroupMembership {
       this.#lose(o, 'another member holds the lease now');
       return;
     }
+    // The key is ours at this revision either way (so dropping it below frees it at once).
     o.revision = revision;
+    // Replied after our clock passed the lease: too late, the tick drops the lane.
+    if (o.lapsed) return;
     o.validUntil = sentAt + this.#o.leaseMs - this.#marginMs;
   }
 

@@ -14,7 +14,13 @@ interface Member {
 
 const members: Member[] = [];
 
-function member(store: LeaseStore, id: string, leaseMs = 400, lanes = LANES): Member {
+function member(
+  store: LeaseStore,
+  id: string,
+  leaseMs = 400,
+  lanes = LANES,
+  now?: () => number,
+): Member {
   const owned = new Map<string, LaneOwnership>();
   const events: string[] = [];
   const membership = new GroupMembership({
@@ -24,6 +30,7 @@ function member(store: LeaseStore, id: string, leaseMs = 400, lanes = LANES): Me
     lanes,
     leaseMs,
     logger: silentLogger,
+    ...(now === undefined ? {} : { now }),
     hooks: {
       acquired: (o) => {
         owned.set(o.lane, o);
@@ -84,6 +91,23 @@ class CuttableStore implements LeaseStore {
   }
   remove(key: string, revision: number): Promise<boolean> {
     return this.#gate(() => this.#inner.remove(key, revision));
+  }
+}
+
+/** A store that holds lane-lease renewals back while `holding`, then lets them succeed late. */
+class LateReplyStore extends CuttableStore {
+  holding = false;
+  readonly held: Array<() => void> = [];
+  override update(key: string, value: string, revision: number): Promise<number | undefined> {
+    const call = () => super.update(key, value, revision);
+    if (!this.holding || !key.includes('.p.')) return call();
+    return new Promise((resolve, reject) => {
+      this.held.push(() => call().then(resolve, reject));
+    });
+  }
+  release(): void {
+    this.holding = false;
+    for (const reply of this.held.splice(0)) reply();
   }
 }
 
@@ -157,6 +181,30 @@ describe('group membership (partition leases)', () => {
     await until(() => !first.stillOwned(), 'the lease ran out on a’s own clock');
     cut.blocked = false;
     await until(() => a.events.includes('lost p0'), 'a dropped the lapsed lane');
+    await until(() => a.owned.get('p0') !== undefined && a.owned.get('p0') !== first, 'claimed again');
+    assert.ok((a.owned.get('p0') as LaneOwnership).epoch > first.epoch);
+  });
+
+  test('a renewal sent before the lapse and answered after it does not revive the lane', async () => {
+    // Our clock is in the test's hands; the store answers only when the test says.
+    let clock = 0;
+    const store = new LateReplyStore(new MemoryLeaseStore());
+    const a = member(store, 'a', 5_000, ['p0'], () => clock);
+    await until(() => a.owned.size === 1, 'a owns p0');
+    const first = a.owned.get('p0') as LaneOwnership;
+    // validUntil = 0 + 5000 − 1000 margin. The next renewal is sent at 3,900 and held.
+    clock = 3_900;
+    store.holding = true;
+    await until(() => store.held.length > 0, 'a renewal is in flight');
+    clock = 4_500;
+    // What the pool sees meanwhile: the lane is not ours, queued work is let go.
+    assert.equal(first.mayStart(), false);
+    store.release();
+    await until(() => a.events.includes('lost p0'), 'a dropped the lane after the late reply');
+    // Had the reply revived it (valid until 3,900 + 4,000), successors of what
+    // was let go would start before it: it stays dead, and a new epoch rewinds.
+    assert.equal(first.mayStart(), false);
+    assert.equal(first.stillOwned(), false);
     await until(() => a.owned.get('p0') !== undefined && a.owned.get('p0') !== first, 'claimed again');
     assert.ok((a.owned.get('p0') as LaneOwnership).epoch > first.epoch);
   });
