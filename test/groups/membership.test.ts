@@ -14,13 +14,7 @@ interface Member {
 
 const members: Member[] = [];
 
-function member(
-  store: LeaseStore,
-  id: string,
-  leaseMs = 400,
-  lanes = LANES,
-  now?: () => number,
-): Member {
+function member(store: LeaseStore, id: string, leaseMs = 400, lanes = LANES, now?: () => number): Member {
   const owned = new Map<string, LaneOwnership>();
   const events: string[] = [];
   const membership = new GroupMembership({

@@ -4,6 +4,8 @@
  * cuts every current connection with a TCP RST on both sides, the way a
  * dead network path or a crashed middlebox looks to client and server;
  * new connections go through again at once (the client's reconnect works).
+ * `holdReplies()` delays instead of cutting: what the target sends to chosen
+ * connections waits in the proxy until released (a reply that arrives late).
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 
@@ -27,15 +29,41 @@ export interface TcpProxy extends AsyncDisposable {
    * Resolves with the number of connections cut.
    */
   resetOnNextChunk(matches?: (chunk: Buffer) => boolean): Promise<number>;
+  /**
+   * From now on, what the target sends to every connection whose client
+   * opening (for NATS: the CONNECT line, with the connection's `name`)
+   * `matches` is held in the proxy, in order, until `release()` forwards it
+   * all. Client → target traffic keeps flowing. One hold at a time.
+   */
+  holdReplies(matches: (opening: string) => boolean): HeldReplies;
   /** Resolves once at least `count` connections have been accepted since the start. */
   waitForAccepted(count: number, timeoutMs?: number): Promise<void>;
   /** Stops listening and destroys every connection. Idempotent. */
   close(): Promise<void>;
 }
 
+export interface HeldReplies {
+  /** Resolves when the first chunk is held (e.g. the reply to a request sent after the hold began). */
+  readonly firstHeld: Promise<void>;
+  /** Chunks held so far. */
+  readonly chunks: number;
+  /** Forwards everything held, in order, and ends the hold. */
+  release(): void;
+}
+
 interface Pair {
   readonly client: Socket;
   readonly upstream: Socket;
+  /** The client's first bytes (up to 4 KiB): what a hold matches on. */
+  opening: string;
+  /** Target → client chunks waiting for a hold's release. */
+  held: Buffer[] | undefined;
+}
+
+interface Hold {
+  readonly matches: (opening: string) => boolean;
+  chunks: number;
+  onFirst: () => void;
 }
 
 /** Sends an RST where the socket is a live TCP connection, else just destroys it. */
@@ -55,6 +83,7 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
   let accepted = 0;
   let resets = 0;
   let armedCut: { matches: (chunk: Buffer) => boolean; resolve: (cut: number) => void } | undefined;
+  let hold: Hold | undefined;
   const resetAll = (): number => {
     const current = [...pairs];
     pairs.clear();
@@ -69,7 +98,7 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
   const server: Server = createServer((client) => {
     accepted++;
     const upstream = tcpConnect({ host, port: target.port });
-    const pair = { client, upstream };
+    const pair: Pair = { client, upstream, opening: '', held: undefined };
     pairs.add(pair);
     // Either side failing or closing ends the pair: a reset from one side is
     // passed on as a reset, so neither end sees a graceful close that did not happen.
@@ -88,12 +117,23 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     client.on('close', () => drop());
     upstream.on('close', () => drop());
     client.pipe(upstream);
-    // Target → client is forwarded by hand, so an armed cut can drop a chunk in flight.
+    client.on('data', (chunk: Buffer) => {
+      if (pair.opening.length < 4096) pair.opening += chunk.toString('latin1', 0, 4096);
+    });
+    // Target → client is forwarded by hand, so an armed cut can drop a chunk in
+    // flight and a hold can keep chunks back.
     upstream.on('data', (chunk: Buffer) => {
       const cut = armedCut;
       if (cut?.matches(chunk)) {
         armedCut = undefined;
         cut.resolve(resetAll());
+        return;
+      }
+      if (hold?.matches(pair.opening)) {
+        pair.held ??= [];
+        pair.held.push(chunk);
+        hold.chunks++;
+        if (hold.chunks === 1) hold.onFirst();
         return;
       }
       if (!client.write(chunk)) upstream.pause();
@@ -147,6 +187,30 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
       return new Promise<number>((resolve) => {
         armedCut = { matches, resolve };
       });
+    },
+    holdReplies(matches) {
+      if (hold !== undefined) throw new Error('tcp proxy: a hold is already in place');
+      let onFirst = (): void => {};
+      const firstHeld = new Promise<void>((resolve) => {
+        onFirst = resolve;
+      });
+      const current: Hold = { matches, chunks: 0, onFirst };
+      hold = current;
+      return {
+        firstHeld,
+        get chunks() {
+          return current.chunks;
+        },
+        release() {
+          if (hold !== current) return;
+          hold = undefined;
+          for (const pair of pairs) {
+            const held = pair.held;
+            pair.held = undefined;
+            for (const chunk of held ?? []) pair.client.write(chunk);
+          }
+        },
+      };
     },
     waitForAccepted(count, timeoutMs = 10_000) {
       if (accepted >= count) return Promise.resolve();

@@ -26,7 +26,15 @@ export async function createNatsTransport(
   const conn = await NatsConnectionManager.open(resolved, ctx.clientId, ctx.logger);
   try {
     const jsm = await jetstreamManager(conn.nc, { timeout: resolved.apiTimeoutMs });
-    return new NatsTransport(conn, jsm, resolved, ctx.logger, ctx.interop === 'jxt-go', ctx.groupMetrics);
+    return new NatsTransport(
+      conn,
+      jsm,
+      resolved,
+      ctx.logger,
+      ctx.interop === 'jxt-go',
+      ctx.groupMetrics,
+      () => NatsConnectionManager.open(resolved, `${ctx.clientId}-leases`, ctx.logger),
+    );
   } catch (cause) {
     await conn.nc.close().catch(() => {});
     throw new TransportError(

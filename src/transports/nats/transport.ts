@@ -61,6 +61,16 @@ export class NatsTransport implements Transport {
   readonly #publisher: PipelinedPublisher;
   readonly #subscriptions = new Set<NatsPullSubscription | NatsPartitionedSubscription>();
   #store: Promise<KvLeaseStore> | undefined;
+  /**
+   * Partition leases travel on their own connection, opened with the first
+   * group subscription. A renewal is a small request/reply; on the data
+   * connection its reply queues behind whatever the pulls are delivering, and
+   * a consumer busy with a backlog lapses its own leases (a rewind and
+   * duplicates each time: dozens of lapses in one loaded bench run). Alone, a
+   * renewal waits only for our event loop.
+   */
+  #leaseConn: Promise<NatsConnectionManager> | undefined;
+  readonly #openLeaseConnection: () => Promise<NatsConnectionManager>;
   /** The park policy's bucket, opened on first use. */
   #parked: Promise<KV> | undefined;
   /** Mixed fleet with the Go SDK: publish on `<topic>`, where Go consumers look. */
@@ -81,7 +91,9 @@ export class NatsTransport implements Transport {
     logger: Logger,
     plainSubjects = false,
     groupMetrics?: (topic: string, group: string) => GroupMetrics,
+    openLeaseConnection: () => Promise<NatsConnectionManager> = async () => conn,
   ) {
+    this.#openLeaseConnection = openLeaseConnection;
     this.#plainSubjects = plainSubjects;
     this.#groupMetrics = groupMetrics;
     this.#conn = conn;
@@ -252,6 +264,20 @@ export class NatsTransport implements Transport {
    * Envelope topics: a member of the group's partition leases (one active
    * member per partition, across processes), see partitioned-subscription.ts.
    */
+  async #openLeaseStore(): Promise<KvLeaseStore> {
+    this.#leaseConn ??= this.#openLeaseConnection();
+    const opening = this.#leaseConn;
+    opening.catch(() => {
+      if (this.#leaseConn === opening) this.#leaseConn = undefined;
+    });
+    const conn = await opening;
+    return KvLeaseStore.open(conn.nc, {
+      bucket: `${this.#options.streamPrefix}_GROUPS`,
+      replicas: this.#options.stream.replicas,
+      ttlMs: Math.max(60_000, 10 * this.#options.group.leaseMs),
+    });
+  }
+
   async #subscribePartitioned(
     stream: StreamHandle,
     durable: string,
@@ -261,11 +287,7 @@ export class NatsTransport implements Transport {
     startFrom: StartFrom | undefined,
   ): Promise<TransportSubscription> {
     const consumer = this.#options.consumer;
-    this.#store ??= KvLeaseStore.open(this.#conn.nc, {
-      bucket: `${this.#options.streamPrefix}_GROUPS`,
-      replicas: this.#options.stream.replicas,
-      ttlMs: Math.max(60_000, 10 * this.#options.group.leaseMs),
-    });
+    this.#store ??= this.#openLeaseStore();
     this.#store.catch(() => {
       this.#store = undefined;
     });
@@ -344,6 +366,9 @@ export class NatsTransport implements Transport {
       await Promise.all([...this.#subscriptions].map((s) => s.close()));
       this.#subscriptions.clear();
       this.#publisher.dispose();
+      // The subscriptions gave their leases up above: the lease connection is idle now.
+      const leases = await this.#leaseConn?.catch(() => undefined);
+      if (leases !== undefined && leases !== this.#conn) await leases.shutdown(DRAIN_TIMEOUT_MS);
       await this.#conn.shutdown(DRAIN_TIMEOUT_MS);
     })();
     return this.#closing;
