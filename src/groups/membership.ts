@@ -35,16 +35,9 @@ import type { Logger } from '../core/logger.ts';
 import { withTimeout } from '../core/waiting.ts';
 import { type GroupMetrics, noopGroup } from '../metrics/metrics.ts';
 import type { LeaseStore, StoredEntry } from './lease-store.ts';
+import { type LaneOwnership, Ownership } from './ownership.ts';
 
-export interface LaneOwnership {
-  readonly lane: string;
-  /** Lease revision of the claim: unique and increasing per lane; names consumer generations. */
-  readonly epoch: number;
-  /** No handoff started and the lease is surely still ours. */
-  mayStart(): boolean;
-  /** The lease is surely still ours (also while a handoff drains). */
-  stillOwned(): boolean;
-}
+export type { LaneOwnership } from './ownership.ts';
 
 export interface MembershipHooks {
   /** This member owns `lane` now: start consuming it. */
@@ -79,53 +72,6 @@ export interface MembershipStats {
   readonly leasesLost: number;
   /** Duration of the last graceful handoff (drain + release), ms. */
   readonly lastHandoffMs: number | undefined;
-}
-
-type LaneState = 'owned' | 'releasing' | 'drained' | 'gone';
-
-class Ownership implements LaneOwnership {
-  readonly lane: string;
-  readonly epoch: number;
-  revision: number;
-  validUntil: number;
-  state: LaneState = 'owned';
-  readonly #now: () => number;
-  /** Our clock passed validUntil once: final, whatever a late renewal reply says. */
-  #lapsed = false;
-
-  constructor(lane: string, revision: number, validUntil: number, now: () => number) {
-    this.lane = lane;
-    this.epoch = revision;
-    this.revision = revision;
-    this.validUntil = validUntil;
-    this.#now = now;
-  }
-
-  mayStart(): boolean {
-    return this.state === 'owned' && this.#live();
-  }
-
-  stillOwned(): boolean {
-    return this.state !== 'gone' && this.#live();
-  }
-
-  /** Lapsed for good: the lane must be dropped and claimed anew (a rewind), never revived. */
-  get lapsed(): boolean {
-    return !this.#live();
-  }
-
-  /**
-   * Sticky: once false, false for this ownership. A caller that saw it false
-   * acted on it (the pool let a queued message go unrun, a settlement was not
-   * counted); if a renewal reply could turn it true again, later messages of
-   * the same aggregates would start before the ones let go.
-   */
-  #live(): boolean {
-    if (this.#lapsed) return false;
-    if (this.#now() < this.validUntil) return true;
-    this.#lapsed = true;
-    return false;
-  }
 }
 
 interface Seen {
