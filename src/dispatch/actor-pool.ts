@@ -2,14 +2,15 @@
  * The keyed actor pool (README.md, Delivery semantics and ordering): routes each task by key to one of a fixed
  * set of actors, so an aggregate's messages are handled one at a time in
  * delivery order while different aggregates run concurrently. It owns the
- * shared bookkeeping: capacity (backpressure), parked aggregates, the single
- * timeout/working sweep, metrics sampling and the graceful drain.
+ * shared bookkeeping: capacity (backpressure), the single timeout/working
+ * sweep, metrics sampling and the graceful drain. Parked aggregates (moves to
+ * the parking place, resume) are kept in parking.ts.
  */
-import { BusClosedError, EventBusError, toError } from '../core/errors.ts';
+import { BusClosedError, toError } from '../core/errors.ts';
 import { actorIndexFor } from '../core/hash.ts';
 import type { InboundMessage } from '../core/transport.ts';
 import { Actor, type ActorHost } from './actor.ts';
-import { abortableSleep, backoffDelay } from './backoff.ts';
+import { ParkedAggregates } from './parking.ts';
 import { Sweep, sweepPeriodMs } from './sweep.ts';
 import type { ActorPool, DrainResult, PoolStats, PoolTask, ResolvedPoolOptions } from './types.ts';
 
@@ -33,20 +34,7 @@ class KeyedActorPool implements ActorPool {
   readonly #sweep: Sweep;
   /** Aborted at the drain deadline: cancels backoff sleeps. */
   readonly #stop = new AbortController();
-  /** Parked aggregates and the error that parked them. */
-  readonly #parked = new Map<string, Error>();
-  /** Tasks of parked aggregates whose move to the parking place is pending. */
-  readonly #parking = new Set<PoolTask>();
-  /**
-   * The same tasks per aggregate, in order: each aggregate's moves run one at
-   * a time, so they reach the parking place in order even when one fails and
-   * is retried.
-   */
-  readonly #parkQueues = new Map<string, PoolTask[]>();
-  /** Aggregates being resumed → their tasks held back meanwhile (in order). */
-  readonly #resuming = new Map<string, PoolTask[]>();
-  /** Resolvers waiting for an aggregate's moves to the parking place to finish. */
-  readonly #movesDone = new Map<string, Array<() => void>>();
+  readonly #parked: ParkedAggregates;
   #accepting = true;
   /** Tasks on the actors: queued plus held. */
   #load = 0;
@@ -73,13 +61,29 @@ class KeyedActorPool implements ActorPool {
     this.#options = options;
     this.#capacity = options.actors * options.inboxSize;
     this.#sweep = new Sweep(sweepPeriodMs(options.handlerTimeoutMs, options.workingIntervalMs), this.#tick);
+    const deadLetterFailingChanged = (delta: 1 | -1): void => {
+      this.#deadLetterFailing += delta;
+    };
+    this.#parked = new ParkedAggregates({
+      options,
+      stopSignal: this.#stop.signal,
+      deadLetterFailingChanged,
+      settled: () => {
+        this.#settled++;
+        if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
+      },
+      movesEnded: () => {
+        if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
+      },
+      safely: (report, message) => this.#safely(report, message),
+      logError: (fields, message) => this.#logError(fields, message),
+    });
+    const parked = this.#parked;
     const host: ActorHost = {
       options,
       stopSignal: this.#stop.signal,
-      isParked: (key) => this.#parked.size !== 0 && this.#parked.has(key),
-      park: (key, error) => {
-        this.#parked.set(key, error);
-      },
+      isParked: (key) => parked.isParked(key),
+      park: (key, error) => parked.park(key, error),
       divert: (task, key) => this.#divert(task, key),
       released: () => this.#released(),
       fenced: (task) => {
@@ -100,9 +104,7 @@ class KeyedActorPool implements ActorPool {
         this.#stuck += delta;
         this.#safely(() => options.metrics.stuckHandlers(this.#stuck), 'Reporting stuck handlers failed');
       },
-      deadLetterFailingChanged: (delta) => {
-        this.#deadLetterFailing += delta;
-      },
+      deadLetterFailingChanged,
       restarted: () => {
         this.#restarts++;
         options.metrics.actorRestarted();
@@ -156,33 +158,19 @@ class KeyedActorPool implements ActorPool {
   }
 
   unpark(key: string): boolean {
-    return this.#parked.delete(key);
+    return this.#parked.unpark(key);
   }
 
   restoreParked(parked: ReadonlyMap<string, string>): void {
-    for (const [key, reason] of parked) {
-      if (!this.#parked.has(key)) {
-        this.#parked.set(key, new EventBusError('EVENTBUS_DEAD_LETTER', `parked earlier: ${reason}`));
-      }
-    }
+    this.#parked.restore(parked);
   }
 
   beginResume(key: string): Promise<boolean> {
-    if (!this.#parked.has(key) || this.#resuming.has(key)) return Promise.resolve(false);
-    this.#resuming.set(key, []);
-    if (!this.#parkQueues.has(key)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiting = this.#movesDone.get(key) ?? [];
-      waiting.push(() => resolve(true));
-      this.#movesDone.set(key, waiting);
-    });
+    return this.#parked.beginResume(key);
   }
 
   finishResume(key: string, replay: readonly PoolTask[]): void {
-    const held = this.#resuming.get(key) ?? [];
-    this.#resuming.delete(key);
-    for (const task of held) this.#parking.delete(task);
-    this.#parked.delete(key);
+    const held = this.#parked.endResume(key);
     const tasks = [...replay, ...held];
     if (tasks.length === 0) return;
     const actor = this.#actors[actorIndexFor(key, this.#actors.length)] as Actor;
@@ -197,16 +185,11 @@ class KeyedActorPool implements ActorPool {
   }
 
   abortResume(key: string): void {
-    const held = this.#resuming.get(key) ?? [];
-    this.#resuming.delete(key);
-    for (const task of held) {
-      this.#parking.delete(task);
-      this.#queueMove(task, key);
-    }
+    this.#parked.abortResume(key);
   }
 
   parkedKeys(): readonly string[] {
-    return [...this.#parked.keys()];
+    return this.#parked.keys();
   }
 
   stats(): PoolStats {
@@ -262,13 +245,7 @@ class KeyedActorPool implements ActorPool {
         abandoned++;
       }
     }
-    for (const task of this.#parking) {
-      this.#nak(task.message);
-      abandoned++;
-    }
-    this.#parking.clear();
-    this.#parkQueues.clear();
-    this.#resuming.clear();
+    abandoned += this.#parked.abandon((task) => this.#nak(task.message));
     this.#load = 0;
     this.#fullInboxes = 0;
     this.#stop.abort(reason);
@@ -276,7 +253,7 @@ class KeyedActorPool implements ActorPool {
   }
 
   #idle(): boolean {
-    return this.#load === 0 && this.#parking.size === 0;
+    return this.#load === 0 && this.#parked.moving === 0;
   }
 
   #released(): void {
@@ -304,101 +281,7 @@ class KeyedActorPool implements ActorPool {
   #divert(task: PoolTask, key: string): void {
     this.#load--;
     if (this.#waiters.length !== 0) this.#wakeWaiters();
-    const held = this.#resuming.get(key);
-    if (held !== undefined) {
-      // Being resumed: held back until its parked events are queued ahead of it.
-      this.#parking.add(task);
-      held.push(task);
-      return;
-    }
-    this.#queueMove(task, key);
-  }
-
-  #queueMove(task: PoolTask, key: string): void {
-    this.#parking.add(task);
-    const queue = this.#parkQueues.get(key);
-    if (queue !== undefined) {
-      queue.push(task);
-      return;
-    }
-    this.#parkQueues.set(key, [task]);
-    void this.#moveParked(key);
-  }
-
-  /**
-   * Moves an aggregate's parked tasks one after another. A failed move is not
-   * nak-ed (the broker would hand it straight back: a loop, and out of order):
-   * it is retried with backoff while the task waits, counted and logged.
-   * Never rejects.
-   */
-  async #moveParked(key: string): Promise<void> {
-    const { metrics, topic, group, backoff } = this.#options;
-    const sleep = this.#options.sleep ?? abortableSleep;
-    const queue = this.#parkQueues.get(key) as PoolTask[];
-    let failing = false;
-    try {
-      for (let failures = 0; queue.length > 0; ) {
-        const task = queue[0] as PoolTask;
-        if (!this.#parking.has(task)) break; // nak-ed at the drain deadline
-        const error = new EventBusError('EVENTBUS_DEAD_LETTER', `Aggregate "${key}" is parked`, {
-          cause: this.#parked.get(key),
-        });
-        let failure: Error | undefined;
-        try {
-          await this.#options.deadLetter({ task, key, error, attempts: 0, disposition: 'parked' });
-        } catch (thrown) {
-          failure = toError(thrown);
-        }
-        if (!this.#parking.has(task)) break;
-        if (failure === undefined) {
-          queue.shift();
-          failures = 0;
-          if (failing) {
-            failing = false;
-            this.#deadLetterFailing--;
-          }
-          this.#parkSettled(task, key);
-          continue;
-        }
-        failures++;
-        if (!failing) {
-          failing = true;
-          this.#deadLetterFailing++;
-        }
-        this.#safely(() => metrics.deadLetterFailed(), 'Reporting a failed move failed');
-        this.#logError(
-          { topic, group, key, failures, err: failure },
-          'Parking a message failed; it waits (in order) and the move is retried',
-        );
-        try {
-          await sleep(backoffDelay(failures, backoff), this.#stop.signal);
-        } catch {
-          break; // the drain deadline: everything still parking was nak-ed
-        }
-      }
-    } finally {
-      if (failing) this.#deadLetterFailing--;
-      this.#parkQueues.delete(key);
-      const waiting = this.#movesDone.get(key);
-      this.#movesDone.delete(key);
-      for (const resolve of waiting ?? []) resolve();
-      if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
-    }
-  }
-
-  #parkSettled(task: PoolTask, key: string): void {
-    this.#parking.delete(task);
-    const { metrics, topic, group } = this.#options;
-    try {
-      task.message.term(`parked: aggregate "${key}" is parked`);
-      metrics.deadLettered('parked');
-    } catch (error) {
-      this.#logError({ topic, group, key, err: toError(error) }, 'Settling a parked message failed');
-    } finally {
-      // Runs inside a promise reaction: nothing here may throw (no unhandled rejection).
-      this.#settled++;
-      if (this.#onIdle !== undefined && this.#idle()) this.#onIdle();
-    }
+    this.#parked.divert(task, key);
   }
 
   readonly #tick = (): boolean => {
@@ -412,7 +295,7 @@ class KeyedActorPool implements ActorPool {
       const { topic, group } = this.#options;
       this.#logError({ topic, group, err: toError(error) }, 'Actor pool sweep failed');
     }
-    return this.#load > 0 || this.#parking.size > 0;
+    return this.#load > 0 || this.#parked.moving > 0;
   };
 
   /** Sampled, never per message. Metrics must not break dispatch, so a throw is only logged. */

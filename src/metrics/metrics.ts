@@ -1,123 +1,15 @@
 /**
  * Prometheus metrics with the Go SDK's names (README.md, Metrics), namespaced
- * `<transport>_eventbus_<clientId>`. Metrics are get-or-create on the
- * registry so several buses (or re-created ones) can share one registry.
+ * `<transport>_eventbus_<clientId>`. How a bus shares a registry with others
+ * and counts without per-message cost is in claims.ts.
  */
 
 import type { Registry } from 'prom-client';
 import client from 'prom-client';
+import { type Cell, MetricClaims } from './claims.ts';
 
 export function metricNamespace(transport: string, clientId: string): string {
   return `${transport}_eventbus_${clientId}`.replace(/[^a-zA-Z0-9_]/g, '_');
-}
-
-/**
- * How many live buses use each metric of a registry: a metric is removed from
- * the registry when the last bus using it closes (buses with the same
- * transport and clientId share their metrics).
- */
-const usersByRegistry = new WeakMap<Registry, Map<string, number>>();
-
-function getOrCreate<T>(registry: Registry, name: string, create: () => T, claimed: string[]): T {
-  let users = usersByRegistry.get(registry);
-  if (!users) {
-    users = new Map();
-    usersByRegistry.set(registry, users);
-  }
-  users.set(name, (users.get(name) ?? 0) + 1);
-  claimed.push(name);
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
-}
-
-/** Gives up a bus's claims; a metric nobody uses any more leaves the registry. */
-function release(registry: Registry, claimed: readonly string[]): void {
-  const users = usersByRegistry.get(registry);
-  for (const name of claimed) {
-    const left = (users?.get(name) ?? 1) - 1;
-    if (left > 0) {
-      users?.set(name, left);
-      continue;
-    }
-    users?.delete(name);
-    registry.removeSingleMetric(name);
-  }
-}
-
-/**
- * prom-client's `inc()` costs ~0.4 µs (it hashes the label set on every
- * call), several times per message. Hot-path counters therefore count into
- * plain numbers ("cells") and are pushed into prom-client by the metric's
- * `collect()` hook, which prom-client runs before every scrape: exact values,
- * no per-message cost.
- */
-interface Cell {
-  readonly labels: Record<string, string>;
-  value: number;
-  flushed: number;
-}
-
-const cellsByMetric = new WeakMap<object, Set<Cell>>();
-
-function flushCells(metric: client.Counter<string>): void {
-  const cells = cellsByMetric.get(metric);
-  if (!cells) return;
-  for (const cell of cells) {
-    const delta = cell.value - cell.flushed;
-    if (delta > 0) {
-      metric.inc(cell.labels, delta);
-      cell.flushed = cell.value;
-    }
-  }
-}
-
-function cellCounter(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: string[],
-  claimed: string[],
-): client.Counter<string> {
-  return getOrCreate(
-    registry,
-    name,
-    () =>
-      new client.Counter({
-        name,
-        help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          flushCells(this);
-        },
-      }),
-    claimed,
-  );
-}
-
-function cell(
-  metric: client.Counter<string>,
-  labels: Record<string, string>,
-  mine: Map<Cell, client.Counter<string>>,
-): Cell {
-  let cells = cellsByMetric.get(metric);
-  if (!cells) {
-    cells = new Set();
-    cellsByMetric.set(metric, cells);
-  }
-  const c: Cell = { labels, value: 0, flushed: 0 };
-  cells.add(c);
-  mine.set(c, metric);
-  return c;
-}
-
-/** Pushes a closing bus's counts into metrics that stay (shared) and drops its cells. */
-function retireCells(mine: Map<Cell, client.Counter<string>>): void {
-  for (const [c, metric] of mine) {
-    const delta = c.value - c.flushed;
-    if (delta > 0) metric.inc(c.labels, delta);
-    cellsByMetric.get(metric)?.delete(c);
-  }
-  mine.clear();
 }
 
 /** Per-subscription (topic label) actor-pool metrics. */
@@ -197,225 +89,99 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
   const reg = registry ?? client.register;
   const ns = `${metricNamespace(transport, clientId)}_actor_pool`;
   const pns = metricNamespace(transport, clientId);
-  /** Metric names this bus uses, and its counter cells: given back by unregister(). */
-  const claimed: string[] = [];
-  const mine = new Map<Cell, client.Counter<string>>();
+  const claims = new MetricClaims(reg);
   const labels = ['topic', 'group'];
   const buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
-  const sent = cellCounter(
-    reg,
-    `${ns}_messages_sent_total`,
-    'Messages handed to the actor pool',
-    labels,
-    claimed,
-  );
-  const processed = cellCounter(
-    reg,
+  const sent = claims.counter(`${ns}_messages_sent_total`, 'Messages handed to the actor pool', labels);
+  const processed = claims.counter(
     `${ns}_messages_processed_total`,
     'Messages whose handler finished, by outcome',
     [...labels, 'outcome'],
-    claimed,
   );
-  const latency = getOrCreate(
-    reg,
+  const latency = claims.histogram(
     `${ns}_message_latency_seconds`,
-    () =>
-      new client.Histogram({
-        name: `${ns}_message_latency_seconds`,
-        help: 'Handler latency per message (all attempts)',
-        labelNames: labels,
-        buckets,
-        registers: [reg],
-      }),
-    claimed,
+    'Handler latency per message (all attempts)',
+    buckets,
+    labels,
   );
-  const depth = getOrCreate(
-    reg,
-    `${ns}_inbox_depth`,
-    () =>
-      new client.Gauge({
-        name: `${ns}_inbox_depth`,
-        help: 'Messages queued in actor inboxes',
-        labelNames: labels,
-        registers: [reg],
-      }),
-    claimed,
-  );
-  const utilization = getOrCreate(
-    reg,
+  const depth = claims.gauge(`${ns}_inbox_depth`, 'Messages queued in actor inboxes', labels);
+  const utilization = claims.gauge(
     `${ns}_inbox_utilization`,
-    () =>
-      new client.Gauge({
-        name: `${ns}_inbox_utilization`,
-        help: 'Queued messages / total inbox capacity (0..1)',
-        labelNames: labels,
-        registers: [reg],
-      }),
-    claimed,
+    'Queued messages / total inbox capacity (0..1)',
+    labels,
   );
-  const restarted = cellCounter(
-    reg,
+  const restarted = claims.counter(
     `${ns}_actor_restarted_total`,
     'Actors restarted by the supervisor after a crash',
     labels,
-    claimed,
   );
-  const deadLetters = cellCounter(
-    reg,
+  const deadLetters = claims.counter(
     `${ns}_dead_letters_total`,
     'Messages dead-lettered (or parked), by reason',
     [...labels, 'reason'],
-    claimed,
   );
-  const stuck = getOrCreate(
-    reg,
+  const stuck = claims.gauge(
     `${ns}_stuck_handlers`,
-    () =>
-      new client.Gauge({
-        name: `${ns}_stuck_handlers`,
-        help: 'Handlers past their timeout that ignored the abort and have not settled; their actor waits',
-        labelNames: labels,
-        registers: [reg],
-      }),
-    claimed,
+    'Handlers past their timeout that ignored the abort and have not settled; their actor waits',
+    labels,
   );
-  const deadLetterFailures = cellCounter(
-    reg,
+  const deadLetterFailures = claims.counter(
     `${ns}_dead_letter_failures_total`,
     'Dead-letter or parking publishes that failed (the message waits and is retried)',
     labels,
-    claimed,
   );
-  const published = cellCounter(
-    reg,
-    `${pns}_publish_messages_total`,
-    'Publishes acknowledged by the broker',
-    ['topic'],
-    claimed,
-  );
-  const publishErrors = cellCounter(
-    reg,
+  const published = claims.counter(`${pns}_publish_messages_total`, 'Publishes acknowledged by the broker', [
+    'topic',
+  ]);
+  const publishErrors = claims.counter(
     `${pns}_publish_errors_total`,
     'Publishes that failed, by error code',
     ['topic', 'code'],
-    claimed,
   );
-  const ackLatency = getOrCreate(
-    reg,
+  const ackLatency = claims.histogram(
     `${pns}_publish_ack_latency_seconds`,
-    () =>
-      new client.Histogram({
-        name: `${pns}_publish_ack_latency_seconds`,
-        help: 'Time from send to broker ack',
-        buckets,
-        registers: [reg],
-      }),
-    claimed,
+    'Time from send to broker ack',
+    buckets,
   );
   let pendingNow = 0;
-  getOrCreate(
-    reg,
-    `${pns}_publish_pending`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_publish_pending`,
-        help: 'Publishes awaiting a broker ack',
-        registers: [reg],
-        collect() {
-          this.set(pendingNow);
-        },
-      }),
-    claimed,
-  );
-  const outboxPending = getOrCreate(
-    reg,
-    `${pns}_outbox_pending`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_outbox_pending`,
-        help: 'Outbox rows not yet published',
-        registers: [reg],
-      }),
-    claimed,
-  );
-  const outboxLag = getOrCreate(
-    reg,
-    `${pns}_outbox_lag_seconds`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_outbox_lag_seconds`,
-        help: 'Age of the oldest unpublished outbox row',
-        registers: [reg],
-      }),
-    claimed,
-  );
-  const groupOwned = getOrCreate(
-    reg,
+  claims.gauge(`${pns}_publish_pending`, 'Publishes awaiting a broker ack', undefined, function collect() {
+    this.set(pendingNow);
+  });
+  const outboxPending = claims.gauge(`${pns}_outbox_pending`, 'Outbox rows not yet published');
+  const outboxLag = claims.gauge(`${pns}_outbox_lag_seconds`, 'Age of the oldest unpublished outbox row');
+  const groupOwned = claims.gauge(
     `${pns}_group_partitions_owned`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_group_partitions_owned`,
-        help: 'Partitions (lanes) this member holds a lease on',
-        labelNames: labels,
-        registers: [reg],
-      }),
-    claimed,
+    'Partitions (lanes) this member holds a lease on',
+    labels,
   );
-  const groupClaims = cellCounter(
-    reg,
+  const groupClaims = claims.counter(
     `${pns}_group_partition_claims_total`,
     'Partition leases claimed',
     labels,
-    claimed,
   );
-  const groupHandoffs = cellCounter(
-    reg,
+  const groupHandoffs = claims.counter(
     `${pns}_group_handoffs_total`,
     'Partitions handed over gracefully (rebalance, leave)',
     labels,
-    claimed,
   );
-  const groupLost = cellCounter(
-    reg,
+  const groupLost = claims.counter(
     `${pns}_group_leases_lost_total`,
     'Partition leases lost without a handoff (taken over, or lapsed while paused)',
     labels,
-    claimed,
   );
-  const handoffSeconds = getOrCreate(
-    reg,
+  const handoffSeconds = claims.histogram(
     `${pns}_group_handoff_seconds`,
-    () =>
-      new client.Histogram({
-        name: `${pns}_group_handoff_seconds`,
-        help: 'Duration of a graceful partition handoff (drain + release)',
-        labelNames: labels,
-        buckets,
-        registers: [reg],
-      }),
-    claimed,
+    'Duration of a graceful partition handoff (drain + release)',
+    buckets,
+    labels,
   );
-  const outboxFailing = getOrCreate(
-    reg,
+  const outboxFailing = claims.gauge(
     `${pns}_outbox_failing`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_outbox_failing`,
-        help: 'Unpublished outbox rows whose publish failed at least once',
-        registers: [reg],
-      }),
-    claimed,
+    'Unpublished outbox rows whose publish failed at least once',
   );
-  const outboxFailingAge = getOrCreate(
-    reg,
+  const outboxFailingAge = claims.gauge(
     `${pns}_outbox_failing_oldest_seconds`,
-    () =>
-      new client.Gauge({
-        name: `${pns}_outbox_failing_oldest_seconds`,
-        help: 'Age of the oldest unpublished outbox row whose publish failed at least once',
-        registers: [reg],
-      }),
-    claimed,
+    'Age of the oldest unpublished outbox row whose publish failed at least once',
   );
   const publishedByTopic = new Map<string, Cell>();
   const errorCells = new Map<string, Cell>();
@@ -426,16 +192,15 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     unregister() {
       if (unregistered) return;
       unregistered = true;
-      retireCells(mine);
-      release(reg, claimed);
+      claims.release();
     },
     forPool(topic, group) {
       const l = { topic, group };
-      const sentC = cell(sent, l, mine);
-      const okC = cell(processed, { ...l, outcome: 'success' }, mine);
-      const failC = cell(processed, { ...l, outcome: 'failure' }, mine);
-      const restartC = cell(restarted, l, mine);
-      const deadLetterFailC = cell(deadLetterFailures, l, mine);
+      const sentC = claims.cell(sent, l);
+      const okC = claims.cell(processed, { ...l, outcome: 'success' });
+      const failC = claims.cell(processed, { ...l, outcome: 'failure' });
+      const restartC = claims.cell(restarted, l);
+      const deadLetterFailC = claims.cell(deadLetterFailures, l);
       const deadByReason = new Map<string, Cell>();
       const latencyL = latency.labels(l);
       return {
@@ -456,7 +221,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         deadLettered: (reason) => {
           let c = deadByReason.get(reason);
           if (!c) {
-            c = cell(deadLetters, { ...l, reason }, mine);
+            c = claims.cell(deadLetters, { ...l, reason });
             deadByReason.set(reason, c);
           }
           c.value++;
@@ -474,9 +239,9 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
     },
     forGroup(topic, group) {
       const l = { topic, group };
-      const claimsC = cell(groupClaims, l, mine);
-      const handoffsC = cell(groupHandoffs, l, mine);
-      const lostC = cell(groupLost, l, mine);
+      const claimsC = claims.cell(groupClaims, l);
+      const handoffsC = claims.cell(groupHandoffs, l);
+      const lostC = claims.cell(groupLost, l);
       const handoffL = handoffSeconds.labels(l);
       return {
         owned: (n) => groupOwned.set(l, n),
@@ -496,7 +261,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
       published: (topic) => {
         let c = publishedByTopic.get(topic);
         if (!c) {
-          c = cell(published, { topic }, mine);
+          c = claims.cell(published, { topic });
           publishedByTopic.set(topic, c);
         }
         c.value++;
@@ -505,7 +270,7 @@ export function createBusMetrics(transport: string, clientId: string, registry?:
         const key = `${topic}\u0000${code}`;
         let c = errorCells.get(key);
         if (!c) {
-          c = cell(publishErrors, { topic, code }, mine);
+          c = claims.cell(publishErrors, { topic, code });
           errorCells.set(key, c);
         }
         c.value++;
