@@ -17,8 +17,12 @@ import type { RelayStore } from './types.ts';
 
 export interface OutboxRelayOptions {
   readonly store: RelayStore;
-  /** Any bus: the relay uses `publishEnvelope` and `publishResults` only, and never closes it. */
-  readonly bus: Pick<EventBus, 'publishEnvelope' | 'publishResults'>;
+  /**
+   * Any bus: the relay uses `publishEnvelope` and `publishResults`, reads
+   * `features` (broker de-duplication, persistence; see the outbox README),
+   * and never closes it.
+   */
+  readonly bus: RelayBus;
   /** Identifies this relay's leases. Default `<hostname>-<pid>-<random>`. */
   readonly relayId?: string;
   /** Most rows claimed at once, and most rows held (in memory and leased). Default 1000. */
@@ -90,8 +94,13 @@ export interface OutboxRelay extends AsyncDisposable {
   readonly closed: Promise<void>;
 }
 
-/** The bus methods the relay uses. */
-export type RelayBus = Pick<EventBus, 'publishEnvelope' | 'publishResults'>;
+/**
+ * The bus methods the relay uses. `features` is optional so a wrapper that
+ * passes only the two methods keeps working; without it the relay assumes
+ * what the built-in brokers with de-duplication give (see the outbox README).
+ */
+export type RelayBus = Pick<EventBus, 'publishEnvelope' | 'publishResults'> &
+  Partial<Pick<EventBus, 'features'>>;
 
 export interface ResolvedRelayOptions {
   readonly relayId: string;
