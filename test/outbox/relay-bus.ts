@@ -7,8 +7,7 @@
  * bus would queue it silently, so only the relay's side of the bus shows it).
  */
 import { createEventBus } from '../../src/bus/create-event-bus.ts';
-import { decodeEnvelope, type Envelope } from '../../src/core/envelope.ts';
-import type { EnvelopeInput } from '../../src/core/envelope.ts';
+import { decodeEnvelope, type Envelope, type EnvelopeInput } from '../../src/core/envelope.ts';
 import type { StandardSchemaV1 } from '../../src/core/standard-schema.ts';
 import type { EventBus, PublishResult } from '../../src/core/types.ts';
 import type { RelayBus } from '../../src/outbox/relay-options.ts';
