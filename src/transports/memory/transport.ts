@@ -25,15 +25,7 @@ import { SharedCursorSubscription } from './shared-subscription.ts';
 
 class MemoryTransport implements Transport {
   readonly kind = 'memory' as const;
-  readonly features: TransportFeatures = {
-    persistent: true,
-    consumerGroups: true,
-    newSubscriberReceivesOldMessages: true,
-    brokerDeduplication: true,
-    // Envelope subscriptions: raw messages are at-most-once (see shared-subscription.ts).
-    nakRedelivers: true,
-    nakDelay: true,
-  };
+  readonly features: TransportFeatures;
   readonly maxPayloadBytes: number;
   readonly #broker: MemoryBroker;
   readonly #options: ResolvedMemoryOptions;
@@ -51,6 +43,16 @@ class MemoryTransport implements Transport {
     this.#ctx = ctx;
     this.#options = options;
     this.maxPayloadBytes = options.maxPayloadBytes;
+    this.features = {
+      persistent: true,
+      consumerGroups: true,
+      newSubscriberReceivesOldMessages: true,
+      brokerDeduplication: true,
+      duplicateWindowMs: broker.duplicateWindowMs,
+      // Envelope subscriptions: raw messages are at-most-once (see shared-subscription.ts).
+      nakRedelivers: true,
+      nakDelay: true,
+    };
     const publish = options.chaos?.publish;
     this.#publishChaos = publish === undefined ? undefined : new PublishChaos(publish);
   }
