@@ -111,6 +111,8 @@ export type {
   MemoryBroker,
   MemoryChaosOptions,
   MemoryGroupOptions,
+  MemoryPublishChaosOptions,
+  MemoryPublishFault,
   MemoryTransportOptions,
 } from './transports/memory/index.ts';
 export { createMemoryBroker, memory } from './transports/memory/index.ts';

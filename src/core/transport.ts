@@ -37,6 +37,13 @@ export interface TransportFeatures {
   /** The broker de-duplicates a re-send with the same `msgId` (within some window). */
   readonly brokerDeduplication: boolean;
   /**
+   * How long the broker remembers a `msgId` for de-duplication, when the
+   * transport knows it (the window it configures on the topics it creates).
+   * Only with `brokerDeduplication`. The outbox relay warns before its lag
+   * outgrows it (a re-send older than the window is stored twice).
+   */
+  readonly duplicateWindowMs?: number;
+  /**
    * A nak-ed message is delivered again while the group keeps running. False:
    * it is read again only after the group's assignment changes or it restarts
    * (Kafka: the committed offset stays before it). The bus retries handlers in

@@ -13,6 +13,8 @@ export interface LagMonitorSettings {
   readonly relayId: string;
   readonly store: RelayStore;
   readonly duplicateWindowMs: number;
+  /** Without broker de-duplication there is no window to warn about (relay-features.ts). */
+  readonly brokerDeduplication: boolean;
   readonly lagWarningRatio: number;
   readonly logger: Logger;
   readonly metrics: OutboxMetrics | undefined;
@@ -53,7 +55,7 @@ export class LagMonitor {
       metrics?.failing?.(failing, oldestFailingSeconds);
       const lagMs = lagSeconds * 1000;
       const threshold = duplicateWindowMs * this.#s.lagWarningRatio;
-      if (lagMs > threshold) {
+      if (this.#s.brokerDeduplication && lagMs > threshold) {
         const now = Date.now();
         if (!this.lagWarning || now - this.#lastLagWarnAt >= LAG_WARNING_REPEAT_MS) {
           this.#lastLagWarnAt = now;

@@ -13,12 +13,17 @@ import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
 import type { BackoffOptions, EventBus } from '../core/types.ts';
 import type { OutboxMetrics } from '../metrics/metrics.ts';
 import { outboxBackoffDefaults } from './backoff.ts';
+import { resolveRelayFeatures } from './relay-features.ts';
 import type { RelayStore } from './types.ts';
 
 export interface OutboxRelayOptions {
   readonly store: RelayStore;
-  /** Any bus: the relay uses `publishEnvelope` and `publishResults` only, and never closes it. */
-  readonly bus: Pick<EventBus, 'publishEnvelope' | 'publishResults'>;
+  /**
+   * Any bus: the relay uses `publishEnvelope` and `publishResults`, reads
+   * `features` (broker de-duplication, persistence; see the outbox README),
+   * and never closes it.
+   */
+  readonly bus: RelayBus;
   /** Identifies this relay's leases. Default `<hostname>-<pid>-<random>`. */
   readonly relayId?: string;
   /** Most rows claimed at once, and most rows held (in memory and leased). Default 1000. */
@@ -29,8 +34,19 @@ export interface OutboxRelayOptions {
   readonly leaseMs?: number;
   /** Retry delay after a failed publish. Default 500 ms × 2^n up to 60 s, 20% jitter. */
   readonly backoff?: BackoffOptions;
-  /** The stream's duplicate window (JetStream default 2 min). Default 120,000 ms. */
+  /**
+   * The stream's duplicate window. Default: the transport's
+   * (`bus.features.duplicateWindowMs`), else 120,000 ms (JetStream's default).
+   * Ignored when the transport has no broker de-duplication.
+   */
   readonly duplicateWindowMs?: number;
+  /**
+   * Refuse (InvalidArgumentError from createOutboxRelay) a bus whose transport
+   * does not de-duplicate re-sent events (`bus.features.brokerDeduplication`,
+   * false on Kafka). Default false: the relay runs and warns once at start
+   * that consumers must absorb re-sends (`processOnce`).
+   */
+  readonly requireBrokerDeduplication?: boolean;
   /** Warn when lag exceeds this fraction of the duplicate window. Default 0.5. */
   readonly lagWarningRatio?: number;
   /** Measure pending count and lag this often. Default 5000 ms. */
@@ -65,7 +81,10 @@ export interface OutboxRelayStats {
   /** Last measured rows that failed at least once (all relays), and the age of the oldest. */
   readonly failing: number | undefined;
   readonly oldestFailingSeconds: number | undefined;
-  /** Lag is above lagWarningRatio × duplicateWindowMs: de-duplication is at risk. */
+  /**
+   * Lag is above lagWarningRatio × duplicateWindowMs: de-duplication is at
+   * risk. Always false on a transport without broker de-duplication.
+   */
   readonly lagWarning: boolean;
 }
 
@@ -90,8 +109,13 @@ export interface OutboxRelay extends AsyncDisposable {
   readonly closed: Promise<void>;
 }
 
-/** The bus methods the relay uses. */
-export type RelayBus = Pick<EventBus, 'publishEnvelope' | 'publishResults'>;
+/**
+ * The bus methods the relay uses. `features` is optional so a wrapper that
+ * passes only the two methods keeps working; without it the relay assumes
+ * what the built-in brokers with de-duplication give (see the outbox README).
+ */
+export type RelayBus = Pick<EventBus, 'publishEnvelope' | 'publishResults'> &
+  Partial<Pick<EventBus, 'features'>>;
 
 export interface ResolvedRelayOptions {
   readonly relayId: string;
@@ -106,6 +130,10 @@ export interface ResolvedRelayOptions {
   readonly leaseMarginMs: number;
   readonly backoff: ResolvedBackoff;
   readonly duplicateWindowMs: number;
+  /** From the bus's features: a re-sent row is stored once (see relay-features.ts). */
+  readonly brokerDeduplication: boolean;
+  /** What the transport does not give, logged once at start. */
+  readonly featureWarnings: readonly string[];
   readonly lagWarningRatio: number;
   readonly statsIntervalMs: number;
   readonly listen: boolean;
@@ -123,6 +151,7 @@ const relayOptionKeys = optionKeys<OutboxRelayOptions>({
   leaseMs: true,
   backoff: true,
   duplicateWindowMs: true,
+  requireBrokerDeduplication: true,
   lagWarningRatio: true,
   statsIntervalMs: true,
   listen: true,
@@ -153,6 +182,11 @@ export function resolveRelayOptions(options: OutboxRelayOptions): ResolvedRelayO
       `Expected \`relayId\` to be 1-200 characters, got ${JSON.stringify(relayId)}`,
     );
   }
+  const features = resolveRelayFeatures({
+    features: options.bus.features,
+    duplicateWindowMs: options.duplicateWindowMs,
+    requireBrokerDeduplication: options.requireBrokerDeduplication,
+  });
   const batchSize = positiveInteger('batchSize', options.batchSize, 1000);
   const leaseMs = positiveInteger('leaseMs', options.leaseMs, 30_000);
   return {
@@ -165,7 +199,9 @@ export function resolveRelayOptions(options: OutboxRelayOptions): ResolvedRelayO
     leaseMs,
     leaseMarginMs: Math.floor(leaseMs / 5),
     backoff: resolveBackoff('backoff', options.backoff, outboxBackoffDefaults),
-    duplicateWindowMs: positiveInteger('duplicateWindowMs', options.duplicateWindowMs, 120_000),
+    duplicateWindowMs: features.duplicateWindowMs,
+    brokerDeduplication: features.brokerDeduplication,
+    featureWarnings: features.warnings,
     lagWarningRatio: fraction('lagWarningRatio', options.lagWarningRatio, 0.5),
     statsIntervalMs: positiveInteger('statsIntervalMs', options.statsIntervalMs, 5000),
     listen: options.listen ?? true,

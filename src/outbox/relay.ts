@@ -13,13 +13,17 @@
  *
  * Leases (relay-leases.ts). A crashed relay's rows become claimable when
  * its leases expire; republishing them is safe because eventId = row id =
- * Nats-Msg-Id (broker de-duplication).
+ * the broker's message id: a transport with broker de-duplication stores the
+ * re-send once; without it (Kafka) the consumers' inbox absorbs the second
+ * copy. The relay reads which one it has from the bus's features
+ * (relay-features.ts).
  *
- * The rooms: options and public types (relay-options.ts), lane bookkeeping
+ * The rooms: options and public types (relay-options.ts), what the
+ * transport gives (relay-features.ts), lane bookkeeping
  * (relay-lanes.ts), claiming (relay-claims.ts), lease renewal
  * (relay-leases.ts), serialised writes (serial-writes.ts), the lag monitor
  * (lag-monitor.ts), LISTEN (commit-listener.ts). This file sends, records
- * results and shuts down; at ~470 lines it stays one file because those
+ * results and shuts down; at ~480 lines it stays one file because those
  * three share the per-row state machine (queued → sending → acked/releasing).
  */
 import { decodeEnvelope, type Envelope } from '../core/envelope.ts';
@@ -133,9 +137,13 @@ class Relay implements OutboxRelay {
         batchSize: this.#o.batchSize,
         leaseMs: this.#o.leaseMs,
         store: this.#o.store.kind,
+        brokerDeduplication: this.#o.brokerDeduplication,
       },
       'Outbox relay started',
     );
+    for (const warning of this.#o.featureWarnings) {
+      this.#o.logger.warn({ relayId: this.relayId }, `Outbox relay: ${warning}`);
+    }
     this.#requestClaim();
     void this.#measure();
   }
@@ -418,7 +426,9 @@ class Relay implements OutboxRelay {
       if (this.#inFlight > 0) {
         this.#o.logger.warn(
           { relayId: this.relayId, inFlight: this.#inFlight, timeoutMs },
-          'Outbox relay: close deadline passed with publishes unconfirmed; releasing them (their republish is de-duplicated)',
+          this.#o.brokerDeduplication
+            ? 'Outbox relay: close deadline passed with publishes unconfirmed; releasing them (their republish is de-duplicated)'
+            : 'Outbox relay: close deadline passed with publishes unconfirmed; releasing them (the transport does not de-duplicate: a republish of one the broker stored is a duplicate consumers must absorb)',
         );
       }
     }

@@ -93,6 +93,11 @@ export function runTransportContract(
       ] as const) {
         assert.equal(typeof transport.features[name], 'boolean', `features.${name} is declared`);
       }
+      const window = transport.features.duplicateWindowMs;
+      if (window !== undefined) {
+        assert.ok(transport.features.brokerDeduplication, 'duplicateWindowMs only with brokerDeduplication');
+        assert.ok(Number.isFinite(window) && window > 0, `duplicateWindowMs is positive, got ${window}`);
+      }
       assert.ok(transport.maxPayloadBytes > 0, 'maxPayloadBytes is positive');
       assert.equal(transport.health().connected, true, 'connected once created');
     });

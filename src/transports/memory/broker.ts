@@ -176,6 +176,11 @@ export class MemoryBroker {
     this.#duplicateWindowMs = options.duplicateWindowMs ?? 120_000;
   }
 
+  /** Message-id de-duplication window of every topic of this broker. */
+  get duplicateWindowMs(): number {
+    return this.#duplicateWindowMs;
+  }
+
   /** The topic's log; `partitions` counts only when this call creates it (default 16). */
   topic(name: string, partitions = defaultPartitions): TopicLog {
     let t = this.#topics.get(name);

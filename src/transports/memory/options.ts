@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { optionKeys, rejectUnknownKeys } from '../../core/option-keys.ts';
 import type { MemoryBroker } from './broker.ts';
+import type { MemoryPublishChaosOptions, ResolvedPublishChaos } from './publish-chaos.ts';
 
 export interface MemoryChaosOptions {
   /** Probability (0..1) that an acked message is delivered once more (a lost ack). */
@@ -10,6 +11,15 @@ export interface MemoryChaosOptions {
   readonly maxDelayMs?: number;
   /** Seed for the chaos PRNG, so a failing run can be replayed. */
   readonly seed?: number;
+  /** Publish-side faults: failed sends, lost or held acks, acks out of order (publish-chaos.ts). */
+  readonly publish?: MemoryPublishChaosOptions;
+}
+
+export interface ResolvedChaos {
+  readonly duplicateRate: number;
+  readonly maxDelayMs: number;
+  readonly seed: number;
+  readonly publish: ResolvedPublishChaos | undefined;
 }
 
 export interface MemoryTransportOptions {
@@ -40,7 +50,7 @@ export interface MemoryGroupOptions {
 
 export interface ResolvedMemoryOptions {
   readonly maxPayloadBytes: number;
-  readonly chaos: Required<MemoryChaosOptions> | undefined;
+  readonly chaos: ResolvedChaos | undefined;
   readonly partitions: number;
   readonly group: Required<MemoryGroupOptions>;
 }
@@ -81,7 +91,13 @@ const memoryKeys = {
     partitions: true,
     group: true,
   }),
-  chaos: optionKeys<MemoryChaosOptions>({ duplicateRate: true, maxDelayMs: true, seed: true }),
+  chaos: optionKeys<MemoryChaosOptions>({ duplicateRate: true, maxDelayMs: true, seed: true, publish: true }),
+  publish: optionKeys<MemoryPublishChaosOptions>({
+    failRate: true,
+    lostAckRate: true,
+    maxAckDelayMs: true,
+    fault: true,
+  }),
   group: optionKeys<MemoryGroupOptions>({ leaseMs: true }),
 };
 
@@ -92,6 +108,7 @@ export function resolveMemoryOptions(options: MemoryTransportOptions = {}): Reso
   rejectUnknownKeys('memory', options, memoryKeys.top);
   rejectUnknownKeys('memory.chaos', options.chaos, memoryKeys.chaos);
   rejectUnknownKeys('memory.group', options.group, memoryKeys.group);
+  rejectUnknownKeys('memory.chaos.publish', options.chaos?.publish, memoryKeys.publish);
   const max = options.maxPayloadBytes ?? memoryDefaults.maxPayloadBytes;
   if (!Number.isSafeInteger(max) || max <= 0) {
     throw new InvalidArgumentError(
@@ -104,20 +121,43 @@ export function resolveMemoryOptions(options: MemoryTransportOptions = {}): Reso
   };
   const chaos = options.chaos;
   if (chaos === undefined) return { maxPayloadBytes: max, chaos: undefined, partitions, group };
-  const maxDelayMs = chaos.maxDelayMs ?? 0;
-  if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0) {
-    throw new InvalidArgumentError(
-      `Expected \`memory.chaos.maxDelayMs\` to be >= 0, got ${String(maxDelayMs)}`,
-    );
-  }
+  const seed = chaos.seed ?? 1;
   return {
     maxPayloadBytes: max,
     partitions,
     group,
     chaos: {
       duplicateRate: rate('duplicateRate', chaos.duplicateRate),
-      maxDelayMs,
-      seed: chaos.seed ?? 1,
+      maxDelayMs: delay('maxDelayMs', chaos.maxDelayMs),
+      seed,
+      publish: resolvePublishChaos(chaos.publish, seed),
     },
+  };
+}
+
+function delay(name: string, value: number | undefined): number {
+  const ms = value ?? 0;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(`Expected \`memory.chaos.${name}\` to be >= 0, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+function resolvePublishChaos(
+  options: MemoryPublishChaosOptions | undefined,
+  seed: number,
+): ResolvedPublishChaos | undefined {
+  if (options === undefined) return undefined;
+  if (options.fault !== undefined && typeof options.fault !== 'function') {
+    throw new InvalidArgumentError(
+      `Expected \`memory.chaos.publish.fault\` to be a function, got ${typeof options.fault}`,
+    );
+  }
+  return {
+    failRate: rate('publish.failRate', options.failRate),
+    lostAckRate: rate('publish.lostAckRate', options.lostAckRate),
+    maxAckDelayMs: delay('publish.maxAckDelayMs', options.maxAckDelayMs),
+    fault: options.fault,
+    seed,
   };
 }

@@ -1,7 +1,7 @@
 /** The in-memory transport: the embedded default, same contract as the brokers. */
 import { randomUUID } from 'node:crypto';
 import { encodedSize } from '../../core/envelope.ts';
-import { PayloadTooLargeError } from '../../core/errors.ts';
+import { type EventBusError, PayloadTooLargeError } from '../../core/errors.ts';
 import type {
   FlowControl,
   OutboundMessage,
@@ -20,25 +20,20 @@ import { defaultMemoryBroker, type MemoryBroker, type TopicLog } from './broker.
 import { type MemoryTransportOptions, type ResolvedMemoryOptions, resolveMemoryOptions } from './options.ts';
 import { memoryParkingLot } from './parking-lot.ts';
 import { MemoryPartitionedSubscription } from './partitioned-subscription.ts';
+import { PublishChaos } from './publish-chaos.ts';
 import { SharedCursorSubscription } from './shared-subscription.ts';
 
 class MemoryTransport implements Transport {
   readonly kind = 'memory' as const;
-  readonly features: TransportFeatures = {
-    persistent: true,
-    consumerGroups: true,
-    newSubscriberReceivesOldMessages: true,
-    brokerDeduplication: true,
-    // Envelope subscriptions: raw messages are at-most-once (see shared-subscription.ts).
-    nakRedelivers: true,
-    nakDelay: true,
-  };
+  readonly features: TransportFeatures;
   readonly maxPayloadBytes: number;
   readonly #broker: MemoryBroker;
   readonly #options: ResolvedMemoryOptions;
   readonly #ctx: TransportContext;
   readonly #warnedPartitions = new Set<string>();
   readonly #members = new Set<SharedCursorSubscription | MemoryPartitionedSubscription>();
+  /** Publish-side faults (`memory.chaos.publish`); undefined without them. */
+  readonly #publishChaos: PublishChaos | undefined;
   #done: Array<[PublishCallback, PublishOutcome]> = [];
   #flushScheduled = false;
   #closed = false;
@@ -48,6 +43,18 @@ class MemoryTransport implements Transport {
     this.#ctx = ctx;
     this.#options = options;
     this.maxPayloadBytes = options.maxPayloadBytes;
+    this.features = {
+      persistent: true,
+      consumerGroups: true,
+      newSubscriberReceivesOldMessages: true,
+      brokerDeduplication: true,
+      duplicateWindowMs: broker.duplicateWindowMs,
+      // Envelope subscriptions: raw messages are at-most-once (see shared-subscription.ts).
+      nakRedelivers: true,
+      nakDelay: true,
+    };
+    const publish = options.chaos?.publish;
+    this.#publishChaos = publish === undefined ? undefined : new PublishChaos(publish);
   }
 
   async parkingLot(topic: string, group: string): Promise<ParkingLot> {
@@ -75,14 +82,26 @@ class MemoryTransport implements Transport {
   send(message: OutboundMessage, done: PublishCallback): void {
     let outcome: PublishOutcome;
     const size = encodedSize(message.data, message.headers, message.msgId);
+    const fault = size > this.maxPayloadBytes ? undefined : this.#publishChaos?.decide(message);
     if (size > this.maxPayloadBytes) {
       outcome = { ok: false, error: new PayloadTooLargeError(size, this.maxPayloadBytes) };
+    } else if (fault !== undefined && !fault.store) {
+      outcome = { ok: false, error: fault.error as EventBusError };
     } else {
       const { seq, duplicate } = this.#topic(message.topic).append(
         { data: message.data, headers: message.headers, key: message.key },
         message.msgId,
       );
-      outcome = duplicate ? { ok: true, sequence: seq, duplicate: true } : { ok: true, sequence: seq };
+      outcome =
+        fault?.error !== undefined
+          ? { ok: false, error: fault.error }
+          : duplicate
+            ? { ok: true, sequence: seq, duplicate: true }
+            : { ok: true, sequence: seq };
+    }
+    if (fault !== undefined) {
+      (this.#publishChaos as PublishChaos).report(fault, message, outcome, done);
+      return;
     }
     // Results are reported asynchronously (never inside send), batched per microtask.
     this.#done.push([done, outcome]);
@@ -135,7 +154,13 @@ class MemoryTransport implements Transport {
     return { connected: !this.#closed, details: { topics: this.#broker.topics().length, subscriptions } };
   }
 
-  async close(): Promise<void> {
+  async close(deadline: AbortSignal): Promise<void> {
+    // Held or delayed acks (publish chaos) are waited for like a broker's, up to the deadline.
+    const chaos = this.#publishChaos;
+    if (chaos !== undefined) {
+      await chaos.drain(deadline);
+      chaos.endPending();
+    }
     this.#closed = true;
     for (const m of this.#members) await m.close();
     this.#members.clear();

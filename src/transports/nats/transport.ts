@@ -51,7 +51,7 @@ const DRAIN_TIMEOUT_MS = 2_000;
 
 export class NatsTransport implements Transport {
   readonly kind = 'nats' as const;
-  readonly features = FEATURES;
+  readonly features: TransportFeatures;
   readonly ownedHeaders = OWNED_HEADERS;
   readonly #conn: NatsConnectionManager;
   readonly #jsm: JetStreamManager;
@@ -99,6 +99,8 @@ export class NatsTransport implements Transport {
     this.#conn = conn;
     this.#jsm = jsm;
     this.#options = options;
+    // The window the streams this transport creates get (an existing stream keeps its own: `eventbus doctor`).
+    this.features = Object.freeze({ ...FEATURES, duplicateWindowMs: options.duplicateWindowMs });
     this.#logger = logger;
     this.#streams = new StreamRegistry(jsm, options, logger);
     this.#publisher = new PipelinedPublisher(
