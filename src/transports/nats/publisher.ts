@@ -9,13 +9,7 @@
  * after publishRetries resends, fails them with TimeoutError (outcome unknown).
  * No per-message timers, promises or tasks.
  */
-import {
-  createInbox,
-  type Msg,
-  type MsgHdrs,
-  headers as natsHeaders,
-  type Subscription,
-} from '@nats-io/transport-node';
+import { createInbox, type Msg, type Subscription } from '@nats-io/transport-node';
 import {
   BusClosedError,
   type EventBusError,
@@ -29,6 +23,7 @@ import type { Logger } from '../../core/logger.ts';
 import type { OutboundMessage, PublishCallback, PublishOutcome } from '../../core/transport.ts';
 import { wakeOrAbort } from '../../core/waiting.ts';
 import type { NatsConnectionManager } from './connection.ts';
+import { type EncodedHeaders, encodeHeaderBlock } from './header-block.ts';
 import { validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 
@@ -39,7 +34,7 @@ interface PendingPublish {
   readonly subject: string;
   readonly msgId: string;
   readonly data: Uint8Array;
-  readonly headers: MsgHdrs;
+  readonly headers: EncodedHeaders;
   readonly reply: string;
   readonly done: PublishCallback;
   sentAt: number;
@@ -162,13 +157,9 @@ export class PipelinedPublisher {
       if (this.#knownTopics.size > 10_000) this.#knownTopics.clear();
       this.#knownTopics.add(subject);
     }
-    const headers = natsHeaders();
+    let headers: EncodedHeaders;
     try {
-      for (const name in message.headers) {
-        const value = message.headers[name];
-        if (value !== undefined) headers.set(name, value);
-      }
-      if (message.msgId) headers.set(MSG_ID, message.msgId);
+      headers = encodeHeaderBlock(message.headers, MSG_ID, message.msgId);
     } catch (cause) {
       return new InvalidArgumentError(
         `Expected valid NATS header names and values: ${(cause as Error).message}`,
@@ -180,11 +171,11 @@ export class PipelinedPublisher {
     const id = this.#nextId++;
     const reply = this.#prefix + id;
     try {
-      this.#conn.nc.publish(subject, message.data, { reply, headers });
+      this.#conn.nc.publish(subject, message.data, { reply, headers: headers.asMsgHdrs() });
     } catch (cause) {
       if (/max_payload/i.test((cause as Error).message)) {
         return new PayloadTooLargeError(
-          message.data.byteLength + (headers as MsgHdrs & { encode(): Uint8Array }).encode().byteLength,
+          message.data.byteLength + headers.encode().byteLength,
           this.#conn.maxPayload,
           'NATS message (body + headers)',
         );
@@ -291,7 +282,7 @@ export class PipelinedPublisher {
       this.#pending.delete(id);
       if (entry.attempts <= this.#options.publishRetries && !nc.isClosed()) {
         try {
-          nc.publish(entry.subject, entry.data, { reply: entry.reply, headers: entry.headers });
+          nc.publish(entry.subject, entry.data, { reply: entry.reply, headers: entry.headers.asMsgHdrs() });
           entry.attempts++;
           entry.sentAt = now;
           this.#pending.set(id, entry); // moves to the end: still in send order
