@@ -52,14 +52,15 @@ function checkValue(value: string): string {
 }
 
 /**
- * `headers` plus `msgIdName: msgId` (when msgId is set; it replaces a header
- * of that exact name, as `MsgHdrs.set` does). Throws on an invalid name or value.
+ * The header block's text: `headers` plus `msgIdName: msgId` (when msgId is
+ * set; it replaces a header of that exact name, as `MsgHdrs.set` does), ''
+ * when there is no header at all. Throws on an invalid name or value.
  */
-export function encodeHeaderBlock(
+export function headerBlockText(
   headers: Readonly<Record<string, string>>,
   msgIdName: string,
   msgId: string,
-): EncodedHeaders {
+): string {
   let s = 'NATS/1.0';
   let count = 0;
   for (const name in headers) {
@@ -73,6 +74,14 @@ export function encodeHeaderBlock(
     s += `\r\n${msgIdName}: ${checkValue(msgId)}`;
     count++;
   }
-  // No headers at all: the client sends none (an empty block, HPUB with 0 header bytes).
-  return new EncodedHeaders(count === 0 ? new Uint8Array(0) : encoder.encode(`${s}\r\n\r\n`));
+  return count === 0 ? '' : `${s}\r\n\r\n`;
+}
+
+/** The same block as bytes, in the shape `nc.publish` takes. */
+export function encodeHeaderBlock(
+  headers: Readonly<Record<string, string>>,
+  msgIdName: string,
+  msgId: string,
+): EncodedHeaders {
+  return new EncodedHeaders(encoder.encode(headerBlockText(headers, msgIdName, msgId)));
 }

@@ -23,19 +23,16 @@ import type { Logger } from '../../core/logger.ts';
 import type { OutboundMessage, PublishCallback, PublishOutcome } from '../../core/transport.ts';
 import { wakeOrAbort } from '../../core/waiting.ts';
 import type { NatsConnectionManager } from './connection.ts';
-import { type EncodedHeaders, encodeHeaderBlock } from './header-block.ts';
+import { headerBlockText } from './header-block.ts';
 import { validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { payloadSize, type WirePublish, writePublish } from './wire-frame.ts';
 
 const MSG_ID = 'Nats-Msg-Id';
 const decoder = new TextDecoder();
 
-interface PendingPublish {
-  readonly subject: string;
+interface PendingPublish extends WirePublish {
   readonly msgId: string;
-  readonly data: Uint8Array;
-  readonly headers: EncodedHeaders;
-  readonly reply: string;
   readonly done: PublishCallback;
   sentAt: number;
   /** Times published so far (1 = no resend yet). */
@@ -157,9 +154,9 @@ export class PipelinedPublisher {
       if (this.#knownTopics.size > 10_000) this.#knownTopics.clear();
       this.#knownTopics.add(subject);
     }
-    let headers: EncodedHeaders;
+    let headerBlock: string;
     try {
-      headers = encodeHeaderBlock(message.headers, MSG_ID, message.msgId);
+      headerBlock = headerBlockText(message.headers, MSG_ID, message.msgId);
     } catch (cause) {
       return new InvalidArgumentError(
         `Expected valid NATS header names and values: ${(cause as Error).message}`,
@@ -169,13 +166,23 @@ export class PipelinedPublisher {
       );
     }
     const id = this.#nextId++;
-    const reply = this.#prefix + id;
+    const entry: PendingPublish = {
+      subject,
+      reply: this.#prefix + id,
+      headerBlock,
+      data: message.data,
+      frame: undefined,
+      msgId: message.msgId,
+      done,
+      sentAt: 0,
+      attempts: 1,
+    };
     try {
-      this.#conn.nc.publish(subject, message.data, { reply, headers: headers.asMsgHdrs() });
+      writePublish(this.#conn.nc, entry);
     } catch (cause) {
       if (/max_payload/i.test((cause as Error).message)) {
         return new PayloadTooLargeError(
-          message.data.byteLength + headers.encode().byteLength,
+          payloadSize(entry),
           this.#conn.maxPayload,
           'NATS message (body + headers)',
         );
@@ -183,16 +190,8 @@ export class PipelinedPublisher {
       return new TransportError(`Failed to publish to ${subject}: ${(cause as Error).message}`, { cause });
     }
     this.#sent++;
-    this.#pending.set(id, {
-      subject,
-      msgId: message.msgId,
-      data: message.data,
-      headers,
-      reply,
-      done,
-      sentAt: performance.now(),
-      attempts: 1,
-    });
+    entry.sentAt = performance.now();
+    this.#pending.set(id, entry);
     return undefined;
   }
 
@@ -282,7 +281,7 @@ export class PipelinedPublisher {
       this.#pending.delete(id);
       if (entry.attempts <= this.#options.publishRetries && !nc.isClosed()) {
         try {
-          nc.publish(entry.subject, entry.data, { reply: entry.reply, headers: entry.headers.asMsgHdrs() });
+          writePublish(nc, entry);
           entry.attempts++;
           entry.sentAt = now;
           this.#pending.set(id, entry); // moves to the end: still in send order
