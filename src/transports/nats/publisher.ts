@@ -9,13 +9,7 @@
  * after publishRetries resends, fails them with TimeoutError (outcome unknown).
  * No per-message timers, promises or tasks.
  */
-import {
-  createInbox,
-  type Msg,
-  type MsgHdrs,
-  headers as natsHeaders,
-  type Subscription,
-} from '@nats-io/transport-node';
+import { createInbox, type Msg, type Subscription } from '@nats-io/transport-node';
 import {
   BusClosedError,
   type EventBusError,
@@ -29,18 +23,16 @@ import type { Logger } from '../../core/logger.ts';
 import type { OutboundMessage, PublishCallback, PublishOutcome } from '../../core/transport.ts';
 import { wakeOrAbort } from '../../core/waiting.ts';
 import type { NatsConnectionManager } from './connection.ts';
+import { headerBlockText } from './header-block.ts';
 import { validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { payloadSize, type WirePublish, writePublish } from './wire-frame.ts';
 
 const MSG_ID = 'Nats-Msg-Id';
 const decoder = new TextDecoder();
 
-interface PendingPublish {
-  readonly subject: string;
+interface PendingPublish extends WirePublish {
   readonly msgId: string;
-  readonly data: Uint8Array;
-  readonly headers: MsgHdrs;
-  readonly reply: string;
   readonly done: PublishCallback;
   sentAt: number;
   /** Times published so far (1 = no resend yet). */
@@ -162,13 +154,9 @@ export class PipelinedPublisher {
       if (this.#knownTopics.size > 10_000) this.#knownTopics.clear();
       this.#knownTopics.add(subject);
     }
-    const headers = natsHeaders();
+    let headerBlock: string;
     try {
-      for (const name in message.headers) {
-        const value = message.headers[name];
-        if (value !== undefined) headers.set(name, value);
-      }
-      if (message.msgId) headers.set(MSG_ID, message.msgId);
+      headerBlock = headerBlockText(message.headers, MSG_ID, message.msgId);
     } catch (cause) {
       return new InvalidArgumentError(
         `Expected valid NATS header names and values: ${(cause as Error).message}`,
@@ -178,13 +166,23 @@ export class PipelinedPublisher {
       );
     }
     const id = this.#nextId++;
-    const reply = this.#prefix + id;
+    const entry: PendingPublish = {
+      subject,
+      reply: this.#prefix + id,
+      headerBlock,
+      data: message.data,
+      frame: undefined,
+      msgId: message.msgId,
+      done,
+      sentAt: 0,
+      attempts: 1,
+    };
     try {
-      this.#conn.nc.publish(subject, message.data, { reply, headers });
+      writePublish(this.#conn.nc, entry);
     } catch (cause) {
       if (/max_payload/i.test((cause as Error).message)) {
         return new PayloadTooLargeError(
-          message.data.byteLength + (headers as MsgHdrs & { encode(): Uint8Array }).encode().byteLength,
+          payloadSize(entry),
           this.#conn.maxPayload,
           'NATS message (body + headers)',
         );
@@ -192,16 +190,8 @@ export class PipelinedPublisher {
       return new TransportError(`Failed to publish to ${subject}: ${(cause as Error).message}`, { cause });
     }
     this.#sent++;
-    this.#pending.set(id, {
-      subject,
-      msgId: message.msgId,
-      data: message.data,
-      headers,
-      reply,
-      done,
-      sentAt: performance.now(),
-      attempts: 1,
-    });
+    entry.sentAt = performance.now();
+    this.#pending.set(id, entry);
     return undefined;
   }
 
@@ -291,7 +281,7 @@ export class PipelinedPublisher {
       this.#pending.delete(id);
       if (entry.attempts <= this.#options.publishRetries && !nc.isClosed()) {
         try {
-          nc.publish(entry.subject, entry.data, { reply: entry.reply, headers: entry.headers });
+          writePublish(nc, entry);
           entry.attempts++;
           entry.sentAt = now;
           this.#pending.set(id, entry); // moves to the end: still in send order

@@ -8,6 +8,7 @@ import {
   TransportError,
 } from '../../../src/core/errors.ts';
 import type { PublishOutcome, Transport } from '../../../src/core/transport.ts';
+import { usesFrames } from '../../../src/transports/nats/wire-frame.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import {
   type Inspector,
@@ -76,6 +77,28 @@ describe('nats send (pipelined confirmed publishing)', () => {
     assert.equal(second.duplicate, true);
     assert.equal(second.sequence, first.sequence);
     assert.equal((await inspect.jsm.streams.info('EVENTBUS_dup_topic')).state.messages, 1);
+  });
+
+  it('whole-frame writes store exactly the body and headers sent (and this client has the frame writer)', async () => {
+    assert.equal(
+      usesFrames(inspect.nc),
+      true,
+      'nats.js no longer has protocol.sendCommand: publishing fell back to nc.publish',
+    );
+    await transport.ensureTopic('frame.topic', 'envelope');
+    const body = new TextEncoder().encode('{"note":"Zoë ✓"}');
+    const sent = {
+      ...message('frame.topic', body, 'frame-1'),
+      headers: { 'X-Event-ID': 'frame-1', 'X-Note': '  Zoë  ', 'X-Empty': '' },
+    };
+    const { sequence } = expectOk(await sendAsync(transport, sent));
+    const stored = await inspect.jsm.streams.getMessage('EVENTBUS_frame_topic', { seq: sequence as number });
+    assert.ok(stored);
+    assert.deepEqual(stored.data, body);
+    assert.equal(stored.header.get('X-Event-ID'), 'frame-1');
+    assert.equal(stored.header.get('X-Note'), 'Zoë');
+    assert.equal(stored.header.has('X-Empty'), true);
+    assert.equal(stored.header.get('Nats-Msg-Id'), 'frame-1');
   });
 
   it('oversize: PayloadTooLargeError, asynchronously, nothing sent', async () => {
