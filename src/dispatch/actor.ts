@@ -12,19 +12,19 @@
  * bumped; the old loop notices after its `await` and returns without touching
  * anything, and a fresh loop (if any) takes over the held task.
  *
- * A timed-out handler is aborted, but nothing forces it to stop: the fresh
- * loop starts only once the old execution has settled, so one aggregate never
- * has two executions at once. One that never settles is reported as stuck
- * (metric, log, health) while its actor waits.
+ * A timed-out handler is aborted, but the fresh loop starts only once the
+ * old execution has settled (stuck-watch.ts). Whether a failed task is
+ * retried, and how it is given up on, is failure-policy.ts.
  *
- * Giving up ends in the dead letter. When that publish fails, the message is
- * not nak-ed (that let the aggregate's next event overtake it and could loop
- * for ever): it stays held, dead-lettering is retried with backoff, and the
- * aggregate waits, reported through a metric, the log and health.
+ * Why this file stays a little over 400 lines: what is left is one state
+ * machine, the epoch protocol over the held task; every step reads and resets
+ * the same fields, and spread over files they could no longer be seen together.
  */
-import { HandlerTimeoutError, isEventBusError, toError } from '../core/errors.ts';
+import { HandlerTimeoutError, toError } from '../core/errors.ts';
 import { abortableSleep, backoffDelay } from './backoff.ts';
+import { giveUp, shouldRetry } from './failure-policy.ts';
 import { Inbox } from './inbox.ts';
+import { StuckWatch } from './stuck-watch.ts';
 import type { PoolTask, ResolvedPoolOptions } from './types.ts';
 
 /** What an actor needs from its pool. */
@@ -79,10 +79,8 @@ export class Actor {
   #controller: AbortController | undefined;
   /** The running attempt's promise: after a timeout, the next start waits for it to settle. */
   #pending: Promise<void> | undefined;
-  /** A timed-out execution this actor waits for, and since when (performance.now()). */
-  #waitingFor: Promise<void> | undefined;
-  #waitingSince = 0;
-  #stuckReported = false;
+  /** A timed-out execution this actor waits for. */
+  readonly #stuck: StuckWatch;
   /** The held task's dead-letter publish is failing; it is being retried. */
   #deadLetterFailing = false;
 
@@ -91,6 +89,7 @@ export class Actor {
     this.#options = host.options;
     this.#sleep = host.options.sleep ?? abortableSleep;
     this.#inbox = new Inbox(host.options.inboxSize);
+    this.#stuck = new StuckWatch(host, () => this.#logFields());
   }
 
   get queued(): number {
@@ -131,12 +130,8 @@ export class Actor {
     if (task !== undefined) {
       if (this.#runStartedAt > 0 && now - this.#runStartedAt >= this.#options.handlerTimeoutMs) {
         this.#timeout(now);
-      } else if (
-        this.#waitingSince > 0 &&
-        !this.#stuckReported &&
-        now - this.#waitingSince >= this.#options.handlerTimeoutMs
-      ) {
-        this.#reportStuck();
+      } else {
+        this.#stuck.check(now);
       }
       if (now - this.#aliveAt >= workingMs) {
         this.#aliveAt = now;
@@ -189,7 +184,7 @@ export class Actor {
             this.#fence(task);
             continue;
           }
-          if (!this.#shouldRetry(this.#error)) {
+          if (!shouldRetry(this.#options, this.#attempts, this.#crashed, this.#error)) {
             await this.#giveUp(epoch, task, this.#error);
             continue;
           }
@@ -265,13 +260,6 @@ export class Actor {
     return false;
   }
 
-  #shouldRetry(error: Error): boolean {
-    if (this.#attempts >= this.#options.maxAttempts) return false;
-    if (this.#crashed) return true;
-    if (this.#options.kind === 'raw') return false; // at-most-once: never retried
-    return !(isEventBusError(error) && !error.retryable);
-  }
-
   #succeeded(task: PoolTask): void {
     const seconds = (performance.now() - this.#firstStartedAt) / 1000;
     this.#release();
@@ -288,54 +276,19 @@ export class Actor {
     );
   }
 
-  async #giveUp(epoch: number, task: PoolTask, error: Error): Promise<void> {
-    const options = this.#options;
-    const key = this.#key;
-    const attempts = this.#attempts;
-    const fields = { ...this.#logFields(), attempts, err: error };
-    // A raw message that cannot even be read (a DecodeError) is dead-lettered
-    // like an envelope: acking it would drop it without a trace.
-    if (options.kind === 'raw' && !isInputError(error)) {
-      this.#release();
-      task.message.ack(); // at-most-once: a failed raw message is not redelivered
-      options.metrics.rawFailure();
-      options.logger.warn(fields, 'Raw message handler failed; message acknowledged (at-most-once)');
-      return;
-    }
-    // Park before publishing, so this aggregate's next message cannot run even
-    // if the dead-letter publish fails and this one comes back later.
-    if (options.deadLetterPolicy === 'park') this.#host.park(key, error);
-    for (let failures = 0; ; ) {
-      let dlqError: unknown;
-      try {
-        await options.deadLetter({ task, key, error, attempts, disposition: 'dead-letter' });
-        break;
-      } catch (failure) {
-        dlqError = failure;
-      }
-      if (epoch !== this.#epoch) return; // drain deadline: already nak-ed
-      failures++;
-      this.#setDeadLetterFailing(true);
-      options.metrics.deadLetterFailed();
-      options.logger.error(
-        { ...fields, dlqError: toError(dlqError), failures },
-        'Dead-lettering failed; the message stays held (its aggregate waits) and dead-lettering is retried',
-      );
-      try {
-        await this.#sleep(backoffDelay(failures, options.backoff), this.#host.stopSignal);
-      } catch {
-        // Aborted by the drain deadline, which also abandoned this task.
-      }
-      if (epoch !== this.#epoch) return;
-    }
-    if (epoch !== this.#epoch) return; // drain deadline: already nak-ed
-    const seconds = (performance.now() - this.#firstStartedAt) / 1000;
-    this.#release();
-    const reason = isEventBusError(error) && !error.retryable ? 'non-retryable' : 'max-attempts';
-    task.message.term(`dead-lettered after ${attempts} attempt(s): ${error.message}`);
-    options.metrics.deadLettered(reason);
-    options.metrics.messageProcessed(false, seconds);
-    options.logger.warn(fields, 'Message dead-lettered');
+  #giveUp(epoch: number, task: PoolTask, error: Error): Promise<void> {
+    const actor = {
+      host: this.#host,
+      sleep: this.#sleep,
+      key: this.#key,
+      attempts: this.#attempts,
+      firstStartedAt: this.#firstStartedAt,
+      current: () => epoch === this.#epoch,
+      release: () => this.#release(),
+      deadLetterFailing: (failing: boolean) => this.#setDeadLetterFailing(failing),
+      logFields: () => this.#logFields(),
+    };
+    return giveUp(actor, task, error);
   }
 
   /** Supervisor: a crash outside the handler's promise restarts the actor. */
@@ -398,8 +351,7 @@ export class Actor {
       setImmediate(this.#restart, epoch);
     } else {
       // Registered first, so nothing below (abort listeners, logging) can strand the actor.
-      this.#waitingFor = pending;
-      this.#waitingSince = now;
+      this.#stuck.wait(pending, now);
       const resume = (): void => this.#timedOutSettled(pending, epoch);
       pending.then(resume, resume);
     }
@@ -408,29 +360,9 @@ export class Actor {
   }
 
   #timedOutSettled(pending: Promise<void>, epoch: number): void {
-    if (this.#waitingFor !== pending) return; // let go meanwhile (drain deadline)
-    if (this.#stuckReported) {
-      this.#options.logger.warn(this.#logFields(), 'A stuck handler settled at last; its actor resumes');
-    }
-    this.#stopWaiting();
+    if (!this.#stuck.settled(pending)) return; // let go meanwhile (drain deadline)
     // On the next turn: the settling handler's own continuations run first.
     setImmediate(this.#restart, epoch);
-  }
-
-  #reportStuck(): void {
-    this.#stuckReported = true;
-    this.#host.stuckChanged(1);
-    this.#options.logger.error(
-      { ...this.#logFields(), handlerTimeoutMs: this.#options.handlerTimeoutMs },
-      'A handler timed out, ignores its abort signal and has not settled: its actor (and the aggregate) waits for it',
-    );
-  }
-
-  #stopWaiting(): void {
-    if (this.#stuckReported) this.#host.stuckChanged(-1);
-    this.#waitingFor = undefined;
-    this.#waitingSince = 0;
-    this.#stuckReported = false;
   }
 
   #setDeadLetterFailing(failing: boolean): void {
@@ -459,7 +391,7 @@ export class Actor {
     this.#task = undefined;
     this.#controller = undefined;
     this.#pending = undefined;
-    this.#stopWaiting();
+    this.#stuck.stop();
     this.#setDeadLetterFailing(false);
     this.#error = undefined;
     this.#crashed = false;
@@ -471,11 +403,6 @@ export class Actor {
   #logFields(): Record<string, unknown> {
     return { topic: this.#options.topic, group: this.#options.group, key: this.#key };
   }
-}
-
-/** Bad input (a body or headers that cannot be decoded): dead-lettered whatever the subscription kind. */
-function isInputError(error: Error): boolean {
-  return isEventBusError(error) && error.code === 'EVENTBUS_DECODE';
 }
 
 function mayStart(task: PoolTask): boolean {
