@@ -3,6 +3,7 @@
  * in-process PGlite and a fresh database on a spawned PostgreSQL server (one
  * server per test file, started on first use; call `stopPostgres` in `after`).
  */
+import { after } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { createPgOutboxStore } from '../../src/outbox/pg-store.ts';
@@ -59,10 +60,41 @@ async function newPglite(): Promise<PGlite> {
   return PGlite.create({ loadDataDir: await pgliteTemplate });
 }
 
+/**
+ * Loading even a copy takes about a second of CPU (Postgres starting in WASM),
+ * and the outbox files create a fixture per test: a closed fixture's database
+ * goes back here emptied (its schema dropped and created anew; migrate() runs
+ * again when the next fixture takes it, a few milliseconds). A database a test closed, or
+ * one the reset fails on, is dropped. A fixture is still a fresh, empty,
+ * migrated outbox to the test that gets it.
+ */
+const idlePglites: PGlite[] = [];
+
+// An idle database keeps the test process alive: close them all once every
+// test of the file has run.
+after(async () => {
+  await Promise.all(idlePglites.splice(0).map((db) => db.close().catch(() => {})));
+});
+
+async function takePglite(): Promise<PGlite> {
+  return idlePglites.pop() ?? newPglite();
+}
+
+async function givePgliteBack(db: PGlite): Promise<void> {
+  if (db.closed) return;
+  try {
+    // Tests create their own tables too: drop everything, the fixture migrates anew.
+    await db.exec('DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
+    idlePglites.push(db);
+  } catch {
+    await db.close().catch(() => {});
+  }
+}
+
 const pgliteFactory: StoreFactory = {
   kind: 'pglite',
   async create() {
-    const db = await newPglite();
+    const db = await takePglite();
     const store = createPgliteOutboxStore(db) as OutboxStore<unknown>;
     await store.migrate();
     return {
@@ -72,9 +104,7 @@ const pgliteFactory: StoreFactory = {
       async query<R>(text: string, params?: unknown[]) {
         return (await db.query<R>(text, params)).rows;
       },
-      async close() {
-        await db.close();
-      },
+      close: () => givePgliteBack(db),
     };
   },
 };
