@@ -51,8 +51,13 @@ describe('nats subscribe (pull loop of one durable consumer: raw topics; envelop
     );
   }
 
-  async function subscribe(topic: string, flow: FakeFlow, group = 'g1'): Promise<TransportSubscription> {
-    const sub = await transport.subscribe({ topic, group, kind: 'raw', handlerTimeoutMs: 0 }, flow);
+  async function subscribe(
+    topic: string,
+    flow: FakeFlow,
+    group = 'g1',
+    handlerTimeoutMs = 0,
+  ): Promise<TransportSubscription> {
+    const sub = await transport.subscribe({ topic, group, kind: 'raw', handlerTimeoutMs }, flow);
     subscriptions.push(sub);
     return sub;
   }
@@ -152,7 +157,9 @@ describe('nats subscribe (pull loop of one durable consumer: raw topics; envelop
       } else m.ack();
       m.nak(); // idempotent: ignored after the first settlement
     };
-    const sub = await subscribe('nak.topic', flow);
+    // AckWait 31 s: on a busy machine a 1 s AckWait can lapse before a nak
+    // arrives, and the broker's own redelivery would count as one more.
+    const sub = await subscribe('nak.topic', flow, 'g1', 30_000);
     await waitUntil(
       () => flow.delivered.length === 3,
       `two redeliveries (got deliveryCounts ${JSON.stringify(flow.delivered.map((m) => m.deliveryCount))}, errors ${flow.errors.map((e) => e.message).join('; ')})`,
