@@ -19,6 +19,13 @@
  * consumer gone → recreate it from the first unsettled sequence; stream gone →
  * recreate the stream and start over. Each such event is logged and reported
  * through flow.reportError.
+ *
+ * Why this file stays a little over 400 lines: what is left is one state
+ * machine: the fetch loop, the inbox handler, the status handler and the stop
+ * path share the open pulls, the ack tracker and the abort signal. The parts
+ * that stand alone already live apart: the request and status wire format
+ * (pull-wire.ts), the open pulls and what they owe (pull-ledger.ts), consumer
+ * and stream recovery (pull-recovery.ts), acks and redelivery (ack-tracker.ts).
  */
 
 import type { JetStreamManager } from '@nats-io/jetstream';
