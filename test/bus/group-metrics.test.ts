@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { createEventBus, createMemoryBroker, type EventBus } from '../../src/index.ts';
+import { pollUntil } from '../../src/testing/waiters.ts';
 
 /** Sum of a metric's samples (all label sets) in the registry, 0 when absent. */
 async function total(registry: Registry, name: string): Promise<number> {
@@ -11,13 +12,9 @@ async function total(registry: Registry, name: string): Promise<number> {
   return values.filter((v) => !('metricName' in v) || v.metricName === name).reduce((s, v) => s + v.value, 0);
 }
 
-async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await condition())) {
-    if (performance.now() > deadline) assert.fail(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** Polls (the code under test works on its own timers), through the one shared poller. */
+const until = (condition: () => Promise<boolean>, what: string) =>
+  pollUntil(condition, { what, intervalMs: 10 });
 
 describe('group metrics (partition ownership)', () => {
   it('owned partitions, claims and graceful handoffs are counted per member', async () => {

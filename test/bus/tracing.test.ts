@@ -10,16 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { createEventBus, type EventBus, type EventBusOptions } from '../../src/index.ts';
+import { pollUntil } from '../../src/testing/waiters.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats-server.ts';
 import { installTestTracing, type RecordedSpan } from './tracing-kit.ts';
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 15_000;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** Polls (the code under test works on its own timers), through the one shared poller. */
+const until = (condition: () => boolean, what: string) => pollUntil(condition, { what, intervalMs: 10 });
 
 const event = (aggregateId: string) => ({ aggregateId, eventType: 'T', eventVersion: 1, payload: { n: 1 } });
 

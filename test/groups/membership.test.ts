@@ -3,6 +3,7 @@ import { afterEach, describe, test } from 'node:test';
 import { silentLogger } from '../../src/core/logger.ts';
 import { type LeaseStore, MemoryLeaseStore, type StoredEntry } from '../../src/groups/lease-store.ts';
 import { GroupMembership, type LaneOwnership } from '../../src/groups/membership.ts';
+import { pollUntil } from '../../src/testing/waiters.ts';
 
 const LANES = Array.from({ length: 17 }, (_, i) => `p${i}`);
 
@@ -46,14 +47,8 @@ function member(store: LeaseStore, id: string, leaseMs = 400, lanes = LANES, now
   return m;
 }
 
-/** Polls a condition (the coordinator works on its own timers); fails with `what` after 10 s. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** Polls (the code under test works on its own timers), through the one shared poller. */
+const until = (condition: () => boolean, what: string) => pollUntil(condition, { what, intervalMs: 10 });
 
 /** Every lane has exactly one member that may start work on it. */
 function exclusive(all: Member[]): boolean {
