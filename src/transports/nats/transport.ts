@@ -216,17 +216,9 @@ export class NatsTransport implements Transport {
     startFrom: StartFrom | undefined,
   ): Promise<TransportSubscription> {
     const stream = await this.#streams.ensure(topic, kind);
-    const consumer = this.#options.consumer;
     if (kind === 'envelope')
       return this.#subscribePartitioned(stream, durable, handlerTimeoutMs, release, flow, startFrom);
-    const spec: ConsumerSpec = {
-      stream: stream.name,
-      durable,
-      ackWaitMs: ackWaitFor(consumer.ackWaitMs, handlerTimeoutMs),
-      maxAckPending: consumer.maxAckPending,
-      maxWaiting: consumer.maxWaiting,
-      ackPolicy: consumer.ackPolicy,
-    };
+    const spec = this.#consumerSpec(stream, durable, handlerTimeoutMs);
     // Only a durable created now starts at the end; an existing one keeps its position.
     const existing = startFrom === 'latest' ? await consumerInfo(this.#jsm, spec) : undefined;
     const start =
@@ -280,6 +272,19 @@ export class NatsTransport implements Transport {
     });
   }
 
+  /** The durable's settings: the configured consumer options, AckWait raised above the handler timeout. */
+  #consumerSpec(stream: StreamHandle, durable: string, handlerTimeoutMs: number): ConsumerSpec {
+    const consumer = this.#options.consumer;
+    return {
+      stream: stream.name,
+      durable,
+      ackWaitMs: this.ackDeadlineMs(handlerTimeoutMs),
+      maxAckPending: consumer.maxAckPending,
+      maxWaiting: consumer.maxWaiting,
+      ackPolicy: consumer.ackPolicy,
+    };
+  }
+
   async #subscribePartitioned(
     stream: StreamHandle,
     durable: string,
@@ -288,20 +293,12 @@ export class NatsTransport implements Transport {
     flow: FlowControl,
     startFrom: StartFrom | undefined,
   ): Promise<TransportSubscription> {
-    const consumer = this.#options.consumer;
     this.#store ??= this.#openLeaseStore();
     this.#store.catch(() => {
       this.#store = undefined;
     });
     const store = await this.#store;
-    const base: ConsumerSpec = {
-      stream: stream.name,
-      durable,
-      ackWaitMs: ackWaitFor(consumer.ackWaitMs, handlerTimeoutMs),
-      maxAckPending: consumer.maxAckPending,
-      maxWaiting: consumer.maxWaiting,
-      ackPolicy: consumer.ackPolicy,
-    };
+    const base = this.#consumerSpec(stream, durable, handlerTimeoutMs);
     const deps = {
       conn: this.#conn,
       jsm: this.#jsm,
