@@ -38,10 +38,18 @@ describe('backoffDelay', () => {
 });
 
 describe('abortableSleep', () => {
-  test('resolves after the delay', async () => {
-    const started = performance.now();
-    await abortableSleep(5, new AbortController().signal);
-    assert.ok(performance.now() - started >= 4);
+  test('resolves after the delay, not before', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let resolved = false;
+    const sleeping = abortableSleep(5, new AbortController().signal).then(() => {
+      resolved = true;
+    });
+    t.mock.timers.tick(4);
+    await new Promise(setImmediate); // every promise hop of an early resolve has run
+    assert.equal(resolved, false, 'resolved before its delay');
+    t.mock.timers.tick(1);
+    await sleeping;
+    assert.equal(resolved, true);
   });
 
   test('rejects with the reason as soon as the signal aborts, without waiting out the delay', async () => {
