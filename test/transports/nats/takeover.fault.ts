@@ -21,7 +21,7 @@ const EVENTS = 20_000;
 const AGGREGATES = 200;
 const LEASE_MS = 2_000;
 const SETTLE_TIMEOUT_MS = 150_000;
-/** Bounds the scale-out test's probe rounds (each is AGGREGATES events, applied before the next). */
+/** Bounds the probe rounds (each is AGGREGATES events, applied before the next) of the scale-out and takeover tests. */
 const MAX_PROBE_ROUNDS = 200;
 
 describe('nats partitioned groups: members crash, pause, join and leave (fault suite)', {
@@ -116,7 +116,17 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     await Promise.all([members.start('m1', spec(topic)), members.start('m2', spec(topic))]);
     await publish(members, topic, 2_000);
     await settle(members);
-    assert.ok(members.counts('m2').applied > 0, 'm2 owned partitions before the kill');
+    // On a busy machine m1 may claim every partition and drain these before
+    // m2's leases are granted: probe rounds (one event for each of AGGREGATES
+    // new aggregates) go out, each applied before the next, until m2 applied
+    // one, so the kill below takes partitions from a member that owned some.
+    let probes = 0;
+    while (members.counts('m2').applied === 0) {
+      assert.ok(probes < MAX_PROBE_ROUNDS, `m2 applied nothing after ${probes} probe rounds`);
+      probes++;
+      await publish(members, topic, AGGREGATES, undefined, `probe${probes}-`);
+      await settle(members);
+    }
     await members.kill('m2', 'SIGKILL');
     const killedAt = performance.now();
     // One new event per (new) aggregate: about half of them live in the dead member's partitions.
@@ -124,10 +134,10 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     await settle(members);
     const takeoverMs = performance.now() - killedAt;
     process.stdout.write(
-      `# fault partitioned takeover: all ${AGGREGATES} events after the SIGKILL applied ${takeoverMs.toFixed(0)} ms after it (lease ${LEASE_MS} ms, AckWait 30,000 ms)\n`,
+      `# fault partitioned takeover: all ${AGGREGATES} events after the SIGKILL applied ${takeoverMs.toFixed(0)} ms after it (lease ${LEASE_MS} ms, AckWait 30,000 ms; ${probes} probe rounds before m2 applied)\n`,
     );
     await members.close('m1');
-    judge('takeover', members, 2_000 + AGGREGATES);
+    judge('takeover', members, 2_000 + (probes + 1) * AGGREGATES);
   });
 
   it('SIGSTOP a member longer than its lease, then SIGCONT → 0 overlaps, 0 out of order', async () => {
