@@ -23,7 +23,6 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { Headers } from '../core/envelope.ts';
-import type { TransportKind } from '../core/transport.ts';
 import type { EnvelopeHandler, MessageContext, PublishResult, RawHandler } from '../core/types.ts';
 
 /** The instrumentation scope spans are recorded under. */
