@@ -29,8 +29,6 @@ import { buildGoAnchor, type GoAnchor } from './go-anchor.ts';
 import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka-env.ts';
 import { type NatsEnv, startNatsEnv } from './nats-env.ts';
 import { formatProfile } from './profile.ts';
-import { createProgress } from './progress.ts';
-import { renderHtml } from './report/html.ts';
 import { formatReport } from './report/table.ts';
 import { Sampler } from './resources.ts';
 import { runSuite } from './suite.ts';
@@ -42,7 +40,7 @@ Runs our bus on NATS, the raw official client (js.publish with a window of
 concurrent promises, best of 100/1,000/5,000; consume() + acks), the Go client
 (PublishAsync, Fetch + Ack) on the same nats-server, and our
 bus on the in-memory transport side by side in this process; prints the ratio
-table and writes <out>/<date>.json and <out>/<date>.html. With KAFKA_BROKERS
+table and writes <out>/<date>.json. With KAFKA_BROKERS
 set (host:port,...) also our bus on Kafka and the raw @platformatic/kafka
 client (publish, consume, e2e); without it those two are skipped (one line on
 stderr).
@@ -61,7 +59,6 @@ Options:
                     go-nats needs Go + Debian's nats.go, the Kafka ones KAFKA_BROKERS)
   --profile         also CPU-profile our publish and consume paths (inspector; .cpuprofile files in --out)
   --out DIR         output directory (default bench/results)
-  --no-progress     no progress bars (they are off anyway when stderr is not a TTY)
   -h, --help        this text
 `;
 
@@ -113,7 +110,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
       systems: { type: 'string' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
-      'no-progress': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     allowPositionals: false,
@@ -152,7 +148,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     warmupMessages: quick ? QUICK.warmupMessages : DEFAULTS.warmupMessages,
     outDir: resolve(values.out ?? DEFAULTS.outDir),
     quick,
-    progress: !values['no-progress'] && process.stderr.isTTY === true,
     profile: values.profile === true,
     systems: pick<SystemName>('systems', list(values.systems), SYSTEMS),
     scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
@@ -210,11 +205,10 @@ function stampOf(date: Date): string {
 
 export interface BenchFiles {
   readonly json: string;
-  readonly html: string;
   readonly report: BenchReport;
 }
 
-/** Runs the bench with `config`; writes the JSON and HTML; returns their paths and the report. */
+/** Runs the bench with `config`; writes the JSON; returns their paths and the report. */
 export async function runBench(config: BenchConfig, argv: readonly string[] = []): Promise<BenchFiles> {
   const started = new Date();
   // The process runs the src/ it loaded at start (and the transports it loads in the warm-up).
@@ -223,7 +217,6 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   const stamp = stampOf(started);
   await mkdir(config.outDir, { recursive: true });
   const sampler = new Sampler(config.sampleIntervalMs);
-  const progress = createProgress(config.progress);
   const plan = kafkaPlan(config.systems, process.env);
   const skipped = skipLine(plan);
   if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
@@ -254,7 +247,6 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
       env,
       {
         sampler,
-        progress,
         stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
         fileStamp: stamp,
         go,
@@ -298,10 +290,8 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
       timeline: sampler.samples,
     };
     const json = join(config.outDir, `${stamp}.json`);
-    const html = join(config.outDir, `${stamp}.html`);
     await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
-    await writeFile(html, renderHtml(report));
-    return { json, html, report };
+    return { json, report };
   } finally {
     sampler.stop();
     try {
@@ -337,10 +327,10 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const { json, html, report } = await runBench(config, argv);
+  const { json, report } = await runBench(config, argv);
   process.stdout.write(`${formatReport(report)}\n`);
   for (const p of report.profiles) process.stdout.write(`\n${formatProfile(p)}\n`);
-  process.stdout.write(`\nJSON: ${json}\nHTML: ${html}\n`);
+  process.stdout.write(`\nJSON: ${json}\n`);
   const broken = [...report.throughput, ...report.latency].some(
     (r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.checker.unexpected > 0,
   );

@@ -42,7 +42,6 @@ export interface BenchConfig {
   readonly warmupMessages: number;
   readonly outDir: string;
   readonly quick: boolean;
-  readonly progress: boolean;
   /** Write CPU profiles of our publish and consume paths (inspector, in-process). */
   readonly profile: boolean;
   /** Which systems to run (default all; the Kafka ones only when KAFKA_BROKERS is set). */

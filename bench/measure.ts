@@ -5,7 +5,6 @@
  * progress bar and turns the run's outcome into a report row.
  */
 import type { CheckerReport, OrderChecker } from '../src/testing/checker.ts';
-import type { Progress } from './progress.ts';
 import type { RunProbe, RunResources, Sampler } from './resources.ts';
 
 /** A gap between two consecutive messages longer than this counts as a stall. */
@@ -165,7 +164,6 @@ export interface StoredOrder {
 
 export interface MeasureContext {
   readonly sampler: Sampler;
-  readonly progress: Progress;
 }
 
 /** What a measured run hands back once its checker was summarised and released. */
@@ -192,13 +190,7 @@ export async function measured<T extends { readonly notes: string[]; readonly ch
   const probe = ctx.sampler.probe();
   probe.gcAtCheckpoints = options.gcAtCheckpoints === true;
   const counter = new Counter(spec.total, spec.label, probe);
-  const phase = ctx.progress.phase(spec.label, spec.total, () => counter.n);
-  let result: T | undefined;
-  try {
-    result = await body(probe, counter);
-  } finally {
-    phase.stop();
-  }
+  let result: T | undefined = await body(probe, counter);
   const report = result.checker.report();
   const { checker: _released, ...rest } = result;
   const outcome = rest as Measured<T>;

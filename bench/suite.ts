@@ -32,7 +32,6 @@ import {
   oursPublish,
 } from './ours.ts';
 import { profiled } from './profile.ts';
-import type { Progress } from './progress.ts';
 import {
   RAW_DEFAULT_WINDOW,
   RAW_PUBLISH_WINDOWS,
@@ -69,7 +68,6 @@ interface SuiteContext extends MeasureContext {
   readonly env: NatsEnv | undefined;
   /** Set when Kafka systems run (KAFKA_BROKERS). */
   readonly kafka: KafkaEnv | undefined;
-  readonly progress: Progress;
   /** Digits only: goes into topic names. */
   readonly stamp: string;
   /** Prefix of files written next to the report (profiles). */
@@ -173,13 +171,7 @@ async function preload(
   load: (counter: Counter) => Promise<void>,
 ): Promise<void> {
   ctx.sampler.phase = label;
-  const counter = new Counter(n, label);
-  const phase = ctx.progress.phase(label, n, () => counter.n);
-  try {
-    await load(counter);
-  } finally {
-    phase.stop();
-  }
+  await load(new Counter(n, label));
 }
 
 /**
@@ -582,7 +574,7 @@ async function warmup(ctx: SuiteContext): Promise<void> {
   await consumeScenario(ctx, level, scratch);
   const bad = scratch.filter((r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.notes.length > 0);
   for (const r of bad) {
-    ctx.progress.note(`warm-up ${r.scenario} ${r.system}: ${r.notes.join('; ')} lost=${r.checker.lost}`);
+    process.stderr.write(`warm-up ${r.scenario} ${r.system}: ${r.notes.join('; ')} lost=${r.checker.lost}\n`);
   }
 }
 

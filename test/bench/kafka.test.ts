@@ -10,7 +10,6 @@ import { parseBenchArgs } from '../../bench/cli.ts';
 import { KAFKA_SYSTEMS, SYSTEMS, type SystemName } from '../../bench/config.ts';
 import { KAFKA_BROKERS_VAR, kafkaPlan, skipLine } from '../../bench/kafka-env.ts';
 import { kafkaRecord, pipelined } from '../../bench/kafka-raw.ts';
-import { renderHtml } from '../../bench/report/html.ts';
 import { formatReport } from '../../bench/report/table.ts';
 import type { BenchReport, CheckerCounts, ThroughputRow, ThroughputScenario } from '../../bench/types.ts';
 import { createWorkload, rawMessage } from '../../bench/workload.ts';
@@ -300,18 +299,5 @@ describe('bench Kafka ratios and reports', () => {
     );
     assert.doesNotMatch(natsOnly, /Kafka \(msg\/s/);
     assert.match(natsOnly, /stalls ours \/ raw/);
-  });
-
-  it('the HTML report shows the Kafka table and ratio chart, or why Kafka was skipped', () => {
-    const html = renderHtml(report([...nats, ...kafka], meta));
-    assert.ok(html.includes('Ratio ours-kafka ÷ raw-kafka per level'));
-    assert.ok(html.includes('<th>ours-kafka msg/s</th>'));
-    assert.match(html, /<td class="n">1\.25×<\/td>/);
-    assert.ok(html.includes('cluster abc (1 broker)'));
-    const skipped = renderHtml(
-      report(nats, { skipped: [...KAFKA_SYSTEMS], reason: 'KAFKA_BROKERS is not set' }),
-    );
-    assert.ok(skipped.includes('Kafka rows skipped: KAFKA_BROKERS is not set'));
-    assert.ok(!skipped.includes('Ratio ours-kafka'));
   });
 });
