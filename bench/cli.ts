@@ -8,7 +8,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyse } from './analysis.ts';
 import {
   type BenchConfig,
   DEFAULT_LEVELS,
@@ -26,13 +25,12 @@ import {
   type SystemName,
 } from './config.ts';
 import { buildGoAnchor, type GoAnchor } from './go-anchor.ts';
-import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka-env.ts';
-import { type NatsEnv, startNatsEnv } from './nats-env.ts';
+import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka.ts';
+import { type NatsEnv, startNatsEnv } from './nats.ts';
 import { formatProfile } from './profile.ts';
-import { formatReport } from './report/table.ts';
-import { Sampler } from './resources.ts';
+import { analyse, type BenchReport, formatReport, type KafkaMeta } from './report.ts';
 import { runSuite } from './suite.ts';
-import type { BenchReport, KafkaMeta } from './types.ts';
+import { createSystems } from './systems.ts';
 
 export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
 
@@ -151,7 +149,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     profile: values.profile === true,
     systems: pick<SystemName>('systems', list(values.systems), SYSTEMS),
     scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
-    sampleIntervalMs: DEFAULTS.sampleIntervalMs,
     repeat,
     soak: parseSoak(values.soak),
   };
@@ -216,7 +213,6 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
   const stamp = stampOf(started);
   await mkdir(config.outDir, { recursive: true });
-  const sampler = new Sampler(config.sampleIntervalMs);
   const plan = kafkaPlan(config.systems, process.env);
   const skipped = skipLine(plan);
   if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
@@ -236,24 +232,16 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   }
   const needsNats = systems.some((s) => NATS_SYSTEMS.includes(s));
   const needsKafka = systems.some((s) => KAFKA_SYSTEMS.includes(s));
-  sampler.start();
   let env: NatsEnv | undefined;
   let kafka: KafkaEnv | undefined;
   try {
     kafka = needsKafka && plan.brokers !== undefined ? await startKafkaEnv(plan.brokers) : undefined;
     env = needsNats ? await startNatsEnv() : undefined;
-    const result = await runSuite(
-      { ...config, systems },
-      env,
-      {
-        sampler,
-        stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
-        fileStamp: stamp,
-        go,
-      },
-      kafka,
-    );
-    sampler.stop();
+    const result = await runSuite({ ...config, systems }, createSystems({ nats: env, kafka, go }), {
+      nats: env,
+      stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
+      fileStamp: stamp,
+    });
     const gitAtEnd = gitState();
     const report: BenchReport = {
       meta: {
@@ -287,13 +275,11 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
       latency: result.latency,
       profiles: result.profiles,
       ...analyse(result.throughput, result.latency, result.soak),
-      timeline: sampler.samples,
     };
     const json = join(config.outDir, `${stamp}.json`);
     await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
     return { json, report };
   } finally {
-    sampler.stop();
     try {
       await env?.close();
     } finally {

@@ -52,8 +52,6 @@ export interface BenchConfig {
   readonly soak: number | undefined;
   /** Runs per cell for the small levels (<= 10,000 messages); the median run is reported. */
   readonly repeat: number;
-  /** Resource timeline sampling interval. */
-  readonly sampleIntervalMs: number;
 }
 
 export const SYSTEMS = [
@@ -82,7 +80,6 @@ export const DEFAULTS = {
   payloadBytes: 256,
   latencySeconds: 5,
   warmupMessages: 5_000,
-  sampleIntervalMs: 250,
   repeat: 3,
   outDir: 'bench/results',
 } as const;

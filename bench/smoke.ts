@@ -20,7 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KAFKA_SYSTEMS, LATENCY_SYSTEMS, QUICK, QUICK_LEVELS, SCENARIOS, SYSTEMS } from './config.ts';
-import type { BenchReport } from './types.ts';
+import type { BenchReport } from './report.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -110,7 +110,7 @@ describe('bench --quick', () => {
     assert.doesNotMatch(stdout, /Kafka \(msg\/s/);
   });
 
-  it('computes ratios, targets, resources and a timeline', () => {
+  it('computes ratios, targets and resources', () => {
     assert.equal(report.ratios.length, 3 * QUICK_LEVELS.length);
     for (const r of report.ratios)
       assert.ok(r.ratio !== undefined && r.ratio > 0, `ratio ${r.scenario} ${r.level}`);
@@ -120,9 +120,8 @@ describe('bench --quick', () => {
     );
     for (const row of report.throughput) {
       assert.ok(row.resources.before.rss > 0 && row.resources.after.rss > 0);
-      assert.ok(row.resources.during.handlesMax >= row.resources.before.handles.total);
+      assert.ok(row.resources.during.handlesMax >= row.resources.before.handles);
     }
-    assert.ok(report.timeline.length > 2);
     assert.equal(report.meta.natsServer.startsWith('2.'), true, report.meta.natsServer);
     assert.match(stdout, /RATIO/);
     assert.match(stdout, /Targets \(issue 5\)/);
