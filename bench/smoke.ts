@@ -1,15 +1,12 @@
 /**
- * Smoke check of the whole bench, run by hand or in CI next to the bench (not
- * part of `npm test`: it is a throughput run and takes a minute or more on a
- * busy machine): `node bench/smoke.ts`. It runs `node bench/run.ts --quick`
- * end to end (its own nats-server, the NATS, Go and memory systems, every
- * scenario), then the JSON must hold every row with 0 lost / 0 out of order
- *. KAFKA_BROKERS is removed from its
- * environment: the Kafka systems must be skipped with one stderr line and
- * recorded as skipped in the JSON. Without Go the go-nats rows are skipped
- * with one stderr line. No timing assertions: the numbers are
- * machine-dependent by nature. The fast checks of the bench's pieces are in
- * test/bench/.
+ * Smoke check of the whole bench (not in `npm test`: it is a throughput run):
+ * `node bench/smoke.ts` runs `node bench/run.ts --quick` end to end (its own
+ * nats-server, the NATS, Go and memory systems, every scenario) and checks
+ * that it exits 0 and that the JSON holds every row with the checker's
+ * verdict 0 lost / 0 out of order / 0 unexpected. KAFKA_BROKERS is removed
+ * from its environment: the Kafka systems must be skipped with one stderr line
+ * and recorded as skipped; without Go the go-nats rows are skipped with one
+ * line. No timing assertions. The fast checks of the pieces are in test/bench/.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
