@@ -1,14 +1,12 @@
 /**
  * `npm run bench` / `eventbus bench`: options, the one nats-server (and the
- * Kafka cluster of KAFKA_BROKERS), the suite, and the three outputs
- * (terminal table, JSON, HTML).
+ * Kafka cluster of KAFKA_BROKERS), the suite, the terminal table and the JSON.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyse } from './analysis.ts';
 import {
   type BenchConfig,
   DEFAULT_LEVELS,
@@ -26,15 +24,12 @@ import {
   type SystemName,
 } from './config.ts';
 import { buildGoAnchor, type GoAnchor } from './go-anchor.ts';
-import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka-env.ts';
-import { type NatsEnv, startNatsEnv } from './nats-env.ts';
+import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka.ts';
+import { type NatsEnv, startNatsEnv } from './nats.ts';
 import { formatProfile } from './profile.ts';
-import { createProgress } from './progress.ts';
-import { renderHtml } from './report/html.ts';
-import { formatReport } from './report/table.ts';
-import { Sampler } from './resources.ts';
+import { analyse, type BenchReport, formatReport, type KafkaMeta } from './report.ts';
 import { runSuite } from './suite.ts';
-import type { BenchReport, KafkaMeta } from './types.ts';
+import { createSystems } from './systems.ts';
 
 export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
 
@@ -42,7 +37,7 @@ Runs our bus on NATS, the raw official client (js.publish with a window of
 concurrent promises, best of 100/1,000/5,000; consume() + acks), the Go client
 (PublishAsync, Fetch + Ack) on the same nats-server, and our
 bus on the in-memory transport side by side in this process; prints the ratio
-table and writes <out>/<date>.json and <out>/<date>.html. With KAFKA_BROKERS
+table and writes <out>/<date>.json. With KAFKA_BROKERS
 set (host:port,...) also our bus on Kafka and the raw @platformatic/kafka
 client (publish, consume, e2e); without it those two are skipped (one line on
 stderr).
@@ -61,41 +56,34 @@ Options:
                     go-nats needs Go + Debian's nats.go, the Kafka ones KAFKA_BROKERS)
   --profile         also CPU-profile our publish and consume paths (inspector; .cpuprofile files in --out)
   --out DIR         output directory (default bench/results)
-  --no-progress     no progress bars (they are off anyway when stderr is not a TTY)
   -h, --help        this text
 `;
 
-function list(value: string | undefined): string[] | undefined {
-  return value === undefined
-    ? undefined
-    : value
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
-}
+const list = (value: string | undefined): string[] | undefined =>
+  value
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 
-function parseLevels(names: string[]): Level[] {
-  return names.map((name) => {
-    const known = LEVELS.find((l) => l.name.toLowerCase() === name.toLowerCase());
-    if (known) return known;
-    const count = Number(name.replace(/_/g, ''));
-    if (Number.isSafeInteger(count) && count > 0) {
-      const byCount = LEVELS.find((l) => l.messages === count);
-      return byCount ?? { name: String(count), messages: count };
-    }
-    throw new Error(
-      `Expected --levels to name levels (${LEVELS.map((l) => l.name).join(', ')}) or message counts, got "${name}"`,
-    );
-  });
+function level(name: string): Level {
+  const count = Number(name.replace(/_/g, ''));
+  const known = LEVELS.find((l) => l.name.toLowerCase() === name.toLowerCase() || l.messages === count);
+  if (known) return known;
+  if (Number.isSafeInteger(count) && count > 0) return { name: String(count), messages: count };
+  const names = LEVELS.map((l) => l.name).join(', ');
+  throw new Error(`Expected --levels to name levels (${names}) or message counts, got "${name}"`);
 }
 
 function pick<T extends string>(what: string, values: string[] | undefined, allowed: readonly T[]): T[] {
-  if (values === undefined) return [...allowed];
-  for (const v of values) {
-    if (!allowed.includes(v as T))
-      throw new Error(`Expected --${what} from ${allowed.join(', ')}, got "${v}"`);
-  }
-  return values as T[];
+  const bad = values?.find((v) => !allowed.includes(v as T));
+  if (bad !== undefined) throw new Error(`Expected --${what} from ${allowed.join(', ')}, got "${bad}"`);
+  return (values ?? [...allowed]) as T[];
+}
+
+function number(option: string, value: string, ok: (n: number) => boolean, what: string): number {
+  const n = Number(value.replace(/_/g, ''));
+  if (!ok(n)) throw new Error(`Expected --${option} to be ${what}, got "${value}"`);
+  return n;
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
@@ -113,117 +101,88 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
       systems: { type: 'string' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
-      'no-progress': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
-    allowPositionals: false,
   });
   if (values.help) return 'help';
   const quick = values.quick === true;
-  let levels: Level[] = list(values.levels) ? parseLevels(list(values.levels) as string[]) : [];
-  if (levels.length === 0) levels = quick ? [...QUICK_LEVELS] : [...DEFAULT_LEVELS];
+  const levels = list(values.levels)?.map(level) ?? [...(quick ? QUICK_LEVELS : DEFAULT_LEVELS)];
   if (values['1m'] && !levels.some((l) => l.messages === 1_000_000)) levels.push(LEVELS[5]);
-  const repeat =
-    values.repeat === undefined ? (quick ? QUICK.repeat : DEFAULTS.repeat) : Number(values.repeat);
-  if (!(Number.isSafeInteger(repeat) && repeat >= 1)) {
-    throw new Error(`Expected --repeat to be a positive integer, got ${values.repeat}`);
-  }
-  const rates = (list(values.rates) ?? (quick ? QUICK.latencyRates : LATENCY_RATES).map(String)).map((r) => {
-    const n = Number(r);
-    if (!(Number.isFinite(n) && n > 0))
-      throw new Error(`Expected --rates to be positive numbers, got "${r}"`);
-    return n;
-  });
-  const latencySeconds =
-    values['latency-seconds'] === undefined
-      ? quick
-        ? QUICK.latencySeconds
-        : DEFAULTS.latencySeconds
-      : Number(values['latency-seconds']);
-  if (!(latencySeconds > 0))
-    throw new Error(`Expected --latency-seconds > 0, got ${values['latency-seconds']}`);
+  const positive = (n: number) => Number.isFinite(n) && n > 0;
   return {
     levels,
-    latencyRates: rates,
-    latencySeconds,
+    latencyRates: (
+      list(values.rates) ?? (quick ? QUICK : { latencyRates: LATENCY_RATES }).latencyRates.map(String)
+    ).map((r) => number('rates', r, positive, 'positive numbers')),
+    latencySeconds: number(
+      'latency-seconds',
+      values['latency-seconds'] ?? String((quick ? QUICK : DEFAULTS).latencySeconds),
+      positive,
+      '> 0',
+    ),
     topics: DEFAULTS.topics,
     aggregates: DEFAULTS.aggregates,
     payloadBytes: DEFAULTS.payloadBytes,
-    warmupMessages: quick ? QUICK.warmupMessages : DEFAULTS.warmupMessages,
+    warmupMessages: (quick ? QUICK : DEFAULTS).warmupMessages,
     outDir: resolve(values.out ?? DEFAULTS.outDir),
     quick,
-    progress: !values['no-progress'] && process.stderr.isTTY === true,
     profile: values.profile === true,
     systems: pick<SystemName>('systems', list(values.systems), SYSTEMS),
     scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
-    sampleIntervalMs: DEFAULTS.sampleIntervalMs,
-    repeat,
-    soak: parseSoak(values.soak),
+    repeat: number(
+      'repeat',
+      values.repeat ?? String((quick ? QUICK : DEFAULTS).repeat),
+      (n) => Number.isSafeInteger(n) && n >= 1,
+      'a positive integer',
+    ),
+    soak:
+      values.soak === undefined
+        ? undefined
+        : number(
+            'soak',
+            values.soak,
+            (n) => Number.isSafeInteger(n) && n >= 100_000,
+            'a message count >= 100000',
+          ),
   };
 }
 
-function parseSoak(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value.replace(/_/g, ''));
-  if (!(Number.isSafeInteger(n) && n >= 100_000)) {
-    throw new Error(`Expected --soak to be a message count >= 100000, got "${value}"`);
-  }
-  return n;
-}
-
-function git(args: string[], trim = true): string | undefined {
+function git(args: string[]): string | undefined {
   try {
-    const out = execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    return trim ? out.trim() : out;
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return undefined;
   }
 }
 
-interface GitState {
-  readonly commit: string | undefined;
-  readonly dirtySrc: readonly string[];
-}
-
-function gitState(): GitState {
+/** The commit (BENCH_SOURCE_COMMIT for an exported tree without .git) and uncommitted files under src/. */
+function gitState(): { readonly commit: string | undefined; readonly dirtySrc: readonly string[] } {
   return {
-    // BENCH_SOURCE_COMMIT: for runs from an exported tree (`git archive`), which has no .git.
-    commit: git(['rev-parse', '--short', 'HEAD']) ?? process.env.BENCH_SOURCE_COMMIT,
-    dirtySrc: (git(['status', '--porcelain', '--', 'src'], false) ?? '')
+    commit: git(['rev-parse', '--short', 'HEAD'])?.trim() ?? process.env.BENCH_SOURCE_COMMIT,
+    dirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '')
       .split('\n')
       .filter((l) => l.length > 3)
       .map((l) => l.slice(3)),
   };
 }
 
-function sameGit(a: GitState, b: GitState): boolean {
-  return a.commit === b.commit && a.dirtySrc.join() === b.dirtySrc.join();
-}
+const load = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
 
-/** `2026-11-23T01-50-12Z`: sortable and safe in file names. */
-function stampOf(date: Date): string {
-  return date
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
-}
-
-export interface BenchFiles {
-  readonly json: string;
-  readonly html: string;
-  readonly report: BenchReport;
-}
-
-/** Runs the bench with `config`; writes the JSON and HTML; returns their paths and the report. */
-export async function runBench(config: BenchConfig, argv: readonly string[] = []): Promise<BenchFiles> {
+/** Runs the bench with `config`; writes the JSON; returns its path and the report. */
+export async function runBench(
+  config: BenchConfig,
+  argv: readonly string[] = [],
+): Promise<{ readonly json: string; readonly report: BenchReport }> {
   const started = new Date();
   // The process runs the src/ it loaded at start (and the transports it loads in the warm-up).
   const gitAtStart = gitState();
-  const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
-  const stamp = stampOf(started);
+  const loadAtStart = load();
+  /** `2026-11-23T01-50-12Z`: sortable and safe in file names. */
+  const stamp = started
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
   await mkdir(config.outDir, { recursive: true });
-  const sampler = new Sampler(config.sampleIntervalMs);
-  const progress = createProgress(config.progress);
   const plan = kafkaPlan(config.systems, process.env);
   const skipped = skipLine(plan);
   if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
@@ -243,25 +202,16 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
   }
   const needsNats = systems.some((s) => NATS_SYSTEMS.includes(s));
   const needsKafka = systems.some((s) => KAFKA_SYSTEMS.includes(s));
-  sampler.start();
   let env: NatsEnv | undefined;
   let kafka: KafkaEnv | undefined;
   try {
     kafka = needsKafka && plan.brokers !== undefined ? await startKafkaEnv(plan.brokers) : undefined;
     env = needsNats ? await startNatsEnv() : undefined;
-    const result = await runSuite(
-      { ...config, systems },
-      env,
-      {
-        sampler,
-        progress,
-        stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
-        fileStamp: stamp,
-        go,
-      },
-      kafka,
-    );
-    sampler.stop();
+    const result = await runSuite({ ...config, systems }, createSystems({ nats: env, kafka, go }), {
+      nats: env,
+      stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
+      fileStamp: stamp,
+    });
     const gitAtEnd = gitState();
     const report: BenchReport = {
       meta: {
@@ -271,22 +221,14 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model ?? 'unknown',
         totalMemoryBytes: totalmem(),
-        loadAverage: { start: loadAtStart, end: loadavg().map((l) => Math.round(l * 100) / 100) },
+        loadAverage: { start: loadAtStart, end: load() },
         natsServer: env?.version ?? 'not used',
         ...kafkaMeta(plan, kafka),
         ...(goMeta === undefined ? {} : { goAnchor: goMeta }),
         gitCommit: gitAtStart.commit,
         gitDirtySrc: gitAtStart.dirtySrc,
-        ...(sameGit(gitAtStart, gitAtEnd) ? {} : { gitAtEnd }),
-        quick: config.quick,
-        levels: config.levels,
-        latencyRates: config.latencyRates,
-        latencySeconds: config.latencySeconds,
-        topics: config.topics,
-        aggregates: config.aggregates,
-        payloadBytes: config.payloadBytes,
-        warmupMessages: config.warmupMessages,
-        repeat: config.repeat,
+        ...(JSON.stringify(gitAtStart) === JSON.stringify(gitAtEnd) ? {} : { gitAtEnd }),
+        ...pickConfig(config),
         durationMs: Date.now() - started.getTime(),
         argv,
       },
@@ -295,21 +237,42 @@ export async function runBench(config: BenchConfig, argv: readonly string[] = []
       latency: result.latency,
       profiles: result.profiles,
       ...analyse(result.throughput, result.latency, result.soak),
-      timeline: sampler.samples,
     };
     const json = join(config.outDir, `${stamp}.json`);
-    const html = join(config.outDir, `${stamp}.html`);
     await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
-    await writeFile(html, renderHtml(report));
-    return { json, html, report };
+    return { json, report };
   } finally {
-    sampler.stop();
     try {
       await env?.close();
     } finally {
       await kafka?.close();
     }
   }
+}
+
+function pickConfig(c: BenchConfig) {
+  const {
+    quick,
+    levels,
+    latencyRates,
+    latencySeconds,
+    topics,
+    aggregates,
+    payloadBytes,
+    warmupMessages,
+    repeat,
+  } = c;
+  return {
+    quick,
+    levels,
+    latencyRates,
+    latencySeconds,
+    topics,
+    aggregates,
+    payloadBytes,
+    warmupMessages,
+    repeat,
+  };
 }
 
 /** meta.kafka: where the Kafka systems ran, or that (and why) they were skipped; absent when not requested. */
@@ -337,10 +300,10 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const { json, html, report } = await runBench(config, argv);
+  const { json, report } = await runBench(config, argv);
   process.stdout.write(`${formatReport(report)}\n`);
   for (const p of report.profiles) process.stdout.write(`\n${formatProfile(p)}\n`);
-  process.stdout.write(`\nJSON: ${json}\nHTML: ${html}\n`);
+  process.stdout.write(`\nJSON: ${json}\n`);
   const broken = [...report.throughput, ...report.latency].some(
     (r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.checker.unexpected > 0,
   );

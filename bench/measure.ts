@@ -1,46 +1,143 @@
 /**
- * What every measured run shares: a counter the hot path bumps (with resource
- * checkpoints at every tenth and at 100k), a completion wait with a deadline,
- * and the wrapper that takes the resource baseline, shows the phase's
- * progress bar and turns the run's outcome into a report row.
+ * What every measured run shares: a counter the hot path bumps (stalls, and
+ * resource checkpoints at every tenth and at 100k), a completion wait with a
+ * deadline, and `measured`, which takes the resource baseline (after a full
+ * GC), runs the body, summarises and releases its checker, then measures
+ * "after" once handles settled.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { CheckerReport, OrderChecker } from '../src/testing/checker.ts';
-import type { Progress } from './progress.ts';
-import type { RunProbe, RunResources, Sampler } from './resources.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 /** A gap between two consecutive messages longer than this counts as a stall. */
 export const STALL_MS = 500;
 
-interface Waiter {
-  readonly target: number;
-  readonly resolve: () => void;
+export interface Memory {
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly handles: number;
+}
+export interface Checkpoint extends Memory {
+  readonly processed: number;
+}
+export interface RunResources {
+  readonly before: Memory;
+  /** Highest values seen during the run (250 ms samples and checkpoints). */
+  readonly during: { readonly rssMax: number; readonly heapUsedMax: number; readonly handlesMax: number };
+  /** After close, up to 1 s for handles to settle, and a full GC. */
+  readonly after: Memory;
+  /** after.handles − before.handles (0 = back to baseline). */
+  readonly handleDelta: number;
+  /** Handle types whose count grew over the run. */
+  readonly leakedHandleTypes: Readonly<Record<string, number>>;
+  readonly checkpoints: readonly Checkpoint[];
+}
+export interface StallStats {
+  /** Handled messages whose broker delivery count was > 1. */
+  readonly redelivered: number;
+  readonly count: number;
+  readonly totalMs: number;
+  readonly longestGapMs: number;
+}
+/** What the broker stored (read back untimed): tells publish-side from consume-side problems. */
+export interface StoredOrder {
+  readonly outOfOrder: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly examples: readonly string[];
+}
+export interface RunOutcome {
+  readonly elapsedMs: number;
+  readonly checker: OrderChecker;
+  readonly notes: string[];
+  /** Consumption runs: every ack / offset commit reached the broker. */
+  readonly acksSettled?: boolean;
+  /** Our subscriber's transport counters at the end (health().details). */
+  readonly transportStats?: unknown;
+  readonly stored?: StoredOrder;
+}
+
+function memory(): Memory {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, handles: process.getActiveResourcesInfo().length };
+}
+
+function handleTypes(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of process.getActiveResourcesInfo()) out[t] = (out[t] ?? 0) + 1;
+  return out;
+}
+
+/** Resources of one run: baseline, maxima, checkpoints. */
+class Probe {
+  readonly before: Memory;
+  readonly #types = handleTypes();
+  readonly checkpoints: Checkpoint[] = [];
+  max = { rssMax: 0, heapUsedMax: 0, handlesMax: 0 };
+  readonly gcAtCheckpoints: boolean;
+  constructor(gcAtCheckpoints: boolean) {
+    this.gcAtCheckpoints = gcAtCheckpoints;
+    gc();
+    this.before = memory();
+    this.sample();
+  }
+  sample(): Memory {
+    const m = memory();
+    this.max = {
+      rssMax: Math.max(this.max.rssMax, m.rss),
+      heapUsedMax: Math.max(this.max.heapUsedMax, m.heapUsed),
+      handlesMax: Math.max(this.max.handlesMax, m.handles),
+    };
+    return m;
+  }
+  checkpoint(processed: number): void {
+    if (this.gcAtCheckpoints) gc();
+    this.checkpoints.push({ ...this.sample(), processed });
+  }
+  async finish(): Promise<RunResources> {
+    const deadline = performance.now() + 1_000;
+    while (memory().handles > this.before.handles && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    gc();
+    const after = memory();
+    const leaked: Record<string, number> = {};
+    for (const [type, count] of Object.entries(handleTypes())) {
+      if (count > (this.#types[type] ?? 0)) leaked[type] = count - (this.#types[type] ?? 0);
+    }
+    return {
+      before: this.before,
+      during: this.max,
+      after,
+      handleDelta: after.handles - this.before.handles,
+      leakedHandleTypes: leaked,
+      checkpoints: this.checkpoints,
+    };
+  }
 }
 
 export class Counter {
   n = 0;
-  readonly #target: number;
-  readonly #probe: RunProbe | undefined;
-  readonly #label: string;
-  #nextMark: number;
-  #step: number;
-  #waiters: Waiter[] = [];
-
-  constructor(target: number, label: string, probe?: RunProbe) {
-    this.#target = target;
-    this.#probe = probe;
-    this.#label = label;
-    this.#step = Math.max(1, Math.floor(target / 10));
-    this.#nextMark = target >= 100_000 ? Math.min(this.#step, 100_000) : this.#step;
-  }
-
-  /** Gaps of more than STALL_MS between consecutive increments (intake stalls), and their total. */
   stalls = 0;
   stalledMs = 0;
   longestGapMs = 0;
-  #last = 0;
-
-  /** Messages the broker delivered more than once (delivery count > 1 at the handler). */
   redelivered = 0;
+  #last = 0;
+  #nextMark: number;
+  readonly #step: number;
+  #waiters: { target: number; resolve: () => void }[] = [];
+
+  readonly target: number;
+  readonly probe: Probe | undefined;
+  constructor(target: number, probe?: Probe) {
+    this.target = target;
+    this.probe = probe;
+    this.#step = Math.max(1, Math.floor(target / 10));
+    this.#nextMark = target >= 100_000 ? Math.min(this.#step, 100_000) : this.#step;
+  }
 
   /** One more message; `deliveries` is the broker's delivery count when known. */
   inc(deliveries = 1): void {
@@ -56,59 +153,42 @@ export class Counter {
     }
     this.#last = now;
     const n = ++this.n;
-    if (n === this.#nextMark) this.#mark(n);
-    if (this.#waiters.length > 0 && n >= (this.#waiters[0] as Waiter).target) this.#wake();
-  }
-
-  #mark(n: number): void {
-    this.#probe?.checkpoint(`${this.#label} ${n}`, n);
-    let next = n + this.#step;
-    if (n < 100_000 && next > 100_000 && this.#target >= 100_000) next = 100_000;
-    if (n < this.#target && next > this.#target) next = this.#target;
-    this.#nextMark = next;
-  }
-
-  #wake(): void {
-    const keep: Waiter[] = [];
-    for (const w of this.#waiters) {
-      if (this.n >= w.target) w.resolve();
-      else keep.push(w);
+    if (n === this.#nextMark) {
+      this.probe?.checkpoint(n);
+      let next = n + this.#step;
+      if (n < 100_000 && next > 100_000 && this.target >= 100_000) next = 100_000;
+      this.#nextMark = n < this.target && next > this.target ? this.target : next;
     }
-    this.#waiters = keep.sort((a, b) => a.target - b.target);
+    if (this.#waiters.length > 0 && this.#waiters.some((w) => n >= w.target)) {
+      const due = this.#waiters.filter((w) => n >= w.target);
+      this.#waiters = this.#waiters.filter((w) => n < w.target);
+      for (const w of due) w.resolve();
+    }
   }
 
   /** Resolves once n >= target (default: the counter's target). */
-  reached(target = this.#target): Promise<void> {
+  reached(target = this.target): Promise<void> {
     if (this.n >= target) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#waiters.push({ target, resolve });
-      this.#waiters.sort((a, b) => a.target - b.target);
-    });
+    return new Promise((resolve) => this.#waiters.push({ target, resolve }));
+  }
+
+  stallStats(): StallStats {
+    return {
+      redelivered: this.redelivered,
+      count: this.stalls,
+      totalMs: Math.round(this.stalledMs),
+      longestGapMs: Math.round(this.longestGapMs),
+    };
   }
 }
 
-/**
- * The consumer callback every runner uses: classify the message, count it
- * (and, for latency runs, stamp its arrival).
- */
-export function observer(
-  checker: OrderChecker,
-  consumed: Counter,
-  arrived?: (id: string) => void,
-): (id: string, key: string, version: number, deliveries?: number) => void {
+/** The consumer callback of every runner: classify, count (and stamp latency arrivals). */
+export type OnEvent = (id: string, key: string, version: number, deliveries?: number) => void;
+export function observer(checker: OrderChecker, consumed: Counter, arrived?: (id: string) => void): OnEvent {
   return (id, key, version, deliveries) => {
     arrived?.(id);
     checker.observe(id, key, version);
     consumed.inc(deliveries);
-  };
-}
-
-export function stallsOf(counter: Counter): StallStats {
-  return {
-    redelivered: counter.redelivered,
-    count: counter.stalls,
-    totalMs: Math.round(counter.stalledMs),
-    longestGapMs: Math.round(counter.longestGapMs),
   };
 }
 
@@ -130,86 +210,39 @@ export function deadlineFor(n: number): number {
   return 60_000 + n * 2;
 }
 
-export interface StallStats {
-  /** Handled messages whose broker delivery count was > 1 (their first delivery was not settled in time). */
-  readonly redelivered: number;
-  /** Gaps > STALL_MS between consecutive messages of the run's main counter. */
-  readonly count: number;
-  readonly totalMs: number;
-  readonly longestGapMs: number;
-}
-
-export interface RunSpec {
-  /** Phase label (progress bar, timeline). */
-  readonly label: string;
-  readonly total: number;
-}
-
-export interface RunOutcome {
-  readonly elapsedMs: number;
-  readonly checker: OrderChecker;
-  readonly notes: string[];
-  readonly acksSettled?: boolean;
-  /** Our subscriber's transport counters at the end (health().details.subscriptions): pulls, deliveries, skips. */
-  readonly transportStats?: unknown;
-  /** End-to-end runs: what the broker stored (read back untimed), to tell publish-side from consume-side problems. */
-  readonly stored?: StoredOrder;
-}
-
-export interface StoredOrder {
-  readonly outOfOrder: number;
-  readonly lost: number;
-  readonly duplicated: number;
-  readonly examples: readonly string[];
-}
-
-export interface MeasureContext {
-  readonly sampler: Sampler;
-  readonly progress: Progress;
-}
-
-/** What a measured run hands back once its checker was summarised and released. */
-export type Measured<T extends { readonly checker: OrderChecker }> = Omit<T, 'checker'>;
-
 /**
  * Runs `body` between a resource baseline (before anything is opened) and the
- * after-close measurement; `body` must close every connection it opened. The
- * checker's report is taken and the checker released before "after" is
- * measured, so the bench's own per-message bookkeeping is not counted as ours.
+ * after-close measurement; `body` must close what it opened. The checker is
+ * summarised and released before "after", so the bench's own bookkeeping is
+ * not counted as ours.
  */
-export async function measured<T extends { readonly notes: string[]; readonly checker: OrderChecker }>(
-  ctx: MeasureContext,
-  spec: RunSpec,
-  body: (probe: RunProbe, counter: Counter) => Promise<T>,
-  options: { readonly gcAtCheckpoints?: boolean } = {},
+export async function measured<T extends RunOutcome>(
+  total: number,
+  body: (counter: Counter) => Promise<T>,
+  gcAtCheckpoints = false,
 ): Promise<{
-  outcome: Measured<T>;
+  outcome: Omit<T, 'checker'>;
   report: CheckerReport;
   resources: RunResources;
   stalls: StallStats;
 }> {
-  ctx.sampler.phase = spec.label;
-  const probe = ctx.sampler.probe();
-  probe.gcAtCheckpoints = options.gcAtCheckpoints === true;
-  const counter = new Counter(spec.total, spec.label, probe);
-  const phase = ctx.progress.phase(spec.label, spec.total, () => counter.n);
+  const probe = new Probe(gcAtCheckpoints);
+  const timer = setInterval(() => probe.sample(), 250);
+  const counter = new Counter(total, probe);
   let result: T | undefined;
   try {
-    result = await body(probe, counter);
+    result = await body(counter);
   } finally {
-    phase.stop();
+    clearInterval(timer);
   }
   const report = result.checker.report();
-  const { checker: _released, ...rest } = result;
-  const outcome = rest as Measured<T>;
+  const { checker: _released, ...outcome } = result;
   result = undefined;
   const resources = await probe.finish();
-  ctx.sampler.release(probe);
-  const notes = outcome.notes;
   if (resources.handleDelta > 0) {
-    notes.push(
+    outcome.notes.push(
       `handles not back to baseline after close: +${resources.handleDelta} (${JSON.stringify(resources.leakedHandleTypes)})`,
     );
   }
-  return { outcome, report, resources, stalls: stallsOf(counter) };
+  return { outcome, report, resources, stalls: counter.stallStats() };
 }

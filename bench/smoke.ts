@@ -1,15 +1,12 @@
 /**
- * Smoke check of the whole bench, run by hand or in CI next to the bench (not
- * part of `npm test`: it is a throughput run and takes a minute or more on a
- * busy machine): `node bench/smoke.ts`. It runs `node bench/run.ts --quick`
- * end to end (its own nats-server, the NATS, Go and memory systems, every
- * scenario), then the JSON must hold every row with 0 lost / 0 out of order
- * and the HTML must carry the charts. KAFKA_BROKERS is removed from its
- * environment: the Kafka systems must be skipped with one stderr line and
- * recorded as skipped in the JSON. Without Go the go-nats rows are skipped
- * with one stderr line. No timing assertions: the numbers are
- * machine-dependent by nature. The fast checks of the bench's pieces are in
- * test/bench/.
+ * Smoke check of the whole bench (not in `npm test`: it is a throughput run):
+ * `node bench/smoke.ts` runs `node bench/run.ts --quick` end to end (its own
+ * nats-server, the NATS, Go and memory systems, every scenario) and checks
+ * that it exits 0 and that the JSON holds every row with the checker's
+ * verdict 0 lost / 0 out of order / 0 unexpected. KAFKA_BROKERS is removed
+ * from its environment: the Kafka systems must be skipped with one stderr line
+ * and recorded as skipped; without Go the go-nats rows are skipped with one
+ * line. No timing assertions. The fast checks of the pieces are in test/bench/.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -20,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KAFKA_SYSTEMS, LATENCY_SYSTEMS, QUICK, QUICK_LEVELS, SCENARIOS, SYSTEMS } from './config.ts';
-import type { BenchReport } from './types.ts';
+import type { BenchReport } from './report.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -28,7 +25,6 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 describe('bench --quick', () => {
   let dir: string;
   let report: BenchReport;
-  let html: string;
   let stdout: string;
   let stderr: string;
   /** What runs without a Kafka broker. */
@@ -37,7 +33,7 @@ describe('bench --quick', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'eventbus-bench-'));
     const { KAFKA_BROKERS: _unset, ...env } = process.env;
-    const result = await run(process.execPath, ['bench/run.ts', '--quick', '--no-progress', '--out', dir], {
+    const result = await run(process.execPath, ['bench/run.ts', '--quick', '--out', dir], {
       cwd: root,
       env,
       maxBuffer: 16 * 1024 * 1024,
@@ -46,13 +42,10 @@ describe('bench --quick', () => {
     stderr = result.stderr;
     const files = await readdir(dir);
     const json = files.find((f) => f.endsWith('.json'));
-    const page = files.find((f) => f.endsWith('.html'));
     assert.ok(json, `Expected a JSON report in ${dir}, got ${files.join(', ')}`);
-    assert.ok(page, `Expected an HTML report in ${dir}, got ${files.join(', ')}`);
     report = JSON.parse(await readFile(join(dir, json), 'utf8')) as BenchReport;
     if (report.meta.goAnchor?.startsWith('skipped') === true)
       systems = systems.filter((s) => s !== 'go-nats');
-    html = await readFile(join(dir, page), 'utf8');
   });
 
   after(async () => {
@@ -114,7 +107,7 @@ describe('bench --quick', () => {
     assert.doesNotMatch(stdout, /Kafka \(msg\/s/);
   });
 
-  it('computes ratios, targets, resources and a timeline', () => {
+  it('computes ratios, targets and resources', () => {
     assert.equal(report.ratios.length, 3 * QUICK_LEVELS.length);
     for (const r of report.ratios)
       assert.ok(r.ratio !== undefined && r.ratio > 0, `ratio ${r.scenario} ${r.level}`);
@@ -124,32 +117,10 @@ describe('bench --quick', () => {
     );
     for (const row of report.throughput) {
       assert.ok(row.resources.before.rss > 0 && row.resources.after.rss > 0);
-      assert.ok(row.resources.during.handlesMax >= row.resources.before.handles.total);
+      assert.ok(row.resources.during.handlesMax >= row.resources.before.handles);
     }
-    assert.ok(report.timeline.length > 2);
     assert.equal(report.meta.natsServer.startsWith('2.'), true, report.meta.natsServer);
     assert.match(stdout, /RATIO/);
     assert.match(stdout, /Targets \(issue 5\)/);
-  });
-
-  it('writes a self-contained HTML report with the charts', () => {
-    assert.match(html, /^<!doctype html>/);
-    for (const title of [
-      'Publish throughput',
-      'Consumption of a pre-loaded stream',
-      'End to end',
-      'Ratio ours-nats ÷ raw-nats',
-      'Latency publish→handler at 1,000 msg/s',
-      'Memory of the bench process over time',
-      'Active handles over time',
-    ]) {
-      assert.ok(html.includes(title), `Expected a chart titled "${title}"`);
-    }
-    assert.ok((html.match(/<svg /g) ?? []).length >= 8, 'Expected at least 8 inline SVG charts');
-    assert.doesNotMatch(
-      html,
-      /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
-      'no scripts, no external resources',
-    );
   });
 });

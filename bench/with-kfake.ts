@@ -8,7 +8,7 @@
  */
 import { startKafkaBroker } from '../test/harness/kafka-broker.ts';
 import { benchMain } from './cli.ts';
-import { KAFKA_BROKERS_VAR } from './kafka-env.ts';
+import { KAFKA_BROKERS_VAR } from './kafka.ts';
 
 const broker = await startKafkaBroker({ brokers: 3 });
 process.env[KAFKA_BROKERS_VAR] = broker.brokers.join(',');

@@ -1,196 +1,135 @@
 /**
- * The bench's baselines, small and judged by the order checker (throughput is
+ * The bench's systems, small and judged by the order checker (throughput is
  * measured by `npm run bench`, not here): the raw client's windowed publisher
- * and consume() loops, and the Go anchor (built when Go and Debian's nats.go
- * are installed, skipped otherwise) against a real nats-server, on streams
+ * and consume() loops, the Go anchor (built when Go and Debian's nats.go are
+ * installed, skipped otherwise) and our bus on NATS and in memory, through the
+ * one runner shape every system shares, against a real nats-server on streams
  * laid out like our transport's; then the pure parts: ratios against the raw
- * side's best window and the Go client, the terminal table and the targets.
+ * side's best window and the Go client, repeats, the terminal table, targets.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { analyse, ratios } from '../../bench/analysis.ts';
-import type { SystemName } from '../../bench/config.ts';
-import {
-  buildGoAnchor,
-  GO_DURABLE,
-  type GoAnchor,
-  goConsume,
-  goEndToEnd,
-  goPublish,
-} from '../../bench/go-anchor.ts';
+import { buildGoAnchor, GO_DURABLE, type GoAnchor } from '../../bench/go-anchor.ts';
 import { Counter } from '../../bench/measure.ts';
-import {
-  acksSettled,
-  createStreams,
-  deleteStreams,
-  type NatsEnv,
-  STREAM_PREFIX,
-  startNatsEnv,
-  streamNameFor,
-} from '../../bench/nats-env.ts';
-import { RAW_DURABLE, rawConsume, rawEndToEnd, rawPreload, rawPublish } from '../../bench/raw.ts';
-import { formatReport } from '../../bench/report/table.ts';
-import type { BenchReport, CheckerCounts, ThroughputRow, ThroughputScenario } from '../../bench/types.ts';
+import { acksSettled, type NatsEnv, RAW_DURABLE, startNatsEnv, streamOf } from '../../bench/nats.ts';
+import { analyse, formatReport, ratios } from '../../bench/report.ts';
+import { mergeRepeats } from '../../bench/suite.ts';
+import { createSystems, SUB_CLIENT, type System } from '../../bench/systems.ts';
 import { createWorkload, type Workload } from '../../bench/workload.ts';
 import { type CheckerReport, createOrderChecker } from '../../src/testing/checker.ts';
+import { report, row } from './fixtures.ts';
 
 const N = 600;
 let seq = 0;
 const workload = (name: string): Workload =>
   createWorkload({ name: `t${++seq}-${name}`, topics: 2, aggregates: 50, payloadBytes: 256 });
 
-function assertClean(report: CheckerReport, what: string): void {
-  const examples = JSON.stringify(report.examples);
-  assert.equal(report.published, N, `${what}: published`);
-  assert.equal(report.lost, 0, `${what}: lost ${examples}`);
-  assert.equal(report.outOfOrder, 0, `${what}: out of order ${examples}`);
-  assert.equal(report.duplicated, 0, `${what}: duplicated ${examples}`);
-  assert.equal(report.unexpected, 0, `${what}: unexpected ${examples}`);
-  assert.equal(report.ok, N, `${what}: ok`);
+function assertClean(r: CheckerReport, what: string): void {
+  const examples = JSON.stringify(r.examples);
+  assert.equal(r.published, N, `${what}: published`);
+  assert.equal(r.lost, 0, `${what}: lost ${examples}`);
+  assert.equal(r.outOfOrder, 0, `${what}: out of order ${examples}`);
+  assert.equal(r.duplicated, 0, `${what}: duplicated ${examples}`);
+  assert.equal(r.unexpected, 0, `${what}: unexpected ${examples}`);
+  assert.equal(r.ok, N, `${what}: ok`);
 }
 
-describe('bench baselines against a real nats-server', () => {
+describe('bench systems against a real nats-server', () => {
   let env: NatsEnv;
   let go: GoAnchor | string;
+  let systems: System[];
+  const system = (name: string): System => {
+    const found = systems.find((s) => s.name === name);
+    assert.ok(found, name);
+    return found;
+  };
 
   before(async () => {
     env = await startNatsEnv();
     go = await buildGoAnchor();
+    systems = createSystems({ nats: env, go: typeof go === 'string' ? undefined : go });
   });
   after(async () => {
     await env?.close();
   });
 
-  async function onStreams<T>(w: Workload, run: () => Promise<T>): Promise<T> {
-    await createStreams(env, w.topics);
+  async function onFresh<T>(sys: System, w: Workload, run: () => Promise<T>): Promise<T> {
+    await sys.fresh(w);
     try {
       return await run();
     } finally {
-      await deleteStreams(env, w.topics);
+      await sys.drop(w);
     }
   }
 
-  it('raw publish with a window smaller than n stores every message once, in per-aggregate order', async () => {
-    const w = workload('rawpub');
-    const results = new Counter(N, 'results');
-    const out = await onStreams(w, () => rawPublish(env, w, N, results, 16));
-    assert.deepEqual(out.notes, []);
+  /** publish, consume of a preload (all acks settled) and e2e, each judged by the checker. */
+  async function allScenarios(name: string, durable: string | undefined, window?: number): Promise<void> {
+    const sys = system(name);
+    const pub = workload(`${name}-pub`);
+    const results = new Counter(N);
+    const published = await onFresh(sys, pub, () => sys.publish(pub, N, results, window));
+    assert.deepEqual(published.notes, [], name);
     assert.equal(results.n, N);
-    assertClean(out.checker.report(), 'raw publish');
-  });
+    assertClean(published.checker.report(), `${name} publish`);
 
-  it('raw consume() reads a stream preloaded on partition subjects, all acks settled', async () => {
-    const w = workload('rawcon');
+    const con = workload(`${name}-con`);
     const checker = createOrderChecker();
-    const out = await onStreams(w, async () => {
-      await rawPreload(env, w, N, checker, new Counter(N, 'preload'), 32);
-      const stored = await env.jsm.streams.getMessage(streamNameFor(STREAM_PREFIX, w.topics[0] ?? ''), {
-        seq: 1,
-      });
-      assert.match(stored?.subject ?? '', /\._P_\.\d+$/, 'preloaded where our publisher would store it');
-      const run = await rawConsume(env, w, N, checker, new Counter(N, 'consumed'));
-      // The run's own check gives up after 5 s; here only the test's timeout bounds it.
-      assert.equal(
-        await acksSettled(env, w.topics, RAW_DURABLE, 60_000),
-        true,
-        'every ack reached the broker',
-      );
+    const consumed = await onFresh(sys, con, async () => {
+      await sys.preload(con, N, checker, new Counter(N));
+      if (sys.backend === 'nats') {
+        const stored = await env.jsm.streams.getMessage(streamOf(con.topics[0] ?? ''), { seq: 1 });
+        assert.match(stored?.subject ?? '', /\._P_\.\d+$/, 'preloaded where our publisher would store it');
+      }
+      const run = await sys.consume(con, N, checker, new Counter(N));
+      if (durable !== undefined) {
+        // The run's own check gives up after 5 s; here only the test's timeout bounds it.
+        assert.equal(
+          await acksSettled(env, con.topics, durable, 60_000),
+          true,
+          'every ack reached the broker',
+        );
+      }
       return run;
     });
-    assertClean(out.checker.report(), 'raw consume');
-  });
+    assertClean(consumed.checker.report(), `${name} consume`);
 
-  it('raw end to end with a windowed publisher', async () => {
-    const w = workload('rawe2e');
-    const out = await onStreams(w, () =>
-      rawEndToEnd(env, w, N, new Counter(N, 'consumed'), new Counter(N, 'results'), 64),
-    );
-    assert.deepEqual(out.notes, []);
-    assert.deepEqual(out.stored, { outOfOrder: 0, lost: 0, duplicated: 0, examples: [] });
-    assertClean(out.checker.report(), 'raw e2e');
+    const e2e = workload(`${name}-e2e`);
+    const both = await onFresh(sys, e2e, () => sys.e2e(e2e, N, new Counter(N), new Counter(N), window));
+    assert.deepEqual(both.notes, [], name);
+    assert.deepEqual(both.stored, { outOfOrder: 0, lost: 0, duplicated: 0, examples: [] });
+    assertClean(both.checker.report(), `${name} e2e`);
+  }
+
+  it('raw-nats with windows smaller than n, preloads on partition subjects, all acks settled', async () => {
+    assert.deepEqual(system('raw-nats').windows, [100, 1_000, 5_000]);
+    await allScenarios('raw-nats', RAW_DURABLE, 16);
   });
 
   it('the Go anchor publishes, consumes and runs end to end with a clean checker (skipped without Go)', async (t) => {
     if (typeof go === 'string') return t.skip(go);
-    const anchor = go;
-    const pub = workload('gopub');
-    const published = await onStreams(pub, () => goPublish(anchor, env, pub, N, new Counter(N, 'results')));
-    assert.deepEqual(published.notes, []);
-    assertClean(published.checker.report(), 'go publish');
+    await allScenarios('go-nats', GO_DURABLE);
+  });
 
-    const con = workload('gocon');
-    const checker = createOrderChecker();
-    const consumed = await onStreams(con, async () => {
-      await rawPreload(env, con, N, checker, new Counter(N, 'preload'));
-      const run = await goConsume(anchor, env, con, N, checker, new Counter(N, 'consumed'));
-      assert.equal(
-        await acksSettled(env, con.topics, GO_DURABLE, 60_000),
-        true,
-        'every ack reached the broker',
+  it('our bus on NATS and in memory, the same shape', async () => {
+    await allScenarios('ours-nats', SUB_CLIENT);
+    await allScenarios('ours-memory', undefined);
+  });
+
+  it('latency runs record every message after the first 10%', async () => {
+    for (const name of ['raw-nats', 'ours-memory']) {
+      const sys = system(name);
+      const w = workload(`${name}-lat`);
+      const out = await onFresh(
+        sys,
+        w,
+        async () => (await sys.latency?.(w, 200, 2_000, new Counter(200))) ?? assert.fail(),
       );
-      return run;
-    });
-    assertClean(consumed.checker.report(), 'go consume');
-
-    const e2e = workload('goe2e');
-    const both = await onStreams(e2e, () =>
-      goEndToEnd(anchor, env, e2e, N, new Counter(N, 'consumed'), new Counter(N, 'results')),
-    );
-    assert.deepEqual(both.notes, []);
-    assertClean(both.checker.report(), 'go e2e');
+      assert.deepEqual(out.notes, [], name);
+      assert.equal(out.recorder.histogram.totalCount, 180, name);
+      assert.equal(out.checker.report().ok, 200, name);
+    }
   });
 });
-
-const clean: CheckerCounts = {
-  published: 100,
-  acknowledged: 100,
-  consumed: 100,
-  ok: 100,
-  lost: 0,
-  duplicated: 0,
-  outOfOrder: 0,
-  unexpected: 0,
-  unknown: 0,
-  recovered: 0,
-  successRate: 1,
-  examples: { lost: [], outOfOrder: [], unexpected: [] },
-};
-
-function row(
-  scenario: ThroughputScenario,
-  system: SystemName,
-  msgPerSec: number,
-  extra: Partial<ThroughputRow> = {},
-): ThroughputRow {
-  const snapshot = {
-    rss: 100 << 20,
-    heapUsed: 50 << 20,
-    heapTotal: 60 << 20,
-    external: 1 << 20,
-    arrayBuffers: 1 << 20,
-    handles: { total: 5, byType: {} },
-  };
-  return {
-    scenario,
-    level: '100k',
-    messages: 100_000,
-    system,
-    elapsedMs: (100_000 / msgPerSec) * 1000,
-    msgPerSec,
-    checker: clean,
-    resources: {
-      before: snapshot,
-      during: { rssMax: 120 << 20, heapUsedMax: 55 << 20, handlesMax: 9 },
-      after: snapshot,
-      handleDelta: 0,
-      leakedHandleTypes: {},
-      checkpoints: [],
-    },
-    stalls: { redelivered: 0, count: 0, totalMs: 0, longestGapMs: 0 },
-    notes: [],
-    ...extra,
-  };
-}
 
 describe('bench ratios against the best raw window and the Go client', () => {
   const sweep = [
@@ -227,38 +166,26 @@ describe('bench ratios against the best raw window and the Go client', () => {
     assert.equal(analyse(rows.slice(0, 2), []).targets.find((t) => t.id === 'publish-go')?.holds, undefined);
   });
 
+  it('repeats merge into the median run with the checker counts of every repeat', () => {
+    const lossy = row('publish', 'ours-nats', 10_000, {
+      checker: { ...row('publish', 'ours-nats', 1).checker, lost: 2, ok: 98, successRate: 0.98 },
+      notes: ['only 98/100 results'],
+    });
+    const [merged] = mergeRepeats([
+      row('publish', 'ours-nats', 30_000),
+      lossy,
+      row('publish', 'ours-nats', 20_000),
+    ]);
+    assert.equal(merged?.msgPerSec, 20_000);
+    assert.deepEqual(merged?.samples, [30_000, 10_000, 20_000]);
+    assert.equal(merged?.checker.lost, 2);
+    assert.equal(merged?.checker.published, 300);
+    assert.equal(merged?.checker.successRate, 298 / 300);
+    assert.deepEqual(merged?.notes, ['repeat 2: only 98/100 results']);
+  });
+
   it('the terminal table shows the raw window, the Go column and the sweep', () => {
-    const report = {
-      meta: {
-        date: '2026-01-01T00:00:00.000Z',
-        node: 'v24.0.0',
-        platform: 'linux x64',
-        cpus: 2,
-        cpuModel: 'test',
-        totalMemoryBytes: 4 << 30,
-        loadAverage: { start: [0.5], end: [0.5] },
-        natsServer: '2.9.10',
-        gitCommit: 'abc1234',
-        gitDirtySrc: [],
-        quick: false,
-        levels: [{ name: '100k', messages: 100_000 }],
-        latencyRates: [],
-        latencySeconds: 1,
-        topics: 4,
-        aggregates: 1_000,
-        payloadBytes: 256,
-        warmupMessages: 0,
-        repeat: 1,
-        durationMs: 1_000,
-        argv: [],
-      },
-      throughput: rows,
-      latency: [],
-      profiles: [],
-      timeline: [],
-      ...analyse(rows, []),
-    } satisfies BenchReport;
-    const text = formatReport(report);
+    const text = formatReport(report(rows));
     const line = text.split('\n').find((l) => l.startsWith('publish') && l.includes('100k'));
     assert.match(line ?? '', /30,000\s+20,000\s+1,000\s+1\.50×\s+100,000\s+0\.30×/, text);
     assert.match(
