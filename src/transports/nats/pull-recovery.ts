@@ -8,9 +8,9 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../../core/logger.ts';
 import type { MessageKind } from '../../core/transport.ts';
+import { pause } from '../../core/waiting.ts';
 import type { AckTracker } from './ack-tracker.ts';
 import { type ConsumerSpec, consumerInfo, ensureConsumer } from './consumer.ts';
-import { delay } from './pull-wire.ts';
 import type { StreamRegistry } from './streams.ts';
 
 /** Pause before recreating a consumer or stream someone deleted. */
@@ -39,7 +39,7 @@ export async function recoverConsumer(target: RecoveryTarget, signal: AbortSigna
   // nats-server 2.9 answers "Consumer Deleted" while it is still removing the
   // deleted consumer's (or stream's) files: recreating at once races with that
   // ("directory not empty", "error opening msg block file"). Let it finish.
-  await delay(RECREATE_DELAY_MS, signal);
+  await pause(RECREATE_DELAY_MS, signal);
   if (signal.aborted) return { outcome: 'present' };
   if ((await consumerInfo(jsm, spec)) !== undefined) return { outcome: 'present' }; // another member recreated it
   const stream = await streams.info(spec.stream);

@@ -30,9 +30,11 @@
 
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { createInbox, type Msg, type Subscription } from '@nats-io/transport-node';
+import { Backoff } from '../../core/backoff.ts';
 import { type EventBusError, isEventBusError, TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { DeliveryLane, FlowControl, TransportSubscription } from '../../core/transport.ts';
+import { pause } from '../../core/waiting.ts';
 import { AckTracker, type NatsInboundMessage } from './ack-tracker.ts';
 import type { NatsConnectionManager } from './connection.ts';
 import type { ConsumerSpec } from './consumer.ts';
@@ -40,16 +42,12 @@ import { wrapApiError } from './errors.ts';
 import type { ResolvedNatsOptions } from './options.ts';
 import { PullLedger } from './pull-ledger.ts';
 import { type RecoveryTarget, recoverConsumer } from './pull-recovery.ts';
-import {
-  delay,
-  headersRecord,
-  type PullOutcome,
-  parseAckSubject,
-  pullRequest,
-  statusOutcome,
-} from './pull-wire.ts';
+import { headersRecord, type PullOutcome, parseAckSubject, pullRequest, statusOutcome } from './pull-wire.ts';
 import type { SequenceSet } from './sequence-set.ts';
 import type { StreamHandle, StreamRegistry } from './streams.ts';
+
+/** Pauses after a refused or failed pull: 100 ms, doubling up to 5 s; reset by the next answered pull. */
+const PULL_RETRY = { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0 };
 
 export interface PullSubscriptionDeps {
   readonly conn: NatsConnectionManager;
@@ -202,11 +200,8 @@ export class NatsPullSubscription implements TransportSubscription {
 
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
-    let backoffMs = 0;
-    const backoff = async (): Promise<void> => {
-      backoffMs = Math.min(5_000, backoffMs === 0 ? 100 : backoffMs * 2);
-      await delay(backoffMs, signal);
-    };
+    const retry = new Backoff(PULL_RETRY);
+    const backoff = (): Promise<void> => pause(retry.next(), signal);
     while (!signal.aborted) {
       if (this.#gapped || (this.#intake !== undefined && !this.#intake.lane.mayStart())) break;
       try {
@@ -228,7 +223,7 @@ export class NatsPullSubscription implements TransportSubscription {
           case 'expired':
           case 'reconnected':
           case 'aborted':
-            backoffMs = 0;
+            retry.reset();
             break;
           case 'no-response':
           case 'missing':
