@@ -120,6 +120,48 @@ describe('nats subscribe (pull loop of one durable consumer: raw topics; envelop
     await sub.stop();
   });
 
+  it('pull sizes adapt: an empty consumer is asked for little, a backlog brings the full batch back', async () => {
+    await transport.ensureTopic('adapt.topic', 'raw');
+    // What the loop asks for, read off the wire by a second connection.
+    const asked: number[] = [];
+    const spy = inspect.nc.subscribe('$JS.API.CONSUMER.MSG.NEXT.*.g1_adapt', {
+      callback: (_error, msg) =>
+        asked.push((JSON.parse(decoder.decode(msg.data)) as { batch: number }).batch),
+    });
+    await inspect.nc.flush();
+    const flow = new FakeFlow(10_000);
+    flow.onDeliver = (m) => {
+      m.ack();
+      flow.release(1);
+    };
+    const sub = await transport.subscribe(
+      { topic: 'adapt.topic', group: 'g1_adapt', kind: 'raw', handlerTimeoutMs: 0 },
+      flow,
+    );
+    subscriptions.push(sub);
+    // Nothing to deliver: after the first (full) pull expires, the loop asks for the minimum.
+    await waitUntil(() => asked.length >= 3, 'three pulls on the empty consumer');
+    assert.equal(asked[0], 500, `first pull: ${asked.join(',')}`);
+    assert.ok(
+      asked.slice(1).every((b) => b === 32),
+      `later pulls on an empty consumer: ${asked.join(',')}`,
+    );
+    // A backlog: filled pulls double the size back up to fetchBatch, every message delivered in order.
+    const before = asked.length;
+    await publish('adapt.topic', 3_000, 'b');
+    await waitUntil(() => flow.delivered.length === 3_000, 'the backlog delivered');
+    assert.ok(
+      asked.slice(before).includes(500),
+      `pulls after the backlog arrived: ${asked.slice(before).join(',')}`,
+    );
+    assert.deepEqual(
+      flow.delivered.map((m) => m.sequence),
+      Array.from({ length: 3_000 }, (_, i) => i + 1),
+    );
+    spy.unsubscribe();
+    await sub.stop();
+  });
+
   it('a trickle: the next pull is sent before the last one expires, yet never for more than is free', async () => {
     await transport.ensureTopic('trickle.topic', 'raw');
     const flow = new FakeFlow(40); // never released: 40 deliveries fill it for good
