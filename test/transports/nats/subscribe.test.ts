@@ -125,8 +125,9 @@ describe('nats subscribe (pull loop of one durable consumer: raw topics; envelop
     // What the loop asks for, read off the wire by a second connection.
     const asked: number[] = [];
     const spy = inspect.nc.subscribe('$JS.API.CONSUMER.MSG.NEXT.*.g1_adapt', {
-      callback: (_error, msg) =>
-        asked.push((JSON.parse(decoder.decode(msg.data)) as { batch: number }).batch),
+      callback: (_error, msg) => {
+        asked.push((JSON.parse(decoder.decode(msg.data)) as { batch: number }).batch);
+      },
     });
     await inspect.nc.flush();
     const flow = new FakeFlow(10_000);
