@@ -18,6 +18,7 @@ import {
   NATS_SYSTEMS,
   QUICK,
   QUICK_LEVELS,
+  recordedConfig,
   SCENARIOS,
   type ScenarioName,
   SYSTEMS,
@@ -228,7 +229,7 @@ export async function runBench(
         gitCommit: gitAtStart.commit,
         gitDirtySrc: gitAtStart.dirtySrc,
         ...(JSON.stringify(gitAtStart) === JSON.stringify(gitAtEnd) ? {} : { gitAtEnd }),
-        ...pickConfig(config),
+        ...recordedConfig(config),
         durationMs: Date.now() - started.getTime(),
         argv,
       },
@@ -248,31 +249,6 @@ export async function runBench(
       await kafka?.close();
     }
   }
-}
-
-function pickConfig(c: BenchConfig) {
-  const {
-    quick,
-    levels,
-    latencyRates,
-    latencySeconds,
-    topics,
-    aggregates,
-    payloadBytes,
-    warmupMessages,
-    repeat,
-  } = c;
-  return {
-    quick,
-    levels,
-    latencyRates,
-    latencySeconds,
-    topics,
-    aggregates,
-    payloadBytes,
-    warmupMessages,
-    repeat,
-  };
 }
 
 /** meta.kafka: where the Kafka systems ran, or that (and why) they were skipped; absent when not requested. */

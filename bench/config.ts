@@ -75,3 +75,21 @@ export interface BenchConfig {
   /** Runs per cell for levels up to 10,000 messages (median reported). */
   readonly repeat: number;
 }
+
+/** The settings a report records with its rows (its `meta`). */
+const RECORDED_KEYS = [
+  'quick',
+  'levels',
+  'latencyRates',
+  'latencySeconds',
+  'topics',
+  'aggregates',
+  'payloadBytes',
+  'warmupMessages',
+  'repeat',
+] as const;
+export type RecordedConfig = Pick<BenchConfig, (typeof RECORDED_KEYS)[number]>;
+
+export function recordedConfig(c: BenchConfig): RecordedConfig {
+  return Object.fromEntries(RECORDED_KEYS.map((key) => [key, c[key]])) as RecordedConfig;
+}

@@ -3,7 +3,7 @@
  * run), the targets of issues 5 and 14, and the terminal table.
  */
 import type { CheckerReport } from '../src/testing/checker.ts';
-import type { ScenarioName, SystemName } from './config.ts';
+import type { RecordedConfig, ScenarioName, SystemName } from './config.ts';
 import type { RunResources, StallStats, StoredOrder } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
 
@@ -137,18 +137,9 @@ export interface BenchReport {
     readonly gitDirtySrc: readonly string[];
     /** Present when HEAD or those files changed during the run. */
     readonly gitAtEnd?: { readonly commit: string | undefined; readonly dirtySrc: readonly string[] };
-    readonly quick: boolean;
-    readonly levels: readonly { readonly name: string; readonly messages: number }[];
-    readonly latencyRates: readonly number[];
-    readonly latencySeconds: number;
-    readonly topics: number;
-    readonly aggregates: number;
-    readonly payloadBytes: number;
-    readonly warmupMessages: number;
-    readonly repeat: number;
     readonly durationMs: number;
     readonly argv: readonly string[];
-  };
+  } & RecordedConfig;
   readonly throughput: readonly ThroughputRow[];
   /** The memory soak (--1m or --soak N). */
   readonly soak?: ThroughputRow;
