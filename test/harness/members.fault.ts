@@ -11,16 +11,7 @@ import { createOrderChecker, type OrderChecker } from '../../src/testing/checker
 import { createLoadPublisher, publishLoad } from './fault-load.ts';
 import { createMembers, type MemberSpec } from './members.ts';
 import { type NatsServerHandle, startNatsServer } from './nats-server.ts';
-import { threadStates } from './proc-state.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { processAlive, threadStates } from './proc-state.ts';
 
 describe('fault kit: member processes', { timeout: 120_000 }, () => {
   let server: NatsServerHandle;
@@ -97,7 +88,7 @@ describe('fault kit: member processes', { timeout: 120_000 }, () => {
     const firstPid = members.pid('m1') as number;
     await publish(topic, 400);
     await members.waitUntil(() => !members.running('m1'), 30_000, 'the crash');
-    assert.equal(alive(firstPid), false);
+    assert.equal(processAlive(firstPid), false);
     await members.start('m1', spec(topic));
     await members.waitUntil(
       () => checker.outstanding() === 0,
@@ -121,7 +112,7 @@ describe('fault kit: member processes', { timeout: 120_000 }, () => {
       await members.start('m2', spec(topic));
       const first = members.pid('m1') as number;
       await members.kill('m1');
-      assert.equal(alive(first), false);
+      assert.equal(processAlive(first), false);
       await members.restart('m1');
       const second = members.pid('m1') as number;
       assert.notEqual(second, first);
@@ -129,7 +120,7 @@ describe('fault kit: member processes', { timeout: 120_000 }, () => {
       pids = [second, members.pid('m2') as number];
     }
     assert.deepEqual(
-      pids.map((pid) => alive(pid)),
+      pids.map((pid) => processAlive(pid)),
       [false, false],
     );
   });

@@ -6,6 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { findPostgresBinDir, type PostgresServer, postgresUser } from './postgres.ts';
+import { processAlive } from './proc-state.ts';
 
 function childrenOf(pid: number): number[] {
   try {
@@ -18,15 +19,6 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** SIGKILLs the postmaster `pid` and its backends; resolves once all are gone. */
 export async function killPostgres(pid: number): Promise<void> {
   const pids = [pid, ...childrenOf(pid)];
@@ -35,7 +27,7 @@ export async function killPostgres(pid: number): Promise<void> {
       process.kill(p, 'SIGKILL');
     } catch {}
   }
-  for (const p of pids) while (alive(p)) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const p of pids) while (processAlive(p)) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 export interface RestartedPostgres {

@@ -6,6 +6,16 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
+/** Whether a process with this pid exists (signal 0 only checks). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Thread states of `pid`; undefined where /proc is unavailable or the process is gone. */
 export function threadStates(pid: number): string[] | undefined {
   try {
