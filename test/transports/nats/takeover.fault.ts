@@ -75,6 +75,32 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     );
   }
 
+  /**
+   * Probe rounds (one event for each of AGGREGATES new aggregates, so every
+   * partition gets some) until `applied()` holds, each round applied (or the
+   * condition met) before the next: rounds pace themselves. Returns how many
+   * rounds went out.
+   */
+  async function probeUntil(
+    members: Members,
+    topic: string,
+    applied: () => boolean,
+    who: string,
+  ): Promise<number> {
+    let probes = 0;
+    while (!applied()) {
+      assert.ok(probes < MAX_PROBE_ROUNDS, `${who} applied nothing after ${probes} probe rounds`);
+      probes++;
+      await publish(members, topic, AGGREGATES, undefined, `probe${probes}-`);
+      await members.waitUntil(
+        () => applied() || members.checker.outstanding() === 0,
+        SETTLE_TIMEOUT_MS,
+        `${who} applied events, or the probe round was applied`,
+      );
+    }
+    return probes;
+  }
+
   function judge(label: string, members: Members, events = EVENTS): void {
     const r = members.checker.report();
     const x = members.executions.report();
@@ -117,16 +143,10 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
     await publish(members, topic, 2_000);
     await settle(members);
     // On a busy machine m1 may claim every partition and drain these before
-    // m2's leases are granted: probe rounds (one event for each of AGGREGATES
-    // new aggregates) go out, each applied before the next, until m2 applied
-    // one, so the kill below takes partitions from a member that owned some.
-    let probes = 0;
-    while (members.counts('m2').applied === 0) {
-      assert.ok(probes < MAX_PROBE_ROUNDS, `m2 applied nothing after ${probes} probe rounds`);
-      probes++;
-      await publish(members, topic, AGGREGATES, undefined, `probe${probes}-`);
-      await settle(members);
-    }
+    // m2's leases are granted: probe until m2 applied one, so the kill below
+    // takes partitions from a member that owned some.
+    const probes = await probeUntil(members, topic, () => members.counts('m2').applied > 0, 'm2');
+    await settle(members);
     await members.kill('m2', 'SIGKILL');
     const killedAt = performance.now();
     // One new event per (new) aggregate: about half of them live in the dead member's partitions.
@@ -182,19 +202,8 @@ describe('nats partitioned groups: members crash, pause, join and leave (fault s
       // Publishing pauses here until the new members took partitions over and
       // applied events. On a busy machine m1 and m2 may drain the backlog before
       // m3's leases are granted; a lane with nothing left to deliver proves
-      // nothing, so probe rounds (one event for each of AGGREGATES new
-      // aggregates, every partition gets some) go out until both applied one.
-      // Each round waits until it is applied: rounds pace themselves.
-      while (!joinedAndApplied()) {
-        assert.ok(probes < MAX_PROBE_ROUNDS, `m2 or m3 applied nothing after ${probes} probe rounds`);
-        probes++;
-        await publish(members, topic, AGGREGATES, undefined, `probe${probes}-`);
-        await members.waitUntil(
-          () => joinedAndApplied() || members.checker.outstanding() === 0,
-          SETTLE_TIMEOUT_MS,
-          'm2 and m3 applied events, or the probe round was applied',
-        );
-      }
+      // nothing, so probe rounds go out until both applied one.
+      probes = await probeUntil(members, topic, joinedAndApplied, 'm2 or m3');
       await Promise.all([members.close('m2'), members.close('m3')]);
     });
     await settle(members);
