@@ -303,6 +303,8 @@ export async function groupConsumers(
 ): Promise<ConsumerInfo[]> {
   const out: ConsumerInfo[] = [];
   for await (const info of jsm.consumers.list(stream)) {
+    // Just after a restart nats-server 2.9 can list a consumer it has not loaded yet as null.
+    if (info === null) continue;
     if (info.name === group || info.name.startsWith(`${group}_`)) out.push(info);
   }
   return out;
