@@ -10,6 +10,7 @@ import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decodeEnvelope, Headers } from '../core/envelope.ts';
+import { listConsumers } from '../transports/nats/consumer.ts';
 import { wrapApiError } from '../transports/nats/errors.ts';
 import { streamNameFor, validateTopic } from '../transports/nats/names.ts';
 import type { ResolvedNatsOptions } from '../transports/nats/options.ts';
@@ -189,7 +190,7 @@ async function checkTopic(
     ? { kind: 'raw' as const, why: 'declared with --raw' }
     : await inferKind(jsm, name, topic);
   report.findings(`stream ${name} (${topic}, ${kind}: ${why})`, checkStream(stream, topic, kind, expected));
-  for await (const consumer of jsm.consumers.list(name)) {
+  for (const consumer of await listConsumers(jsm, name)) {
     const subject = `consumer ${name}/${consumer.name}`;
     if (!consumer.config.durable_name) {
       report.line('info', subject, 'ephemeral (e.g. a running tail); not a consumer group; skipped');

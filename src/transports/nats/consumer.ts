@@ -13,6 +13,26 @@ import { ApiCodes, apiErrorCode, wrapApiError } from './errors.ts';
 
 const NANOS_PER_MS = 1_000_000;
 
+/**
+ * Every consumer of `stream`. Just after a restart nats-server 2.9 can list a
+ * consumer it has not loaded yet as null; deciding on a list with a hole in it
+ * could take a group for new (and start it at 'latest') or start a lane from
+ * an older generation's floor, so an incomplete list is a TransportError
+ * (retryable) instead.
+ */
+export async function listConsumers(jsm: JetStreamManager, stream: string): Promise<ConsumerInfo[]> {
+  const all: ConsumerInfo[] = [];
+  for await (const info of jsm.consumers.list(stream)) {
+    if (info === null) {
+      throw new TransportError(
+        `The consumer list of stream ${stream} is incomplete: the server is still loading its consumers (after a restart); try again`,
+      );
+    }
+    all.push(info);
+  }
+  return all;
+}
+
 export interface ConsumerSpec {
   readonly stream: string;
   readonly durable: string;

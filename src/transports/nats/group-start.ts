@@ -18,7 +18,7 @@
 import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '../../core/logger.ts';
 import type { StartFrom } from '../../core/types.ts';
-import { type ConsumerSpec, configFor, consumerInfo } from './consumer.ts';
+import { type ConsumerSpec, configFor, consumerInfo, listConsumers } from './consumer.ts';
 import { wrapApiError } from './errors.ts';
 
 /** The marker consumer's name for a group's durable. */
@@ -60,7 +60,7 @@ async function groupExists(
   lanes: readonly string[],
 ): Promise<boolean> {
   const generation = /^(.+)_\d+_\d+$/;
-  for await (const info of jsm.consumers.list(stream)) {
+  for (const info of await listConsumers(jsm, stream)) {
     if (info.name === durable) return true;
     if (!info.name.startsWith(`${durable}_`)) continue;
     const match = generation.exec(info.name.slice(durable.length + 1));

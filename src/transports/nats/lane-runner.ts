@@ -13,7 +13,7 @@ import type { LeaseStore } from '../../groups/lease-store.ts';
 import type { LaneOwnership } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsInboundMessage } from './ack-tracker.ts';
-import { ackModeOf, type ConsumerSpec, ensureConsumer } from './consumer.ts';
+import { ackModeOf, type ConsumerSpec, ensureConsumer, listConsumers } from './consumer.ts';
 import { ApiCodes, apiErrorCode } from './errors.ts';
 import type { LaneBudget } from './lane-budget.ts';
 import { laneFilter } from './partitions.ts';
@@ -262,8 +262,7 @@ export class LaneRunner {
       `^${escapeRegExp(durable)}_${escapeRegExp(this.#ownership.lane)}_(\\d+)_(\\d+)$`,
     );
     const found: Array<{ info: ConsumerInfo; order: [number, number] }> = [];
-    const pages = this.#deps.jsm.consumers.list(this.#stream.name);
-    for await (const info of pages) {
+    for (const info of await listConsumers(this.#deps.jsm, this.#stream.name)) {
       const match = pattern.exec(info.name);
       if (match !== null) found.push({ info, order: [Number(match[1]), Number(match[2])] });
       else if (this.#ownership.lane === WHOLE_STREAM_LANE && info.name === durable) {
