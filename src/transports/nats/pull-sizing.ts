@@ -1,7 +1,7 @@
 /**
  * How much a pull loop's next pull asks for: doubled (up to fetchBatch) after
- * a pull that filled its batch, twice what came (at least MIN_PULL_BATCH)
- * after one that expired. A loop whose partition is empty then holds little
+ * a pull that filled its batch (or expired while at least a batch arrived),
+ * twice what arrived (at least MIN_PULL_BATCH) after one that expired. A loop whose partition is empty then holds little
  * of the pool's room in pulls that return nothing; with 17 loops per topic,
  * those pulls left the loops that still had messages a share too small to
  * pull at all until their own partly answered pulls ran out of grace (pauses
@@ -26,10 +26,14 @@ export class PullSizing {
     return Math.min(this.#limit, free);
   }
 
-  /** A pull of `batch` ended with `outcome`, `received` messages counted towards it. */
-  ended(batch: number, outcome: PullOutcome, received: number): void {
-    if (outcome.kind === 'done') this.#limit = Math.min(this.#fetchBatch, Math.max(this.#limit, batch * 2));
+  /**
+   * A pull of `batch` ended with `outcome` while `arrived` messages came in
+   * (counted towards it or towards older open pulls: the lane's flow either way).
+   */
+  ended(batch: number, outcome: PullOutcome, arrived: number): void {
+    const filled = outcome.kind === 'done' || (outcome.kind === 'expired' && arrived >= batch);
+    if (filled) this.#limit = Math.min(this.#fetchBatch, Math.max(this.#limit, batch * 2));
     else if (outcome.kind === 'expired')
-      this.#limit = Math.min(this.#fetchBatch, Math.max(MIN_PULL_BATCH, received * 2));
+      this.#limit = Math.min(this.#fetchBatch, Math.max(MIN_PULL_BATCH, arrived * 2));
   }
 }

@@ -221,8 +221,8 @@ export class NatsPullSubscription implements TransportSubscription {
           continue;
         }
         const batch = this.#sizing.batchFor(free);
-        const { outcome, received } = await this.#pullOnce(batch);
-        this.#sizing.ended(batch, outcome, received);
+        const { outcome, arrived } = await this.#pullOnce(batch);
+        this.#sizing.ended(batch, outcome, arrived);
         this.outcomes[outcome.kind] = (this.outcomes[outcome.kind] ?? 0) + 1;
         switch (outcome.kind) {
           case 'done':
@@ -306,10 +306,12 @@ export class NatsPullSubscription implements TransportSubscription {
     return this.#tracker.whenIdle(signal);
   }
 
-  /** One pull: how it ended, and the messages counted towards it by then. */
-  #pullOnce(batch: number): Promise<{ outcome: PullOutcome; received: number }> {
+  /** One pull: how it ended, and the messages that arrived while it was open. */
+  #pullOnce(batch: number): Promise<{ outcome: PullOutcome; arrived: number }> {
     return new Promise((resolve) => {
-      const pull = this.#ledger.begin(batch, (outcome) => resolve({ outcome, received: pull.received }));
+      const pull = this.#ledger.begin(batch, (outcome) =>
+        resolve({ outcome, arrived: this.#ledger.arrivedDuring(pull) }),
+      );
       this.#pulls++;
       try {
         this.#deps.conn.nc.publish(this.#nextSubject, pullRequest(batch, this.#expiresNs), {

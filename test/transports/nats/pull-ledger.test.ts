@@ -39,3 +39,20 @@ describe('pull ledger: unanswered pulls', () => {
     l.finish(current, { kind: 'aborted' });
   });
 });
+
+describe('pull ledger: what arrived while a pull was open', () => {
+  it('counts every message that came while the pull was open, also those counted towards an older pull', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const l = ledger();
+    const older = l.begin(500, () => {});
+    for (let i = 0; i < 10; i++) l.received();
+    l.finish(older, { kind: 'expired' }); // moved on; the server may still deliver to it
+    const current = l.begin(32, () => {});
+    for (let i = 0; i < 40; i++) l.received();
+    assert.equal(current.received, 0, 'counted towards the older open pull');
+    assert.equal(older.received, 50);
+    assert.equal(l.arrivedDuring(current), 40, 'but they arrived while the current pull was open');
+    assert.equal(l.arrivedDuring(older), 50);
+    l.finish(current, { kind: 'aborted' });
+  });
+});
