@@ -13,7 +13,7 @@ import type { LeaseStore } from '../../groups/lease-store.ts';
 import type { LaneOwnership } from '../../groups/membership.ts';
 import type { GroupMetrics } from '../../metrics/metrics.ts';
 import type { NatsInboundMessage } from './ack-tracker.ts';
-import { ackModeOf, type ConsumerSpec, ensureConsumer, listConsumers } from './consumer.ts';
+import { ackModeOf, type ConsumerSpec, ensureConsumer } from './consumer.ts';
 import { ApiCodes, apiErrorCode } from './errors.ts';
 import type { LaneBudget } from './lane-budget.ts';
 import { laneFilter } from './partitions.ts';
@@ -41,6 +41,8 @@ export interface LaneOwner {
   rewinds: number;
   /** Before a lane delivers: the bus's preparation (the park policy reloads what is parked). */
   beforeLane(): Promise<void>;
+  /** Every consumer of the stream, listed after this call (shared by lanes asking at once). */
+  listConsumers(): Promise<ConsumerInfo[]>;
   report(error: TransportError): void;
 }
 
@@ -231,7 +233,8 @@ export class LaneRunner {
       durable: `${this.#base.durable}_${this.#ownership.lane}_${this.#ownership.epoch}_${gen}`,
       ...(this.#filter === undefined ? {} : { filterSubject: this.#filter }),
     };
-    const info = await ensureConsumer(jsm, spec, logger, floor + 1);
+    const listed = lineage.find((old) => old.info.name === spec.durable)?.info ?? null;
+    const info = await ensureConsumer(jsm, spec, logger, floor + 1, listed);
     for (const old of lineage) {
       if (old.info.name === spec.durable) continue;
       await jsm.consumers.delete(this.#stream.name, old.info.name).catch((error: unknown) => {
@@ -262,7 +265,7 @@ export class LaneRunner {
       `^${escapeRegExp(durable)}_${escapeRegExp(this.#ownership.lane)}_(\\d+)_(\\d+)$`,
     );
     const found: Array<{ info: ConsumerInfo; order: [number, number] }> = [];
-    for (const info of await listConsumers(this.#deps.jsm, this.#stream.name)) {
+    for (const info of await this.#owner.listConsumers()) {
       const match = pattern.exec(info.name);
       if (match !== null) found.push({ info, order: [Number(match[1]), Number(match[2])] });
       else if (this.#ownership.lane === WHOLE_STREAM_LANE && info.name === durable) {

@@ -18,12 +18,14 @@
  * (epoch = the lease revision), never reused: nats-server 2.9 races when a
  * consumer is recreated under the name it just deleted.
  */
+
+import type { ConsumerInfo } from '@nats-io/jetstream';
 import { TransportError } from '../../core/errors.ts';
 import type { FlowControl, TransportSubscription } from '../../core/transport.ts';
 import type { StartFrom } from '../../core/types.ts';
 import { laneNames, partitionOf } from '../../groups/lanes.ts';
 import { GroupMembership, type LaneOwnership, type MembershipStats } from '../../groups/membership.ts';
-import type { ConsumerSpec } from './consumer.ts';
+import { ConsumerListing, type ConsumerSpec } from './consumer.ts';
 import { groupStartFloor } from './group-start.ts';
 import { LaneBudget } from './lane-budget.ts';
 import {
@@ -52,6 +54,7 @@ export class NatsPartitionedSubscription implements TransportSubscription, LaneO
   readonly #base: ConsumerSpec;
   readonly #flow: FlowControl;
   readonly #budget: LaneBudget;
+  readonly #listing: ConsumerListing;
   readonly #membership: GroupMembership;
   readonly #runners = new Map<string, LaneRunner>();
   /** Per lane: stream sequences this process settled (facts that stay true across generations and owners). */
@@ -76,6 +79,7 @@ export class NatsPartitionedSubscription implements TransportSubscription, LaneO
     this.#flow = flow;
     this.#startFrom = startFrom;
     this.#budget = new LaneBudget(flow);
+    this.#listing = new ConsumerListing(deps.jsm, stream.name);
     const lanes = stream.partitions > 0 ? laneNames(stream.partitions) : [WHOLE_STREAM_LANE];
     this.#lanes = lanes;
     this.#membership = new GroupMembership({
@@ -114,6 +118,10 @@ export class NatsPartitionedSubscription implements TransportSubscription, LaneO
   /** Before a lane delivers: the bus's preparation (the park policy reloads what is parked). */
   async beforeLane(): Promise<void> {
     await this.#flow.beforeLane?.();
+  }
+
+  listConsumers(): Promise<ConsumerInfo[]> {
+    return this.#listing.list();
   }
 
   /** Resolves once the first claim round is done and the lanes it won are attached. */
