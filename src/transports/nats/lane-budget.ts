@@ -3,12 +3,17 @@
  * ask only for what the pool can take minus what the OTHER loops' open pulls
  * may still deliver, or the pool overfills (the conformance backpressure
  * scenario saw 767 in a pool of 256 without this). A loop's share is also
- * capped at an even split, so one lane with an empty partition cannot hold
- * the whole pool's capacity in a pull that returns nothing.
+ * capped at an even split among the lanes that have messages to pull, so one
+ * lane cannot hold the whole pool while the others wait. Idle lanes (whose
+ * last pull brought little: they ask for at most MIN_PULL_BATCH, see
+ * pull-sizing.ts) are left what they ask for and not counted in the split:
+ * at the end of a backlog, with 16 of 17 lanes drained, the last busy lane
+ * was held to 1/17 of the pool (pulls of ~250 when 500 were allowed).
  */
 
 import type { FlowControl } from '../../core/transport.ts';
 import { wakeOrAbort } from '../../core/waiting.ts';
+import { MIN_PULL_BATCH } from './pull-sizing.ts';
 
 /** Re-check interval for a lane waiting on other lanes' pulls. */
 const RECHECK_MS = 20;
@@ -16,6 +21,8 @@ const RECHECK_MS = 20;
 export interface OwedSource {
   owed(): number;
   liveOwed(): number;
+  /** What its next pull asks for when room allows. */
+  wanted(): number;
 }
 
 export class LaneBudget {
@@ -52,10 +59,16 @@ export class LaneBudget {
       if (poolFree <= 0) return 0;
       let othersLive = 0;
       let allLive = 0;
+      let idleReserve = 0;
+      let busy = 1;
       for (const loop of this.#loops) {
         const live = loop.liveOwed();
         allLive += live;
-        if (loop !== self) othersLive += live;
+        if (loop === self) continue;
+        othersLive += live;
+        const wanted = loop.wanted();
+        if (wanted <= MIN_PULL_BATCH) idleReserve += wanted;
+        else busy++;
       }
       const ownAll = self?.owed() ?? 0;
       const ownLive = self?.liveOwed() ?? 0;
@@ -63,7 +76,7 @@ export class LaneBudget {
       // from what this returns. The pool bound counts other lanes' live pulls; the
       // even split caps only this lane's live pulls, or an expired pull that the
       // server ended silently would hold a small share for its whole grace.
-      const even = Math.ceil((poolFree + allLive) / Math.max(1, this.#loops.size));
+      const even = Math.ceil(Math.max(0, poolFree + allLive - idleReserve) / busy);
       return Math.max(0, Math.min(poolFree - othersLive, even - ownLive + ownAll));
     };
     return {

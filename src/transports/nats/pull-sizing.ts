@@ -10,7 +10,7 @@
 import type { PullOutcome } from './pull-wire.ts';
 
 /** The smallest pull a loop whose last pull expired asks for. */
-const MIN_PULL_BATCH = 32;
+export const MIN_PULL_BATCH = 32;
 
 export class PullSizing {
   readonly #fetchBatch: number;
@@ -19,6 +19,11 @@ export class PullSizing {
   constructor(fetchBatch: number) {
     this.#fetchBatch = fetchBatch;
     this.#limit = fetchBatch;
+  }
+
+  /** What the next pull asks for when room allows (MIN_PULL_BATCH or less: the lane is idle). */
+  get limit(): number {
+    return this.#limit;
   }
 
   /** The next pull's batch, given what the loop may ask for. */

@@ -376,6 +376,11 @@ export class NatsPullSubscription implements TransportSubscription {
     return this.#ledger.owed();
   }
 
+  /** What this loop's next pull asks for when room allows (see PullSizing). */
+  wanted(): number {
+    return this.#sizing.limit;
+  }
+
   /** What this loop's pulls that the server has not yet expired may still deliver (see PullLedger). */
   liveOwed(): number {
     return this.#ledger.liveOwed();

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FlowControl } from '../../../src/core/transport.ts';
+import { LaneBudget, type OwedSource } from '../../../src/transports/nats/lane-budget.ts';
+
+/** A lane as the budget sees it: what its pulls owe and what its next pull wants. */
+function lane(wanted: number, live = 0, owed = live): OwedSource {
+  return { owed: () => owed, liveOwed: () => live, wanted: () => wanted };
+}
+
+function pool(free: number): FlowControl {
+  return {
+    freeCapacity: () => free,
+    waitForCapacity: () => Promise.resolve(),
+    deliver: () => {},
+    reportError: () => {},
+  };
+}
+
+/** The share `self` may ask for, with `others` beside it on a pool with `free` room. */
+function shareOf(free: number, self: OwedSource, others: OwedSource[]): number {
+  const budget = new LaneBudget(pool(free));
+  for (const other of others) budget.add(other);
+  budget.add(self);
+  return budget.flowFor(() => self).freeCapacity();
+}
+
+describe('lane budget', () => {
+  it('the last busy lane beside drained ones gets the pool, less what the idle lanes ask for', () => {
+    const idle = Array.from({ length: 16 }, () => lane(32, 32));
+    // 4,096 free + 512 live − 512 reserved for the idle lanes, one busy lane: all of it, within the pool bound.
+    assert.equal(shareOf(4_096, lane(500), idle), 4_096 - 16 * 32);
+  });
+
+  it('busy lanes split the pool evenly', () => {
+    const busy = Array.from({ length: 3 }, () => lane(500));
+    assert.equal(shareOf(1_000, lane(500), busy), 250);
+  });
+
+  it('never more than the pool minus what the other lanes’ live pulls may still deliver', () => {
+    const others = [lane(500, 300), lane(500, 300)];
+    assert.equal(shareOf(500, lane(500), others), 0, 'their 600 could overfill a pool with 500 free');
+    assert.equal(shareOf(1_000, lane(500), others), 400);
+  });
+
+  it('a full pool leaves nothing to anyone', () => {
+    assert.equal(shareOf(0, lane(500), [lane(32)]), 0);
+  });
+});
