@@ -6,7 +6,7 @@
  * capped at an even split among the lanes that have messages to pull, so one
  * lane cannot hold the whole pool while the others wait. Idle lanes (whose
  * last pull brought little: they ask for at most MIN_PULL_BATCH, see
- * pull-sizing.ts) are left what they ask for and not counted in the split:
+ * pull-sizing.ts) are left what their live pulls hold and not counted in the split:
  * at the end of a backlog, with 16 of 17 lanes drained, the last busy lane
  * was held to 1/17 of the pool (pulls of ~250 when 500 were allowed).
  */
@@ -67,7 +67,9 @@ export class LaneBudget {
         if (loop === self) continue;
         othersLive += live;
         const wanted = loop.wanted();
-        if (wanted <= MIN_PULL_BATCH) idleReserve += wanted;
+        // An idle lane is left what its live pulls hold, never more: a reserve for
+        // lanes that hold nothing could exceed a small pool and starve everyone.
+        if (wanted <= MIN_PULL_BATCH) idleReserve += Math.min(wanted, live);
         else busy++;
       }
       const ownAll = self?.owed() ?? 0;

@@ -43,6 +43,11 @@ describe('lane budget', () => {
     assert.equal(shareOf(1_000, lane(500), others), 400);
   });
 
+  it('idle lanes that hold nothing reserve nothing: a small pool is not starved', () => {
+    const idle = Array.from({ length: 16 }, () => lane(32));
+    assert.equal(shareOf(10, lane(500), idle), 10);
+  });
+
   it('a full pool leaves nothing to anyone', () => {
     assert.equal(shareOf(0, lane(500), [lane(32)]), 0);
   });
