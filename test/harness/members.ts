@@ -460,12 +460,27 @@ export class Members implements AsyncDisposable {
         }
       };
       const timer = setTimeout(
-        () => finish(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}: ${this.summary()}`)),
+        () =>
+          finish(
+            new Error(
+              `Timed out after ${timeoutMs} ms waiting for ${what}: ${this.summary()}${this.#logTails()}`,
+            ),
+          ),
         timeoutMs,
       );
       this.#listeners.add(check);
       check();
     });
+  }
+
+  /** The end of every member's log, for a timeout's message (what a lost event's lane went through). */
+  #logTails(): string {
+    const tails: string[] = [];
+    for (const [name, member] of this.#members) {
+      const log = member.current?.stderr.trim() ?? '';
+      if (log !== '') tails.push(`\n--- ${name} (last incarnation) log tail:\n${log.slice(-3_000)}`);
+    }
+    return tails.join('');
   }
 
   /** stderr (and stray stdout) of the current or last incarnation of `name`. */
