@@ -23,9 +23,6 @@ import { MemoryPartitionedSubscription } from './partitioned-subscription.ts';
 import { PublishChaos } from './publish-chaos.ts';
 import { SharedCursorSubscription } from './shared-subscription.ts';
 
-/** How long results may be reported from microtasks alone before they wait for a turn of the event loop. */
-const YIELD_EVERY_MS = 20;
-
 class MemoryTransport implements Transport {
   readonly kind = 'memory' as const;
   readonly features: TransportFeatures;
@@ -39,15 +36,6 @@ class MemoryTransport implements Transport {
   readonly #publishChaos: PublishChaos | undefined;
   #done: Array<[PublishCallback, PublishOutcome]> = [];
   #flushScheduled = false;
-  /**
-   * When results were last reported from the macrotask queue. A publisher
-   * that awaits each result in a loop never leaves the microtask queue when
-   * every result is a microtask away, and timers starve: the bench's 100k
-   * publish loop held the event loop for seconds and the process lost every
-   * partition lease it held ("the lease lapsed"). No broker round trip does
-   * that, so every YIELD_EVERY_MS the results take a turn of the event loop.
-   */
-  #yieldedAt = performance.now();
   #closed = false;
 
   constructor(broker: MemoryBroker, options: ResolvedMemoryOptions, ctx: TransportContext) {
@@ -119,12 +107,7 @@ class MemoryTransport implements Transport {
     this.#done.push([done, outcome]);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      if (performance.now() - this.#yieldedAt < YIELD_EVERY_MS) queueMicrotask(() => this.#flushDone());
-      else
-        setImmediate(() => {
-          this.#yieldedAt = performance.now();
-          this.#flushDone();
-        });
+      queueMicrotask(() => this.#flushDone());
     }
   }
 
