@@ -21,10 +21,9 @@
  * unsettled sequence; stream gone → recreate the stream and start over. Each such event is logged and reported
  * through flow.reportError.
  *
- * Why this file stays over 400 lines (~510): what is left is one state
+ * Why this file stays over 400 lines (~450): what is left is one state
  * machine: the fetch loop, the inbox handler, the status handler and the stop
- * path (and the checks that free a lane's room: a consumer check, a PING/PONG)
- * share the open pulls, the ack tracker and the abort signal. The parts
+ * path share the open pulls, the ack tracker and the abort signal. The parts
  * that stand alone already live apart: the request and status wire format
  * (pull-wire.ts), the open pulls and what they owe (pull-ledger.ts), how much
  * each pull asks for (pull-sizing.ts), consumer and stream recovery
