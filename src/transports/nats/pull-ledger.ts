@@ -31,8 +31,6 @@ export interface ActivePull {
   serverExpiresAt: number;
   /** The broker ended it (batch filled or a status answered it). */
   serverDone: boolean;
-  /** Unanswered, and a consumer check found the server still holding pull requests. */
-  checked: boolean;
   /** Published while disconnected: nats.js buffers it and sends it after the reconnect. */
   readonly buffered: boolean;
   readonly resolve: (outcome: PullOutcome) => void;
@@ -93,7 +91,6 @@ export class PullLedger {
       expiresAt,
       serverExpiresAt: expiresAt,
       serverDone: false,
-      checked: false,
       buffered: !this.#options.connected(),
       resolve,
       timer: undefined,
@@ -217,31 +214,19 @@ export class PullLedger {
   /**
    * Pulls that got no answer at all, checked afterwards: the consumer
    * answered an info request sent (at `checkedAt`) on the same connection,
-   * so whatever the server sent those pulls came before that answer, and it
-   * held `serverWaiting` pull requests for the consumer then. None held (and
-   * ours were read before the info request): every pull of ours that expired
-   * by our clock is gone. Some held (maybe other members' pulls, maybe ours:
-   * a busy server starts a pull's clock when it reads the request): only one
-   * whose expiry passed a second before the check is taken for dropped.
-   * nats-server 2.9.10 can drop an expired pull without a 408; a dropped pull
-   * owes nothing and ends now instead of holding its batch for the 2 s grace.
+   * so whatever the server sent those pulls came before that answer. One
+   * whose expiry passed at least a second before the check was dropped
+   * (nats-server 2.9.10 can drop an expired pull without a 408): it owes
+   * nothing and ends now instead of holding its batch for the 2 s grace. The
+   * second is there because a busy server starts a pull's clock when it reads
+   * the request: a pull sent 125 ms before the check may still be live there,
+   * and dropping it would let it overfill the pool.
    */
-  dropUnanswered(checkedAt: number, serverWaiting: number): void {
+  dropUnanswered(checkedAt: number): void {
     for (const open of [...this.#open.values()]) {
-      if (open === this.current || open.received > 0 || !this.#surelyExpired(open, checkedAt)) continue;
-      if (serverWaiting === 0 || open.serverExpiresAt + UNANSWERED_DROP_AFTER_MS <= checkedAt)
-        this.serverDone(open);
-      else open.checked = true;
+      if (open === this.current || open.received > 0) continue;
+      if (open.serverExpiresAt + UNANSWERED_DROP_AFTER_MS <= checkedAt) this.serverDone(open);
     }
-  }
-
-  /** Whether an unanswered pull past its expiry waits for a first consumer check (see dropUnanswered). */
-  mayCheckUnanswered(now = performance.now()): boolean {
-    for (const open of this.#open.values()) {
-      if (open === this.current || open.received > 0 || open.checked) continue;
-      if (this.#surelyExpired(open, now)) return true;
-    }
-    return false;
   }
 
   /**

@@ -29,22 +29,19 @@ export interface RecoveryTarget {
 }
 
 export type Recovery =
-  /** `waiting`: the pull requests the server holds for the consumer (all its clients'). */
-  | { readonly outcome: 'present'; readonly waiting: number }
+  | { readonly outcome: 'present' }
   | { readonly outcome: 'recreated'; readonly what: string };
 
 /** Consumer there → nothing to do; consumer or stream gone → recreate it. */
 export async function recoverConsumer(target: RecoveryTarget, signal: AbortSignal): Promise<Recovery> {
   const { jsm, streams, logger, spec, tracker } = target;
-  const info = await consumerInfo(jsm, spec);
-  if (info !== undefined) return { outcome: 'present', waiting: info.num_waiting }; // the pull was lost: pull again
+  if ((await consumerInfo(jsm, spec)) !== undefined) return { outcome: 'present' }; // the pull was lost: pull again
   // nats-server 2.9 answers "Consumer Deleted" while it is still removing the
   // deleted consumer's (or stream's) files: recreating at once races with that
   // ("directory not empty", "error opening msg block file"). Let it finish.
   await pause(RECREATE_DELAY_MS, signal);
-  if (signal.aborted) return { outcome: 'present', waiting: Number.NaN };
-  const again = await consumerInfo(jsm, spec);
-  if (again !== undefined) return { outcome: 'present', waiting: again.num_waiting }; // another member recreated it
+  if (signal.aborted) return { outcome: 'present' };
+  if ((await consumerInfo(jsm, spec)) !== undefined) return { outcome: 'present' }; // another member recreated it
   const stream = await streams.info(spec.stream);
   let startSequence: number | undefined;
   let what: string;

@@ -228,7 +228,7 @@ export class NatsPullSubscription implements TransportSubscription {
         const free = capacity - this.#ledger.owed();
         if (free <= 0) {
           // A pull the server never answered holds the room: check and drop it.
-          if (this.#ledger.mayDropUnanswered() || this.#ledger.mayCheckUnanswered()) {
+          if (this.#ledger.mayDropUnanswered()) {
             await this.#checkConsumer(UNANSWERED);
             continue;
           }
@@ -314,14 +314,13 @@ export class NatsPullSubscription implements TransportSubscription {
     }
     const checkedAt = performance.now();
     const recovered = await Promise.race([
-      this.#recover(outcome.kind === 'missing' ? outcome.reason : 'pulls the server did not answer'),
+      this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to two pulls in a row'),
       this.#aborted.then(() => 'recreated' as const),
     ]);
-    if (recovered === 'recreated') return;
-    if (outcome.kind === 'unanswered') this.#ledger.dropUnanswered(checkedAt, recovered.waiting);
+    if (recovered === 'present' && outcome.kind === 'unanswered') this.#ledger.dropUnanswered(checkedAt);
     // 409/503 while the consumer exists (e.g. no consumer leader during a
     // cluster failover): do not hammer the broker.
-    if (outcome.kind === 'missing') await this.#backoff();
+    if (recovered === 'present' && outcome.kind === 'missing') await this.#backoff();
   }
 
   /** Lane mode: stop taking anything from this consumer generation and ask for a rewind. */
@@ -445,9 +444,9 @@ export class NatsPullSubscription implements TransportSubscription {
   }
 
   /** Consumer there → nothing to do; consumer or stream gone → recreate (loudly). */
-  async #recover(reason: string): Promise<{ readonly waiting: number } | 'recreated'> {
+  async #recover(reason: string): Promise<'present' | 'recreated'> {
     const recovery = await recoverConsumer(this.#recovery, this.#abort.signal);
-    if (recovery.outcome === 'present') return recovery;
+    if (recovery.outcome === 'present') return 'present';
     this.#recreated++;
     this.#deps.logger.warn({ topic: this.#topic, reason }, `nats: ${recovery.what}`);
     this.#report(new TransportError(`${recovery.what} (${reason})`));
