@@ -136,6 +136,8 @@ export class Members implements AsyncDisposable {
   readonly executions: ExecutionChecker;
   readonly #readyTimeoutMs: number;
   readonly #members = new Map<string, Member>();
+  /** Event id → the incarnations that started executing it (diagnostics for lost events). */
+  readonly #startedBy = new Map<string, string[]>();
   readonly #merge: TimeOrderedMerge<AppliedEnd>;
   readonly #listeners = new Set<() => void>();
   /** Members that exited without being asked to: every wait fails fast with their story. */
@@ -274,6 +276,9 @@ export class Members implements AsyncDisposable {
           if (event[0] === 's') {
             counts.started++;
             this.executions.started(event[1], event[2], incarnation.label, t);
+            const by = this.#startedBy.get(event[2]);
+            if (by === undefined) this.#startedBy.set(event[2], [incarnation.label]);
+            else by.push(incarnation.label);
           } else {
             counts.finished++;
             const applied = event[5] === 1;
@@ -426,12 +431,19 @@ export class Members implements AsyncDisposable {
 
   /** Both checkers' reports, per-member counts and what is held back, on one line. */
   summary(): string {
+    const report = this.checker.report();
+    // Who started each lost event (an incarnation killed mid-handler, or nobody: never delivered).
+    const lostStarts = report.examples.lost
+      .map((example) => /\(([^)]+)\)$/.exec(example)?.[1])
+      .filter((id): id is string => id !== undefined)
+      .map((id) => `${id.slice(0, 8)} started by ${this.#startedBy.get(id)?.join(',') ?? 'nobody'}`);
+    const lostNote = lostStarts.length > 0 ? ` | lost: ${lostStarts.join('; ')}` : '';
     const perMember = [...this.#members.values()]
       .map((m) => `${m.name}(x${m.incarnations}): applied=${m.counts.applied} fenced=${m.counts.fenced}`)
       .join(' ');
     return (
-      `${formatReport(this.checker.report())} | ${formatExecutionReport(this.executions.report())} | ` +
-      `held=${this.held()} | ${perMember}`
+      `${formatReport(report)} | ${formatExecutionReport(this.executions.report())} | ` +
+      `held=${this.held()} | ${perMember}${lostNote}`
     );
   }
 

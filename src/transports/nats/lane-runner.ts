@@ -234,6 +234,24 @@ export class LaneRunner {
       ...(this.#filter === undefined ? {} : { filterSubject: this.#filter }),
     };
     const listed = lineage.find((old) => old.info.name === spec.durable)?.info ?? null;
+    if (previous !== undefined && previous.info.name !== spec.durable) {
+      // Where a takeover or rewind resumes, and what the generation before it left:
+      // the first thing to read when an event of this partition went missing.
+      const before = previous.info;
+      logger.info(
+        {
+          topic: this.#stream.topic,
+          lane: this.#ownership.lane,
+          from: before.name,
+          ackFloor: before.ack_floor.stream_seq,
+          delivered: before.delivered.stream_seq,
+          ackPending: before.num_ack_pending,
+          redelivered: before.num_redelivered,
+          waiting: before.num_waiting,
+        },
+        `nats: partition ${this.#ownership.lane} resumes after sequence ${floor} (${before.name} left ack floor ${before.ack_floor.stream_seq}, ${before.num_ack_pending} unacknowledged)`,
+      );
+    }
     const info = await ensureConsumer(jsm, spec, logger, floor + 1, listed);
     for (const old of lineage) {
       if (old.info.name === spec.durable) continue;
