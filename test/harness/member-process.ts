@@ -17,10 +17,9 @@
  * died) → exit at once, so no member outlives its test.
  */
 
-import { appendFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Envelope, EventBus, Logger, MessageContext } from '../../src/index.ts';
-import { createEventBus } from '../../src/index.ts';
+import { existsSync } from 'node:fs';
+import type { Envelope, EventBus, MessageContext } from '../../src/index.ts';
+import { createConsoleLogger, createEventBus } from '../../src/index.ts';
 
 /** How the handler behaves; every field optional. */
 export interface HandlerBehaviour {
@@ -105,27 +104,6 @@ function delay(range: readonly [number, number]): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/**
- * Diagnostics: with MEMBER_LOG_DIR set, the bus logs (debug and up) to
- * `<dir>/<name>-<pid>.log`, written synchronously so a SIGKILL loses nothing.
- */
-function fileLogger(dir: string, name: string): Logger {
-  const file = join(dir, `${name}-${process.pid}.log`);
-  const write =
-    (level: string) =>
-    (obj: object | string, msg?: string): void => {
-      const fields = typeof obj === 'string' ? { msg: obj } : { ...obj, msg };
-      let text: string;
-      try {
-        text = JSON.stringify({ level, t: String(process.hrtime.bigint()), ...fields });
-      } catch {
-        text = JSON.stringify({ level, msg });
-      }
-      appendFileSync(file, `${text}\n`);
-    };
-  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
-}
-
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '') as MemberConfig;
   const range = config.handler?.delayMs ?? [0, 3];
@@ -143,7 +121,9 @@ async function main(): Promise<void> {
     ...config.bus,
     clientId: config.name,
     metrics: { enabled: false },
-    ...(process.env.MEMBER_LOG_DIR ? { logger: fileLogger(process.env.MEMBER_LOG_DIR, config.name) } : {}),
+    // Diagnostics: with MEMBER_LOG_DIR set the bus logs (debug and up) to stderr, which
+    // the parent copies to a file per incarnation (members.ts).
+    ...(process.env.MEMBER_LOG_DIR ? { logger: createConsoleLogger('debug') } : {}),
   } as never);
 
   let closing = false;

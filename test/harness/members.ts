@@ -28,6 +28,8 @@
  *   // judge members.checker.report() and members.executions.report() (overlaps)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
@@ -230,7 +232,12 @@ export class Members implements AsyncDisposable {
     };
     member.current = incarnation;
     child.stderr?.setEncoding('utf8');
+    // MEMBER_LOG_DIR: every incarnation's whole stderr (its bus logs at debug, see
+    // member-process.ts) in `<dir>/<name>-<pid>.log`; a pipe keeps what a killed child wrote.
+    const logDir = process.env.MEMBER_LOG_DIR;
+    const logFile = logDir ? join(logDir, `${member.name}-${child.pid}.log`) : undefined;
     child.stderr?.on('data', (chunk: string) => {
+      if (logFile !== undefined) appendFileSync(logFile, chunk);
       incarnation.stderr += chunk;
       if (incarnation.stderr.length > MAX_STDERR_CHARS) {
         incarnation.stderr = incarnation.stderr.slice(-MAX_STDERR_CHARS / 2);
@@ -488,8 +495,8 @@ export class Members implements AsyncDisposable {
   /** The end of every member's log, for a timeout's message (what a lost event's lane went through). */
   #logTails(): string {
     const tails: string[] = [];
-    for (const [name, member] of this.#members) {
-      const log = member.current?.stderr.trim() ?? '';
+    for (const name of this.#members.keys()) {
+      const log = this.logs(name).trim();
       if (log !== '') tails.push(`\n--- ${name} (last incarnation) log tail:\n${log.slice(-3_000)}`);
     }
     return tails.join('');
