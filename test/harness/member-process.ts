@@ -17,7 +17,7 @@
  * died) → exit at once, so no member outlives its test.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import type { Envelope, EventBus, MessageContext } from '../../src/index.ts';
 import { createConsoleLogger, createEventBus } from '../../src/index.ts';
 
@@ -67,10 +67,27 @@ export type MemberLine =
 const FLUSH_EVERY_MS = 5;
 const FLUSH_AT_EVENTS = 1_000;
 
+/**
+ * Writes with write(2) on fd 1 and returns only when the kernel holds every
+ * byte, so a line written before a crash or exit reaches the parent.
+ * `process.stdout` must never be touched in this process: a spawned child's
+ * stdout is a socket, and through it Node queues writes in user space when
+ * the parent reads slowly (a SIGKILL then lost reports of events whose acks
+ * had already gone out, and the checker counted applied events as lost).
+ * Untouched, the descriptor stays blocking (libuv makes a child's stdio
+ * blocking), so this waits for the parent instead of queueing.
+ */
 function send(line: MemberLine): void {
-  // stdout is a pipe: writes are synchronous on Linux, so a line written
-  // before a crash or exit reaches the parent.
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+  let written = 0;
+  while (written < bytes.length) {
+    try {
+      written += writeSync(1, bytes, written, bytes.length - written);
+    } catch (error) {
+      // Only if something made the descriptor non-blocking after all: try again.
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+    }
+  }
 }
 
 let pending: ExecutionEvent[] = [];
@@ -165,7 +182,7 @@ async function main(): Promise<void> {
       // the check, so the reported interval covers the moment of the effect.
       const applied = stillOwner(ctx);
       record(['e', key, id, index, String(process.hrtime.bigint()), applied ? 1 : 0]);
-      // The report is this handler's effect: written (synchronously, to the pipe)
+      // The report is this handler's effect: handed to the kernel (send())
       // before the handler returns and the bus acks. Batched, a SIGKILL in the
       // batching window lost reports of events whose acks had already gone out,
       // and the checker counted handled events as lost (seen once in CI).
