@@ -41,6 +41,7 @@ export function busHealth(parts: HealthParts): HealthReport {
       inFlight: stats.inFlight,
       queued: stats.queued,
       parkedAggregates: stats.parkedAggregates,
+      intakePaused: stats.intakePaused,
       stuckHandlers: stats.stuckHandlers,
       deadLetterFailing: stats.deadLetterFailing,
       ...(problems.length > 0 ? { problems } : {}),

@@ -202,6 +202,11 @@ export interface HealthReport {
     readonly inFlight: number;
     readonly queued: number;
     readonly parkedAggregates: number;
+    /**
+     * Backpressure in effect: the actor pool takes nothing more until handlers
+     * finish (it holds its capacity, or one actor's inbox is at its bound).
+     */
+    readonly intakePaused: boolean;
     /** Timed-out handlers that ignore their abort and have not settled (their actors wait). */
     readonly stuckHandlers: number;
     /** Messages held because their dead-letter publish keeps failing (their aggregates wait). */

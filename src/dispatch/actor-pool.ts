@@ -203,6 +203,7 @@ class KeyedActorPool implements ActorPool {
       queued,
       inFlight,
       parkedAggregates: this.#parked.size,
+      intakePaused: this.#accepting && this.freeCapacity() === 0,
       restarts: this.#restarts,
       fenced: this.#fenced,
       stuckHandlers: this.#stuck,

@@ -74,6 +74,11 @@ export interface PoolStats {
   readonly queued: number;
   readonly inFlight: number;
   readonly parkedAggregates: number;
+  /**
+   * The pool takes nothing more now (freeCapacity() is 0 while accepting):
+   * full, or one actor's inbox at its bound. Backpressure in effect.
+   */
+  readonly intakePaused: boolean;
   readonly restarts: number;
   /** Tasks let go unrun because their partition (lane) was lost. */
   readonly fenced: number;

@@ -22,6 +22,7 @@ describe('bounded inboxes and backpressure', () => {
       queued: 0,
       inFlight: 3,
       parkedAggregates: 0,
+      intakePaused: false,
       restarts: 0,
       fenced: 0,
       stuckHandlers: 0,
@@ -43,13 +44,16 @@ describe('bounded inboxes and backpressure', () => {
     const queued = [task(b), task(a), task(b)];
     pool.submit(queued[0]!);
     assert.equal(pool.freeCapacity(), 6);
+    assert.equal(pool.stats().intakePaused, false);
     pool.submit(queued[1]!);
     assert.equal(pool.freeCapacity(), 0, 'inbox at its bound');
+    assert.equal(pool.stats().intakePaused, true, 'paused with 4 of 8 slots taken');
     pool.submit(queued[2]!); // over the bound: accepted anyway
     assert.equal(pool.freeCapacity(), 0);
     assert.equal(pool.stats().queued, 3);
     gate.resolve();
     await settleAll(pool);
+    assert.equal(pool.stats().intakePaused, false);
     for (const t of [first, ...queued]) assert.equal(t.message.settled, 'ack');
   });
 

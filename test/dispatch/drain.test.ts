@@ -77,6 +77,7 @@ describe('drain', () => {
       queued: 0,
       inFlight: 0,
       parkedAggregates: 0,
+      intakePaused: false,
       restarts: 0,
       fenced: 0,
       stuckHandlers: 0,
