@@ -11,7 +11,7 @@
  * the pool can take (sizing by free capacity alone overfilled a pool of 256
  * with 332 in CI).
  */
-import { DONE, EXPIRED, type PullOutcome } from './pull-wire.ts';
+import { DONE, EXPIRED, type PullOutcome, UNANSWERED } from './pull-wire.ts';
 
 export interface ActivePull {
   readonly id: number;
@@ -47,14 +47,14 @@ export interface ActivePull {
 const SERVER_PULL_GRACE_MS = 2_000;
 /** Slack after a pull's expiry before a partly answered pull counts as expired. */
 const PULL_EXPIRY_GRACE_MS = 25;
+/** How long past its expiry an unanswered pull must be before a consumer check drops it. */
+const UNANSWERED_DROP_AFTER_MS = 1_000;
 /** A delivering pull is followed by the next this long before it expires (at most half its life). */
 const PULL_RENEW_LEAD_MS = 25;
 
 export interface PullLedgerOptions {
   /** How long one pull waits on the broker (its `expires`). */
   readonly fetchMaxWaitMs: number;
-  /** A pull with no answer at all within this long is lost. */
-  readonly safetyMs: number;
   readonly connected: () => boolean;
   /** A pull left the open set: capacity may be free now. */
   readonly onServerDone: () => void;
@@ -119,17 +119,20 @@ export class PullLedger {
   }
 
   /**
-   * The one timer per pull, in up to three steps. (1) At the renewal point,
-   * 25 ms before expiry: if messages arrived since it was sent, the consumer
-   * exists and the loop moves on (the next pull queues up behind this one;
-   * messages count towards the oldest open pull, so "anything since it was
-   * sent" is the test, not its own count). (2) Shortly after expiry, the same
-   * test: nats-server 2.9 sends no 408 for a pull that expired after
-   * delivering part of its batch, and waiting for the long margin there
-   * stalled delivery for ~1 s (p99 publish→handler ≈ 980 ms at 1,000 msg/s).
-   * (3) A pull with no answer at all within expires + margin is lost (or, on
-   * 2.9, the consumer is gone). While disconnected the reconnect handler
-   * decides instead.
+   * The one timer per pull, in two steps. (1) At the renewal point, 25 ms
+   * before expiry: if messages arrived since it was sent, the consumer exists
+   * and the loop moves on (the next pull queues up behind this one; messages
+   * count towards the oldest open pull, so "anything since it was sent" is the
+   * test, not its own count). (2) Shortly after expiry, the same test:
+   * nats-server 2.9 sends no 408 for a pull that expired after delivering part
+   * of its batch, and waiting for a long margin there stalled delivery for
+   * ~1 s (p99 publish→handler ≈ 980 ms at 1,000 msg/s). A pull with no answer
+   * at all by then ends as `unanswered` and stays owed: nats-server 2.9.10 now
+   * and then drops an expired pull without a 408 (8 of ~10,000 pulls in a 15 s
+   * run at 1,000 msg/s), and waiting 1.1 s on each before pulling again put
+   * p99 publish→handler at 110–480 ms with 1 s pauses; whether the consumer
+   * is still there is the loop's call (a second silent pull in a row). While
+   * disconnected the reconnect handler decides instead.
    */
   armSafety(pull: ActivePull): void {
     clearTimeout(pull.timer);
@@ -142,13 +145,8 @@ export class PullLedger {
       if (answered()) return this.finish(pull, EXPIRED);
       pull.timer = setTimeout(() => {
         if (answered()) return this.finish(pull, EXPIRED);
-        pull.timer = setTimeout(
-          () => {
-            if (this.#options.connected()) this.finish(pull, { kind: 'no-response' });
-            else this.armSafety(pull);
-          },
-          Math.max(0, this.#options.safetyMs - afterExpiry),
-        );
+        if (this.#options.connected()) this.finish(pull, UNANSWERED);
+        else this.armSafety(pull);
       }, afterExpiry - renewAt);
     }, renewAt);
   }
@@ -214,18 +212,34 @@ export class PullLedger {
   }
 
   /**
-   * A pull that got no answer at all, checked afterwards: the consumer
-   * answered an info request sent (at `checkedAt`) after the pull expired, on
-   * the same connection, so whatever the server sent the pull came before
-   * that answer. Still unanswered, it was dropped (nats-server 2.9.10 can drop
-   * an expired pull without a 408): it owes nothing and ends now instead of
-   * holding its batch for the 2 s grace (a ~1.3 s pause of the loop more).
+   * Pulls that got no answer at all, checked afterwards: the consumer
+   * answered an info request sent (at `checkedAt`) on the same connection,
+   * so whatever the server sent those pulls came before that answer. One
+   * whose expiry passed at least a second before the check was dropped
+   * (nats-server 2.9.10 can drop an expired pull without a 408): it owes
+   * nothing and ends now instead of holding its batch for the 2 s grace. The
+   * second is there because a busy server starts a pull's clock when it reads
+   * the request: a pull sent 125 ms before the check may still be live there,
+   * and dropping it would let it overfill the pool.
    */
   dropUnanswered(checkedAt: number): void {
     for (const open of [...this.#open.values()]) {
       if (open === this.current || open.received > 0) continue;
-      if (open.serverExpiresAt + PULL_EXPIRY_GRACE_MS <= checkedAt) this.serverDone(open);
+      if (open.serverExpiresAt + UNANSWERED_DROP_AFTER_MS <= checkedAt) this.serverDone(open);
     }
+  }
+
+  /**
+   * Whether a consumer check now would drop an unanswered pull (see
+   * dropUnanswered): a loop whose room such a pull holds checks instead of
+   * waiting out its 2 s grace.
+   */
+  mayDropUnanswered(now = performance.now()): boolean {
+    for (const open of this.#open.values()) {
+      if (open === this.current || open.received > 0) continue;
+      if (open.serverExpiresAt + UNANSWERED_DROP_AFTER_MS <= now) return true;
+    }
+    return false;
   }
 
   /** When an open pull surely ended even without a word from the server. */
@@ -280,6 +294,9 @@ export class PullLedger {
       // p99 publish→handler at ~1.9 s with 17 lanes).
       const live = pull.serverExpiresAt + PULL_EXPIRY_GRACE_MS;
       earliest = Math.min(earliest, live > now ? live : this.#deadlineOf(pull));
+      // And when an unanswered one may be dropped after a check (see mayDropUnanswered).
+      const droppable = pull.serverExpiresAt + UNANSWERED_DROP_AFTER_MS;
+      if (pull.received === 0 && droppable > now) earliest = Math.min(earliest, droppable);
     }
     if (!Number.isFinite(earliest)) return Promise.resolve();
     return new Promise((resolve) => {

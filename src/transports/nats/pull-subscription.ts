@@ -13,16 +13,18 @@
  * Messages arrive on one inbox subscription and are handed to flow.deliver()
  * in arrival (= stream) order, synchronously, without per-message promises.
  *
- * Failure handling: a pull that gets no answer (nats-server 2.9 does not answer
- * pulls for a consumer that does not exist), a 409 "Consumer Deleted" or a 503
- * leads to a check (pull-recovery.ts): consumer still there → pull again;
- * consumer gone → recreate it from the first unsettled sequence; stream gone →
- * recreate the stream and start over. Each such event is logged and reported
- * through flow.reportError.
+ * Failure handling: two pulls in a row that get no answer (nats-server 2.9
+ * does not answer pulls for a consumer that does not exist; one silent pull is
+ * 2.9.10 dropping an expired pull, and the loop just pulls again), a 409
+ * "Consumer Deleted" or a 503 leads to a check (pull-recovery.ts): consumer
+ * still there → pull again; consumer gone → recreate it from the first
+ * unsettled sequence; stream gone → recreate the stream and start over. Each
+ * such event is logged and reported through flow.reportError.
  *
- * Why this file stays over 400 lines (~450): what is left is one state
- * machine: the fetch loop, the inbox handler, the status handler and the stop
- * path share the open pulls, the ack tracker and the abort signal. The parts
+ * Why this file stays over 400 lines (~490): what is left is one state
+ * machine: the fetch loop, the inbox handler, the status handler, the consumer
+ * check and the stop path share the open pulls, the ack tracker and the abort
+ * signal. The parts
  * that stand alone already live apart: the request and status wire format
  * (pull-wire.ts), the open pulls and what they owe (pull-ledger.ts), how much
  * each pull asks for (pull-sizing.ts), consumer and stream recovery
@@ -44,7 +46,14 @@ import type { ResolvedNatsOptions } from './options.ts';
 import { PullLedger } from './pull-ledger.ts';
 import { type RecoveryTarget, recoverConsumer } from './pull-recovery.ts';
 import { PullSizing } from './pull-sizing.ts';
-import { headersRecord, type PullOutcome, parseAckSubject, pullRequest, statusOutcome } from './pull-wire.ts';
+import {
+  headersRecord,
+  type PullOutcome,
+  parseAckSubject,
+  pullRequest,
+  statusOutcome,
+  UNANSWERED,
+} from './pull-wire.ts';
 import type { SequenceSet } from './sequence-set.ts';
 import type { StreamHandle, StreamRegistry } from './streams.ts';
 
@@ -82,7 +91,7 @@ export interface PullSubscriptionStats {
   readonly inFlight: number;
   readonly skippedAcked: number;
   readonly skippedInFlight: number;
-  /** How pulls ended: done (batch filled), expired, no-response, reconnected, ... */
+  /** How pulls ended: done (batch filled), expired, unanswered, reconnected, ... */
   readonly outcomes?: Readonly<Record<string, number>>;
 }
 
@@ -107,6 +116,8 @@ export class NatsPullSubscription implements TransportSubscription {
   readonly #ledger: PullLedger;
   readonly #recovery: RecoveryTarget;
   #loop: Promise<void> = Promise.resolve();
+  /** The fetch loop's pause after a refused or failed pull (set when it starts). */
+  #backoff: () => Promise<void> = () => Promise.resolve();
   #stopped = false;
   #stopping: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -137,7 +148,6 @@ export class NatsPullSubscription implements TransportSubscription {
     this.#expiresNs = options.consumer.fetchMaxWaitMs * 1_000_000;
     this.#ledger = new PullLedger({
       fetchMaxWaitMs: options.consumer.fetchMaxWaitMs,
-      safetyMs: options.consumer.fetchMaxWaitMs + Math.max(1_000, options.consumer.fetchMaxWaitMs),
       connected: () => conn.connected,
       onServerDone: () => {
         this.#intake?.owedChanged();
@@ -206,6 +216,8 @@ export class NatsPullSubscription implements TransportSubscription {
     const signal = this.#abort.signal;
     const retry = new Backoff(PULL_RETRY);
     const backoff = (): Promise<void> => pause(retry.next(), signal);
+    this.#backoff = backoff;
+    let silentInARow = 0;
     while (!signal.aborted) {
       if (this.#gapped || (this.#intake !== undefined && !this.#intake.lane.mayStart())) break;
       try {
@@ -216,6 +228,11 @@ export class NatsPullSubscription implements TransportSubscription {
         }
         const free = capacity - this.#ledger.owed();
         if (free <= 0) {
+          // A pull the server never answered holds the room: check and drop it.
+          if (this.#ledger.mayDropUnanswered()) {
+            await this.#checkConsumer(UNANSWERED);
+            continue;
+          }
           // Renewed pulls may still fill what is free: wait until one ends.
           await this.#ledger.untilOpenChanges(signal);
           continue;
@@ -224,6 +241,7 @@ export class NatsPullSubscription implements TransportSubscription {
         const { outcome, arrived } = await this.#pullOnce(batch);
         this.#sizing.ended(batch, outcome, arrived);
         this.outcomes[outcome.kind] = (this.outcomes[outcome.kind] ?? 0) + 1;
+        if (outcome.kind !== 'unanswered') silentInARow = 0;
         switch (outcome.kind) {
           case 'done':
           case 'expired':
@@ -231,24 +249,14 @@ export class NatsPullSubscription implements TransportSubscription {
           case 'aborted':
             retry.reset();
             break;
-          case 'no-response':
+          case 'unanswered':
+            // One silent pull is nats-server 2.9.10 dropping an expired pull now and
+            // then: pull again at once. Two in a row: check the consumer.
+            if (++silentInARow < 2) break;
+            await this.#checkConsumer(outcome);
+            break;
           case 'missing':
-            if (!this.#deps.conn.connected) {
-              await this.#deps.conn.untilConnected(signal);
-              break;
-            }
-            {
-              const checkedAt = performance.now();
-              const recovered = await Promise.race([
-                this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to pull'),
-                this.#aborted.then(() => 'recreated' as const),
-              ]);
-              if (recovered === 'present' && outcome.kind === 'no-response')
-                this.#ledger.dropUnanswered(checkedAt);
-              // 409/503 while the consumer exists (e.g. no consumer leader during a
-              // cluster failover): do not hammer the broker.
-              if (recovered === 'present' && outcome.kind === 'missing') await backoff();
-            }
+            await this.#checkConsumer(outcome);
             break;
           case 'retry':
             this.#deps.logger.debug(
@@ -276,6 +284,28 @@ export class NatsPullSubscription implements TransportSubscription {
         await backoff();
       }
     }
+  }
+
+  /**
+   * Pulls went unanswered or the broker said the consumer is gone: is it
+   * there? Consumer there → pull again (pulls that stayed silent past the
+   * check owe nothing); gone → recreate it (pull-recovery.ts).
+   */
+  async #checkConsumer(outcome: PullOutcome): Promise<void> {
+    const signal = this.#abort.signal;
+    if (!this.#deps.conn.connected) {
+      await this.#deps.conn.untilConnected(signal);
+      return;
+    }
+    const checkedAt = performance.now();
+    const recovered = await Promise.race([
+      this.#recover(outcome.kind === 'missing' ? outcome.reason : 'no answer to two pulls in a row'),
+      this.#aborted.then(() => 'recreated' as const),
+    ]);
+    if (recovered === 'present' && outcome.kind === 'unanswered') this.#ledger.dropUnanswered(checkedAt);
+    // 409/503 while the consumer exists (e.g. no consumer leader during a
+    // cluster failover): do not hammer the broker.
+    if (recovered === 'present' && outcome.kind === 'missing') await this.#backoff();
   }
 
   /** Lane mode: stop taking anything from this consumer generation and ask for a rewind. */

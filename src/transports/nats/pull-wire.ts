@@ -7,12 +7,14 @@
 import type { MsgHdrs } from '@nats-io/transport-node';
 
 export type PullOutcome =
-  | { readonly kind: 'done' | 'expired' | 'reconnected' | 'aborted' | 'no-response' }
+  | { readonly kind: 'done' | 'expired' | 'reconnected' | 'aborted' | 'unanswered' }
   | { readonly kind: 'missing'; readonly reason: string }
   | { readonly kind: 'retry' | 'error'; readonly reason: string };
 
 export const DONE: PullOutcome = { kind: 'done' };
 export const EXPIRED: PullOutcome = { kind: 'expired' };
+/** Expired with no answer at all (see PullLedger.armSafety). */
+export const UNANSWERED: PullOutcome = { kind: 'unanswered' };
 
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const encoder = new TextEncoder();

@@ -15,7 +15,7 @@ describe('pull sizing', () => {
     assert.equal(sizing.batchFor(10_000), 100);
     for (let batch = 100; batch < 500; batch *= 2) sizing.ended(batch, { kind: 'done' }, batch);
     assert.equal(sizing.batchFor(10_000), 500, 'capped at fetchBatch');
-    sizing.ended(500, { kind: 'no-response' }, 0);
+    sizing.ended(500, { kind: 'unanswered' }, 0);
     assert.equal(sizing.batchFor(10_000), 500, 'other endings leave the size alone');
   });
 
