@@ -30,7 +30,9 @@ if (kafkaSkipReason === undefined) {
       createEventBus({
         ...overrides,
         transport: 'kafka',
-        kafka: { brokers: [...(cluster?.brokers ?? [])] },
+        // Members learn of a rebalance on their next heartbeat: at the default 3 s
+        // each subscribe that joins a group took ~3 s (as in fault-kit.ts, broker-kit.ts).
+        kafka: { brokers: [...(cluster?.brokers ?? [])], heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
     // 50,000 messages through the blocked pool alone took ~20 s; 20,000 is still
