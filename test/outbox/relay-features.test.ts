@@ -236,7 +236,7 @@ describe('relay features on Kafka (no broker de-duplication)', { skip: kafkaSkip
       createEventBus({
         transport: 'kafka',
         clientId,
-        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4 },
+        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4, heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
   };

@@ -25,7 +25,8 @@ if (kafkaSkipReason === undefined) {
   runTransportContract(
     {
       kind: 'kafka',
-      create: (ctx) => kafka({ brokers: [...(cluster?.brokers ?? [])] }).create(ctx),
+      create: (ctx) =>
+        kafka({ brokers: [...(cluster?.brokers ?? [])], heartbeatIntervalMs: 500 }).create(ctx),
     },
     { name: 'kafka', timeoutMs: 180_000 },
   );

@@ -28,7 +28,7 @@ if (kafkaSkipReason === undefined) {
       createEventBus({
         transport: 'kafka',
         clientId,
-        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4 },
+        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4, heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
     timeoutMs: 120_000,
