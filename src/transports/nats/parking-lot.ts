@@ -12,6 +12,7 @@ import { type KV, Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Headers } from '../../core/envelope.ts';
 import type { ParkedEntry, ParkingLot, ParkingLotWatcher } from '../../core/transport.ts';
+import { pause } from '../../core/waiting.ts';
 import { wrapApiError } from './errors.ts';
 import {
   answerToken,
@@ -173,6 +174,8 @@ async function watchGroup(
   ownDeletes: OwnWrites,
 ): Promise<{ stop(): Promise<void> }> {
   let stopped = false;
+  // Ends the pause before a reopen at once when the watch is stopped.
+  const stopping = new AbortController();
   let lastRevision = 0;
   const open = () =>
     kv.watch({
@@ -207,7 +210,7 @@ async function watchGroup(
         // Ended with an error: reopened below.
       }
       if (stopped) return;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await pause(500, stopping.signal);
       try {
         if (!stopped) iterator = await open();
       } catch {
@@ -219,6 +222,7 @@ async function watchGroup(
   return {
     async stop() {
       stopped = true;
+      stopping.abort();
       iterator.stop();
       await running;
     },
