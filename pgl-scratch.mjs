@@ -1,0 +1,14 @@
+import { PGlite } from '@electric-sql/pglite';
+let t = performance.now();
+const db = await PGlite.create();
+console.log('create cold', (performance.now() - t).toFixed(0));
+t = performance.now();
+const dump = await db.dumpDataDir('none');
+console.log('dump', (performance.now() - t).toFixed(0), dump.size);
+await db.close();
+t = performance.now();
+const db2 = await PGlite.create({ loadDataDir: dump });
+console.log('create from dump', (performance.now() - t).toFixed(0));
+t = performance.now();
+const db3 = await PGlite.create();
+console.log('create 2nd fresh', (performance.now() - t).toFixed(0));
