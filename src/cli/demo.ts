@@ -129,6 +129,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       if (r.success) {
         published.add(r.eventId);
         checker.acknowledged(r.eventId);
+        done.check(); // the last result may come after the last event was handled
       } else {
         checker.failed(r.eventId);
       }
@@ -157,8 +158,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let lastHandledAt = 0;
   let interrupted = false;
   let outboxStats = { pending: 0, published: 0 };
+  // Every event published (acknowledged) too: `outstanding` counts acknowledged events only, so
+  // without it the run ended while the last event's publish had not been acknowledged yet.
   const done = allHandled(
-    () => checker.expectedCount() === total - 1 && checker.outstanding() === 0 && deadLettered === 1,
+    () =>
+      checker.expectedCount() === total - 1 &&
+      published.size === total &&
+      checker.outstanding() === 0 &&
+      deadLettered === 1,
     () => formatReport(checker.report()),
   );
   const noteHandled = (eventId: string): void => {
