@@ -292,13 +292,15 @@ export function runDeliveryScenarios(kit: ConformanceKit): void {
     let maxQueued = 0;
     const options: SubscribeOptions = { actors: 8, inboxSize: 32 };
     const capacity = 8 * 32;
+    /** The consumer's subscription in health(): its pool's counts. */
+    const poolHealth = () => consumer.health().subscriptions.find((x) => x.topic === topic);
     // Backpressure in effect: the pool takes nothing more. Not "holds its
     // capacity": intake also pauses as soon as one actor's inbox is at its
     // bound, and the pool may stop a few short of 256 (255 was seen in CI).
     const started = until(
-      () => consumer.health().subscriptions.find((x) => x.topic === topic)?.intakePaused === true,
+      () => poolHealth()?.intakePaused === true,
       () => {
-        const s = consumer.health().subscriptions.find((x) => x.topic === topic);
+        const s = poolHealth();
         return `intake never paused (pool holds ${s === undefined ? '?' : s.queued + s.inFlight}/${capacity})`;
       },
     );
@@ -322,7 +324,7 @@ export function runDeliveryScenarios(kit: ConformanceKit): void {
     await consumer.subscribeEnvelope(
       topic,
       async (env) => {
-        const s = consumer.health().subscriptions.find((x) => x.topic === topic);
+        const s = poolHealth();
         if (s) maxQueued = Math.max(maxQueued, s.queued + s.inFlight);
         started.check();
         await gate.promise;
@@ -344,7 +346,7 @@ export function runDeliveryScenarios(kit: ConformanceKit): void {
     await publishing;
     // Everything is published and the handler is blocked: the pool must not have taken more than it holds.
     const heapBlocked = process.memoryUsage().heapUsed;
-    const s = consumer.health().subscriptions.find((x) => x.topic === topic);
+    const s = poolHealth();
     assert.ok(s, 'subscription visible in health');
     assert.ok(
       s.queued + s.inFlight <= capacity,
