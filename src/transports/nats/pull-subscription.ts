@@ -24,11 +24,10 @@
  * Why this file stays over 400 lines (~490): what is left is one state
  * machine: the fetch loop, the inbox handler, the status handler, the consumer
  * check and the stop path share the open pulls, the ack tracker and the abort
- * signal. The parts
- * that stand alone already live apart: the request and status wire format
- * (pull-wire.ts), the open pulls and what they owe (pull-ledger.ts), how much
- * each pull asks for (pull-sizing.ts), consumer and stream recovery
- * (pull-recovery.ts), acks and redelivery (ack-tracker.ts).
+ * signal. The parts that stand alone already live apart: the request and
+ * status wire format (pull-wire.ts), the open pulls and what they owe
+ * (pull-ledger.ts), how much each pull asks for (pull-sizing.ts), consumer and
+ * stream recovery (pull-recovery.ts), acks and redelivery (ack-tracker.ts).
  */
 
 import type { JetStreamManager } from '@nats-io/jetstream';
