@@ -10,6 +10,8 @@ bash scripts/ensure-components.sh
 if [ -z "${KFAKE_BIN:-}" ] && [ -x ../shared/tools/kafka/kfake-server ]; then
   export KFAKE_BIN=../shared/tools/kafka/kfake-server
 fi
+# Node's compile cache (see scripts/test.sh).
+export NODE_COMPILE_CACHE="${NODE_COMPILE_CACHE:-$PWD/node_modules/.cache/node-compile-cache}"
 # Bounded: 20 minutes for the whole tier (each suite bounds its own waits far
 # below that); members and servers die with the test process (stdin EOF /
 # exit hooks in test/harness).
