@@ -4,12 +4,13 @@
  * server per test file, started on first use; call `stopPostgres` in `after`).
  */
 import { after } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { createPgOutboxStore } from '../../src/outbox/pg-store.ts';
 import { createPgliteOutboxStore } from '../../src/outbox/pglite-store.ts';
 import type { OutboxStore } from '../../src/outbox/types.ts';
 import { pollUntil } from '../../src/testing/waiters.ts';
+import { freshPglite } from '../harness/pglite-template.ts';
 import { type PostgresServer, startPostgres } from '../harness/postgres.ts';
 
 export interface StoreFixture {
@@ -47,19 +48,6 @@ function newPool(url: string, max = 10): pg.Pool {
   return pool;
 }
 
-/** initdb in WASM takes seconds: build one migrated data dir per process and load copies of it. */
-let pgliteTemplate: Promise<File | Blob> | undefined;
-async function newPglite(): Promise<PGlite> {
-  pgliteTemplate ??= (async () => {
-    const db = await PGlite.create();
-    await createPgliteOutboxStore(db).migrate();
-    const dump = await db.dumpDataDir('none');
-    await db.close();
-    return dump;
-  })();
-  return PGlite.create({ loadDataDir: await pgliteTemplate });
-}
-
 /**
  * Loading even a copy takes about a second of CPU (Postgres starting in WASM),
  * and the outbox files create a fixture per test: a closed fixture's database
@@ -77,7 +65,7 @@ after(async () => {
 });
 
 async function takePglite(): Promise<PGlite> {
-  return idlePglites.pop() ?? newPglite();
+  return idlePglites.pop() ?? freshPglite();
 }
 
 async function givePgliteBack(db: PGlite): Promise<void> {
