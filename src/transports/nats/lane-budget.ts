@@ -23,6 +23,8 @@ export interface OwedSource {
   liveOwed(): number;
   /** What its next pull asks for when room allows. */
   wanted(): number;
+  /** Another lane waits for room: settle expired pulls as soon as possible. */
+  requestFence(): void;
 }
 
 export class LaneBudget {
@@ -86,6 +88,8 @@ export class LaneBudget {
       waitForCapacity: (signal) => {
         if (signal.aborted || share() > 0) return Promise.resolve();
         if (flow.freeCapacity() <= 0) return flow.waitForCapacity(signal);
+        // Expired pulls (this lane's too) may hold that room: have them settled.
+        for (const loop of this.#loops) loop.requestFence();
         // The pool has room but other lanes' pulls may still fill it: wait until one ends.
         // nats-server 2.9 ends a partly answered pull without a word when it expires,
         // so "one ended" is also re-checked on a short timer (a pull lives ~100 ms).

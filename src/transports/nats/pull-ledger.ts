@@ -10,6 +10,19 @@
  * starts the clock late) has surely passed, so pulls never ask for more than
  * the pool can take (sizing by free capacity alone overfilled a pool of 256
  * with 332 in CI).
+ *
+ * nats-server 2.9 ends a partly answered pull without a word when it expires,
+ * and the messages it sent that pull before the expiry can reach us much later
+ * (a trace on a CPU-starved machine saw them ~190 ms late). No clock can say
+ * when they are all in, so a fence asks the server: once such a pull has
+ * surely expired, the loop reads the consumer's info, whose delivered consumer
+ * sequence counts every delivery it ever made. Messages of one consumer come in
+ * consumer-sequence order, so what may still arrive for the expired pulls is
+ * exactly the deliveries after the last one we saw up to that count: the
+ * pulls leave the open set and that count (the tail) is owed instead, until
+ * the last of it arrives. Before this, other partitions took such a pull's room
+ * 25 ms after its expiry and the pool overfilled on a busy machine (308 in a
+ * pool of 256).
  */
 import { DONE, EXPIRED, type PullOutcome, UNANSWERED } from './pull-wire.ts';
 
@@ -52,12 +65,28 @@ const UNANSWERED_DROP_AFTER_MS = 1_000;
 /** A delivering pull is followed by the next this long before it expires (at most half its life). */
 const PULL_RENEW_LEAD_MS = 25;
 
+/** What the fenced pulls may still deliver: consumer sequences after the last seen, up to `until`. */
+interface Tail {
+  readonly until: number;
+  remaining: number;
+  /** Given up on (the messages died with a connection, or went to someone else) at this time. */
+  readonly deadline: number;
+}
+
 export interface PullLedgerOptions {
   /** How long one pull waits on the broker (its `expires`). */
   readonly fetchMaxWaitMs: number;
   readonly connected: () => boolean;
   /** A pull left the open set: capacity may be free now. */
   readonly onServerDone: () => void;
+  /**
+   * A partly answered pull has surely expired at the server and someone waits
+   * for its room (requestFence): read the consumer's delivered sequence and
+   * pass it to settle(). Without it such pulls stay owed for their whole grace.
+   */
+  readonly fence?: () => void;
+  /** The ledger's clock (default performance.now; tests pass a mocked one). */
+  readonly clock?: () => number;
 }
 
 export class PullLedger {
@@ -73,14 +102,24 @@ export class PullLedger {
   #arrived = 0;
   /** performance.now() of the last message from the broker. */
   #lastMessageAt = 0;
+  /** The highest consumer (delivery) sequence seen. */
+  #maxDelivery = 0;
+  #tail: Tail | undefined;
+  #fenceTimer: NodeJS.Timeout | undefined;
+  #fenceAt = Number.POSITIVE_INFINITY;
+  /** Bumped on reconnect: a fence read before it says nothing about pulls after it. */
+  #generation = 0;
+
+  readonly #now: () => number;
 
   constructor(options: PullLedgerOptions) {
     this.#options = options;
+    this.#now = options.clock ?? (() => performance.now());
   }
 
   /** Records a new pull as the current one (the caller sends it). */
   begin(batch: number, resolve: (outcome: PullOutcome) => void): ActivePull {
-    const sentAt = performance.now();
+    const sentAt = this.#now();
     const expiresAt = sentAt + this.#options.fetchMaxWaitMs;
     const pull: ActivePull = {
       id: ++this.#seq,
@@ -172,10 +211,21 @@ export class PullLedger {
    * answered is safe: the total owed stays right, and a pull counted full
    * early ends early.
    */
-  received(): void {
-    const now = performance.now();
+  received(delivery = 0): void {
+    const now = this.#now();
     this.#lastMessageAt = now;
     this.#arrived++;
+    if (delivery > this.#maxDelivery) this.#maxDelivery = delivery;
+    const tail = this.#tail;
+    if (tail !== undefined && delivery > 0) {
+      if (delivery <= tail.until) {
+        // One of the fenced pulls' messages (or of a live pull, delivered before the fence: counted
+        // here and still owed by that pull, which errs on the side of asking for less).
+        if (--tail.remaining <= 0 || delivery === tail.until) this.#endTail();
+        return;
+      }
+      this.#endTail(); // a later delivery: nothing up to `until` is still on its way
+    }
     let pull: ActivePull | undefined;
     for (const open of this.#open.values()) {
       pull = open;
@@ -191,8 +241,96 @@ export class PullLedger {
     }
   }
 
+  /**
+   * A fence's answer: the consumer's delivered sequence, read by a request
+   * sent at `sentAt` (performance.now()) in `generation`. Every partly
+   * answered pull that had surely expired at the server by then (it read the
+   * pull before its first message reached us, so it expired by
+   * `serverExpiresAt`) got all it will get within `delivered`: it leaves the
+   * open set, and the deliveries after the last one seen, up to `delivered`,
+   * are owed as the tail.
+   */
+  settle(delivered: number, sentAt: number, generation: number): void {
+    if (generation !== this.#generation) return;
+    let settled = false;
+    // What the settled pulls could still deliver at most: the tail never owes more
+    // (other members of a group pulling the same consumer take sequences too).
+    let mostOwed = this.#tail?.remaining ?? 0;
+    for (const pull of [...this.#open.values()]) {
+      if (pull === this.current || pull.received === 0 || pull.serverExpiresAt > sentAt) continue;
+      pull.serverDone = true;
+      this.#open.delete(pull.id);
+      mostOwed += pull.batch - pull.received;
+      settled = true;
+    }
+    if (settled) {
+      const until = Math.max(delivered, this.#tail?.until ?? 0);
+      const remaining = Math.min(until - this.#maxDelivery, mostOwed);
+      this.#tail =
+        remaining > 0 ? { until, remaining, deadline: this.#now() + SERVER_PULL_GRACE_MS } : undefined;
+      this.#changed();
+    }
+  }
+
+  /**
+   * Someone waits for room that this loop's partly answered pulls hold: fence
+   * them as soon as one has surely expired (at once if one has). Fences are
+   * read only on demand: one per pull while messages flow put hundreds of
+   * consumer info requests a second on the server and cost the end-to-end
+   * bench ~20%.
+   */
+  requestFence(): void {
+    for (const pull of this.#open.values()) {
+      if (pull.received > 0 && pull !== this.current) this.#armFence(pull.serverExpiresAt);
+    }
+  }
+
+  /** Stops the fence timer (the loop is closed). */
+  dispose(): void {
+    clearTimeout(this.#fenceTimer);
+    this.#fenceTimer = undefined;
+    this.#fenceAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Which fence answers settle() takes (see settle). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  #endTail(): void {
+    this.#tail = undefined;
+    this.#changed();
+  }
+
+  /** Something left what is owed: wake the loop and the other lanes. */
+  #changed(): void {
+    const wake = this.#onOpenChange;
+    this.#onOpenChange = undefined;
+    wake?.();
+    this.#options.onServerDone();
+  }
+
+  /** Asks for a fence just after `serverExpiresAt` (the earliest one wins). */
+  #armFence(serverExpiresAt: number): void {
+    if (this.#options.fence === undefined || serverExpiresAt >= this.#fenceAt) return;
+    const now = this.#now();
+    clearTimeout(this.#fenceTimer);
+    this.#fenceAt = serverExpiresAt;
+    this.#fenceTimer = setTimeout(
+      () => {
+        this.#fenceAt = Number.POSITIVE_INFINITY;
+        this.#fenceTimer = undefined;
+        this.#options.fence?.();
+      },
+      Math.max(0, serverExpiresAt - now) + 1,
+    );
+  }
+
   /** The connection was re-established: pulls sent on the old one died with it. */
   reconnected(): void {
+    this.#generation++;
+    // What the fenced pulls still owed died with the old connection too.
+    if (this.#tail !== undefined) this.#endTail();
     // One sent while disconnected is flushed now, so keep waiting for it (two would overfill).
     for (const open of [...this.#open.values()]) if (!open.buffered) this.serverDone(open);
     const pull = this.current;
@@ -205,10 +343,7 @@ export class PullLedger {
     if (pull.serverDone) return;
     pull.serverDone = true;
     this.#open.delete(pull.id);
-    const wake = this.#onOpenChange;
-    this.#onOpenChange = undefined;
-    wake?.();
-    this.#options.onServerDone();
+    this.#changed();
   }
 
   /**
@@ -234,7 +369,7 @@ export class PullLedger {
    * dropUnanswered): a loop whose room such a pull holds checks instead of
    * waiting out its 2 s grace.
    */
-  mayDropUnanswered(now = performance.now()): boolean {
+  mayDropUnanswered(now = this.#now()): boolean {
     for (const open of this.#open.values()) {
       if (open === this.current || open.received > 0) continue;
       if (open.serverExpiresAt + UNANSWERED_DROP_AFTER_MS <= now) return true;
@@ -247,10 +382,13 @@ export class PullLedger {
     return pull.serverExpiresAt + SERVER_PULL_GRACE_MS;
   }
 
-  /** Drops open pulls past their deadline; returns the latest deadline left (0: none open). */
+  /** Drops open pulls (and the tail) past their deadline; returns the latest deadline left (0: none). */
   prune(): number {
-    const now = performance.now();
+    const now = this.#now();
     let latest = 0;
+    const tail = this.#tail;
+    if (tail !== undefined && now >= tail.deadline) this.#endTail();
+    else if (tail !== undefined) latest = tail.deadline;
     for (const pull of [...this.#open.values()]) {
       const deadline = this.#deadlineOf(pull);
       if (pull !== this.current && now >= deadline) this.serverDone(pull);
@@ -259,33 +397,37 @@ export class PullLedger {
     return latest;
   }
 
-  /** What the open pulls may still deliver. */
+  /** What the open pulls (and the tail) may still deliver. */
   owed(): number {
     this.prune();
-    let owed = 0;
+    let owed = this.#tail?.remaining ?? 0;
     for (const pull of this.#open.values()) owed += pull.batch - pull.received;
     return owed;
   }
 
   /**
-   * What the pulls that the server has not yet expired may still deliver:
-   * what OTHER lanes must leave room for. A pull past its expiry stays owed
-   * for this loop's own sizing (late socket reads after a stall), but counting
-   * it against every other lane for the whole grace period blocked them all:
-   * with 17 lanes, p99 publish→handler went to ~1.9 s.
+   * What OTHER lanes must leave room for: the tail, the partly answered pulls
+   * until a fence settles them (their messages may still be on the way), and
+   * the unanswered ones until shortly after their expiry. An unanswered pull
+   * stays owed for this loop's own sizing until a check drops it, but
+   * counting it against every other lane for its whole grace blocked them
+   * all: with 17 lanes, p99 publish→handler went to ~1.9 s.
    */
   liveOwed(): number {
-    const now = performance.now();
-    let owed = 0;
+    this.prune();
+    const now = this.#now();
+    let owed = this.#tail?.remaining ?? 0;
     for (const pull of this.#open.values()) {
-      if (now < pull.serverExpiresAt + PULL_EXPIRY_GRACE_MS) owed += pull.batch - pull.received;
+      if (pull.received > 0 || now < pull.serverExpiresAt + PULL_EXPIRY_GRACE_MS) {
+        owed += pull.batch - pull.received;
+      }
     }
     return owed;
   }
 
   /** Resolves when a pull leaves the open set (ended, or its deadline passed) or on abort. */
   untilOpenChanges(signal: AbortSignal): Promise<void> {
-    const now = performance.now();
+    const now = this.#now();
     let earliest = Number.POSITIVE_INFINITY;
     for (const pull of this.#open.values()) {
       // Also when a pull expires at the server: a lane's share of the pool counts
@@ -298,6 +440,7 @@ export class PullLedger {
       const droppable = pull.serverExpiresAt + UNANSWERED_DROP_AFTER_MS;
       if (pull.received === 0 && droppable > now) earliest = Math.min(earliest, droppable);
     }
+    if (this.#tail !== undefined) earliest = Math.min(earliest, this.#tail.deadline);
     if (!Number.isFinite(earliest)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {

@@ -121,6 +121,9 @@ export class NatsPullSubscription implements TransportSubscription {
   #stopping: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #pulls = 0;
+  #fencing = false;
+  #fenceAgain = false;
+  #closed = false;
   readonly #sizing: PullSizing;
   /** How pulls ended, by kind (diagnostics, health). */
   readonly outcomes: Record<string, number> = {};
@@ -152,6 +155,7 @@ export class NatsPullSubscription implements TransportSubscription {
         this.#intake?.owedChanged();
         this.#maybeReleaseNaks();
       },
+      fence: () => this.#fence(),
     });
     this.#tracker = new AckTracker(
       (reply, payload) => {
@@ -232,7 +236,9 @@ export class NatsPullSubscription implements TransportSubscription {
             await this.#checkConsumer(UNANSWERED);
             continue;
           }
-          // Renewed pulls may still fill what is free: wait until one ends.
+          // Renewed pulls may still fill what is free: wait until one ends (or a fence
+          // settles those that expired).
+          this.#ledger.requestFence();
           await this.#ledger.untilOpenChanges(signal);
           continue;
         }
@@ -397,7 +403,36 @@ export class NatsPullSubscription implements TransportSubscription {
         }
       }
     }
-    this.#ledger.received();
+    this.#ledger.received(meta[2]);
+  }
+
+  /**
+   * Reads the consumer's delivered sequence for the ledger (see PullLedger's
+   * settle): one read at a time, another right after it if one was asked for
+   * meanwhile. A failed read leaves the pulls to their grace.
+   */
+  #fence(): void {
+    if (this.#fencing) {
+      this.#fenceAgain = true;
+      return;
+    }
+    if (!this.#deps.conn.connected) return; // the reconnect ends the open pulls
+    this.#fencing = true;
+    const sentAt = performance.now();
+    const generation = this.#ledger.generation;
+    this.#deps.jsm.consumers
+      .info(this.#spec.stream, this.#spec.durable)
+      .then(
+        (info) => this.#ledger.settle(info.delivered.consumer_seq, sentAt, generation),
+        (error: unknown) =>
+          this.#deps.logger.debug({ err: error, topic: this.#topic }, 'nats: pull fence failed'),
+      )
+      .finally(() => {
+        this.#fencing = false;
+        if (!this.#fenceAgain || this.#closed) return;
+        this.#fenceAgain = false;
+        this.#fence();
+      });
   }
 
   /** What this loop's open pulls may still deliver (lanes share one pool). */
@@ -410,9 +445,14 @@ export class NatsPullSubscription implements TransportSubscription {
     return this.#sizing.limit;
   }
 
-  /** What this loop's pulls that the server has not yet expired may still deliver (see PullLedger). */
+  /** What this loop's pulls may still deliver that other lanes must leave room for (see PullLedger). */
   liveOwed(): number {
     return this.#ledger.liveOwed();
+  }
+
+  /** Another lane waits for room this loop's pulls hold (see PullLedger.requestFence). */
+  requestFence(): void {
+    this.#ledger.requestFence();
   }
 
   #onStatus(msg: Msg): void {
@@ -480,8 +520,12 @@ export class NatsPullSubscription implements TransportSubscription {
       // Keep the inbox until the broker ended every open pull: messages it still
       // sends are handed back (nak) instead of waiting out AckWait unseen.
       const never = new AbortController().signal;
-      while (this.#ledger.prune() > 0 && this.#deps.conn.connected)
+      while (this.#ledger.prune() > 0 && this.#deps.conn.connected) {
+        this.#ledger.requestFence();
         await this.#ledger.untilOpenChanges(never);
+      }
+      this.#closed = true;
+      this.#ledger.dispose();
       this.#tracker.releaseNaks();
       this.#tracker.dispose();
       this.#unlistenReconnect();

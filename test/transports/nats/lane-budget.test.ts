@@ -4,8 +4,17 @@ import type { FlowControl } from '../../../src/core/transport.ts';
 import { LaneBudget, type OwedSource } from '../../../src/transports/nats/lane-budget.ts';
 
 /** A lane as the budget sees it: what its pulls owe and what its next pull wants. */
-function lane(wanted: number, live = 0, owed = live): OwedSource {
-  return { owed: () => owed, liveOwed: () => live, wanted: () => wanted };
+function lane(wanted: number, live = 0, owed = live): OwedSource & { fences: number } {
+  const source = {
+    fences: 0,
+    owed: () => owed,
+    liveOwed: () => live,
+    wanted: () => wanted,
+    requestFence: () => {
+      source.fences++;
+    },
+  };
+  return source;
 }
 
 function pool(free: number): FlowControl {
@@ -50,5 +59,20 @@ describe('lane budget', () => {
 
   it('a full pool leaves nothing to anyone', () => {
     assert.equal(shareOf(0, lane(500), [lane(32)]), 0);
+  });
+
+  it('a lane held back by pulls (its own or others) asks every lane to fence its expired pulls', async () => {
+    const busy = lane(500, 256);
+    const self = lane(500, 0);
+    const budget = new LaneBudget(pool(256));
+    budget.add(busy);
+    budget.add(self);
+    const flow = budget.flowFor(() => self);
+    assert.equal(flow.freeCapacity(), 0, 'the other lane holds the whole pool in pulls');
+    const signal = new AbortController();
+    const waiting = flow.waitForCapacity(signal.signal);
+    assert.deepEqual([busy.fences, self.fences], [1, 1]);
+    signal.abort();
+    await waiting;
   });
 });

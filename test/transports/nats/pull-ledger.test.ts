@@ -84,3 +84,128 @@ describe('pull ledger: what arrived while a pull was open', () => {
     l.finish(current, { kind: 'aborted' });
   });
 });
+
+describe('pull ledger: fences settle partly answered pulls', () => {
+  /** A ledger whose fence requests are counted; the test answers them through settle(). */
+  function fenced() {
+    // The ledger runs on Date.now(), which the mock timers move with setTimeout.
+    let fences = 0;
+    const l = new PullLedger({
+      fetchMaxWaitMs: 100,
+      connected: () => true,
+      onServerDone: () => {},
+      fence: () => fences++,
+      clock: () => Date.now(),
+    });
+    return { l, fences: () => fences };
+  }
+
+  it('on request, fences once a partly answered pull has surely expired, not before', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l, fences } = fenced();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    t.mock.timers.tick(75); // renewal point: the loop moves on, the pull stays open
+    const next = l.begin(50, () => {});
+    t.mock.timers.tick(24);
+    assert.equal(fences(), 0, 'nobody asked for one');
+    l.requestFence(); // a lane waits for room
+    assert.equal(fences(), 0, 'the pull may still be live at the server');
+    t.mock.timers.tick(2);
+    assert.equal(fences(), 1);
+    assert.equal(l.owed(), 49 + 50, 'a fence request alone settles nothing');
+    l.settle(1, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 50, 'the fence answered: only the next pull is owed');
+    l.finish(next, { kind: 'aborted' });
+  });
+
+  it('a fence answer replaces the expired pulls by exactly what was delivered and not yet seen', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    l.received(2);
+    l.finish(pull, { kind: 'expired' });
+    t.mock.timers.tick(500);
+    assert.equal(l.owed(), 48, 'before the fence: the whole rest of its batch');
+    // Its messages may still be on the way (seen ~190 ms late on a busy machine):
+    // other lanes leave room for them until the fence answers.
+    assert.equal(l.liveOwed(), 48);
+    // The server had delivered 5 in all: 3 are still on their way.
+    l.settle(5, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 3);
+    assert.equal(l.liveOwed(), 3);
+    l.received(3);
+    l.received(4);
+    assert.equal(l.owed(), 1);
+    l.received(5);
+    assert.equal(l.owed(), 0, 'the last delivery up to the fence arrived');
+  });
+
+  it('the tail never owes more than the settled pulls could still deliver', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const pull = l.begin(4, () => {});
+    l.received(1);
+    l.finish(pull, { kind: 'expired' });
+    t.mock.timers.tick(200);
+    // Other members of the group pulled the same consumer: it delivered 1,000 in all.
+    l.settle(1_000, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 3);
+  });
+
+  it('a fence read before the pull surely expired leaves it open', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    l.finish(pull, { kind: 'expired' });
+    l.settle(1, pull.serverExpiresAt - 1, l.generation);
+    assert.equal(l.owed(), 49, 'it may still get deliveries after the ones the fence counted');
+  });
+
+  it('a later delivery ends the tail: the missing ones went elsewhere or died', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    l.finish(pull, { kind: 'expired' });
+    t.mock.timers.tick(101);
+    l.settle(10, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 9);
+    const next = l.begin(20, () => {});
+    l.received(12); // consumer sequences come in order: 2–10 will not come any more
+    assert.equal(l.owed(), 19, 'only the new pull is owed (one of its 20 arrived)');
+    l.finish(next, { kind: 'aborted' });
+  });
+
+  it('a fence answer from before a reconnect is ignored', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const before = l.generation;
+    l.reconnected();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    l.finish(pull, { kind: 'expired' });
+    t.mock.timers.tick(101);
+    l.settle(1, pull.serverExpiresAt, before);
+    assert.equal(l.owed(), 49);
+    l.settle(1, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 0);
+  });
+
+  it('without a fence answer the tail and the pulls give up at their grace', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { l } = fenced();
+    const pull = l.begin(50, () => {});
+    l.received(1);
+    l.finish(pull, { kind: 'expired' });
+    t.mock.timers.tick(101);
+    l.settle(4, pull.serverExpiresAt, l.generation);
+    assert.equal(l.owed(), 3);
+    t.mock.timers.tick(1_999);
+    assert.equal(l.owed(), 3);
+    t.mock.timers.tick(1);
+    assert.equal(l.owed(), 0, "the tail's grace is over");
+  });
+});
