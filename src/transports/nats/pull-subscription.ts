@@ -21,13 +21,14 @@
  * unsettled sequence; stream gone → recreate the stream and start over. Each
  * such event is logged and reported through flow.reportError.
  *
- * Why this file stays over 400 lines (~490): what is left is one state
+ * Why this file stays over 400 lines (~510): what is left is one state
  * machine: the fetch loop, the inbox handler, the status handler, the consumer
  * check and the stop path share the open pulls, the ack tracker and the abort
  * signal. The parts that stand alone already live apart: the request and
  * status wire format (pull-wire.ts), the open pulls and what they owe
- * (pull-ledger.ts), how much each pull asks for (pull-sizing.ts), consumer and
- * stream recovery (pull-recovery.ts), acks and redelivery (ack-tracker.ts).
+ * (pull-ledger.ts) and the fence that settles them (pull-fence.ts), how much
+ * each pull asks for (pull-sizing.ts), consumer and stream recovery
+ * (pull-recovery.ts), acks and redelivery (ack-tracker.ts).
  */
 
 import type { JetStreamManager } from '@nats-io/jetstream';
@@ -42,6 +43,7 @@ import type { NatsConnectionManager } from './connection.ts';
 import type { ConsumerSpec } from './consumer.ts';
 import { wrapApiError } from './errors.ts';
 import type { ResolvedNatsOptions } from './options.ts';
+import { PullFence } from './pull-fence.ts';
 import { PullLedger } from './pull-ledger.ts';
 import { type RecoveryTarget, recoverConsumer } from './pull-recovery.ts';
 import { PullSizing } from './pull-sizing.ts';
@@ -121,9 +123,7 @@ export class NatsPullSubscription implements TransportSubscription {
   #stopping: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #pulls = 0;
-  #fencing = false;
-  #fenceAgain = false;
-  #closed = false;
+  readonly #fence: PullFence;
   readonly #sizing: PullSizing;
   /** How pulls ended, by kind (diagnostics, health). */
   readonly outcomes: Record<string, number> = {};
@@ -148,6 +148,14 @@ export class NatsPullSubscription implements TransportSubscription {
     this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${spec.stream}.${spec.durable}`;
     const { conn, options } = deps;
     this.#expiresNs = options.consumer.fetchMaxWaitMs * 1_000_000;
+    this.#fence = new PullFence({
+      jsm: deps.jsm,
+      logger: deps.logger,
+      stream: spec.stream,
+      durable: spec.durable,
+      topic: stream.topic,
+      connected: () => conn.connected,
+    });
     this.#ledger = new PullLedger({
       fetchMaxWaitMs: options.consumer.fetchMaxWaitMs,
       connected: () => conn.connected,
@@ -155,8 +163,9 @@ export class NatsPullSubscription implements TransportSubscription {
         this.#intake?.owedChanged();
         this.#maybeReleaseNaks();
       },
-      fence: () => this.#fence(),
+      fence: () => this.#fence.request(),
     });
+    this.#fence.attach(this.#ledger);
     this.#tracker = new AckTracker(
       (reply, payload) => {
         try {
@@ -406,35 +415,6 @@ export class NatsPullSubscription implements TransportSubscription {
     this.#ledger.received(meta[2]);
   }
 
-  /**
-   * Reads the consumer's delivered sequence for the ledger (see PullLedger's
-   * settle): one read at a time, another right after it if one was asked for
-   * meanwhile. A failed read leaves the pulls to their grace.
-   */
-  #fence(): void {
-    if (this.#fencing) {
-      this.#fenceAgain = true;
-      return;
-    }
-    if (!this.#deps.conn.connected) return; // the reconnect ends the open pulls
-    this.#fencing = true;
-    const sentAt = performance.now();
-    const generation = this.#ledger.generation;
-    this.#deps.jsm.consumers
-      .info(this.#spec.stream, this.#spec.durable)
-      .then(
-        (info) => this.#ledger.settle(info.delivered.consumer_seq, sentAt, generation),
-        (error: unknown) =>
-          this.#deps.logger.debug({ err: error, topic: this.#topic }, 'nats: pull fence failed'),
-      )
-      .finally(() => {
-        this.#fencing = false;
-        if (!this.#fenceAgain || this.#closed) return;
-        this.#fenceAgain = false;
-        this.#fence();
-      });
-  }
-
   /** What this loop's open pulls may still deliver (lanes share one pool). */
   owed(): number {
     return this.#ledger.owed();
@@ -524,7 +504,7 @@ export class NatsPullSubscription implements TransportSubscription {
         this.#ledger.requestFence();
         await this.#ledger.untilOpenChanges(never);
       }
-      this.#closed = true;
+      this.#fence.close();
       this.#ledger.dispose();
       this.#tracker.releaseNaks();
       this.#tracker.dispose();
