@@ -51,11 +51,12 @@ describe('nats pull fence (real nats-server)', () => {
     const js = jetstream(nc);
     for (let i = 0; i < 5; i++) await js.publish('fence', `m${i}`);
     const consumer = await js.consumers.get('FENCE', 'd');
-    const first = await consumer.fetch({ max_messages: 3, expires: 2_000 });
+    // All five first, so that the only message left to deliver is the nak'ed one.
+    const first = await consumer.fetch({ max_messages: 5, expires: 2_000 });
     let nakked = false;
     for await (const m of first) {
       if (!nakked) {
-        m.nak(); // delivered again below: a fourth delivery of three messages
+        m.nak(); // delivered again below: a sixth delivery of five messages
         nakked = true;
       } else m.ack();
     }
@@ -77,7 +78,7 @@ describe('nats pull fence (real nats-server)', () => {
     fence.attach(ledger);
     fence.request();
     await settledCount(1);
-    assert.deepEqual(settled, [{ delivered: 4, generation: 7 }]);
+    assert.deepEqual(settled, [{ delivered: 6, generation: 7 }]);
   });
 
   it('requests made while a read is under way become one more read, not one each', async () => {
