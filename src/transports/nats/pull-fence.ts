@@ -19,7 +19,6 @@ export interface PullFenceDeps {
 
 export class PullFence {
   readonly #deps: PullFenceDeps;
-  #ledger: PullLedger | undefined;
   #reading = false;
   #again = false;
   #closed = false;
@@ -28,14 +27,9 @@ export class PullFence {
     this.#deps = deps;
   }
 
-  /** The ledger the answers go to (the ledger is built with this fence's request). */
-  attach(ledger: PullLedger): void {
-    this.#ledger = ledger;
-  }
-
-  request(): void {
-    const ledger = this.#ledger;
-    if (ledger === undefined || this.#closed) return;
+  /** Reads the delivered sequence for `ledger` (the one ledger this fence serves). */
+  request(ledger: PullLedger): void {
+    if (this.#closed) return;
     if (this.#reading) {
       this.#again = true;
       return;
@@ -55,7 +49,7 @@ export class PullFence {
         this.#reading = false;
         if (!this.#again) return;
         this.#again = false;
-        this.request();
+        this.request(ledger);
       });
   }
 

@@ -163,9 +163,8 @@ export class NatsPullSubscription implements TransportSubscription {
         this.#intake?.owedChanged();
         this.#maybeReleaseNaks();
       },
-      fence: () => this.#fence.request(),
+      fence: () => this.#fence.request(this.#ledger),
     });
-    this.#fence.attach(this.#ledger);
     this.#tracker = new AckTracker(
       (reply, payload) => {
         try {

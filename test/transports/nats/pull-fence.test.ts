@@ -43,6 +43,18 @@ function recordingLedger(generation: number) {
   return { ledger: ledger as unknown as PullLedger, settled, settledCount };
 }
 
+/** A fence on durable `d` of `stream`. */
+function fenceOn(jsm: JetStreamManager, stream: string): PullFence {
+  return new PullFence({
+    jsm,
+    logger: captureLogger(),
+    stream,
+    durable: 'd',
+    topic: stream.toLowerCase(),
+    connected: () => !nc.isClosed(),
+  });
+}
+
 describe('nats pull fence (real nats-server)', () => {
   it("hands the ledger the consumer's delivered sequence: every delivery, redeliveries too", async () => {
     const jsm = await jetstreamManager(nc);
@@ -66,17 +78,9 @@ describe('nats pull fence (real nats-server)', () => {
       m.ack();
     }
 
-    const fence = new PullFence({
-      jsm,
-      logger: captureLogger(),
-      stream: 'FENCE',
-      durable: 'd',
-      topic: 'fence',
-      connected: () => !nc.isClosed(),
-    });
+    const fence = fenceOn(jsm, 'FENCE');
     const { ledger, settled, settledCount } = recordingLedger(7);
-    fence.attach(ledger);
-    fence.request();
+    fence.request(ledger);
     await settledCount(1);
     assert.deepEqual(settled, [{ delivered: 6, generation: 7 }]);
   });
@@ -94,19 +98,11 @@ describe('nats pull fence (real nats-server)', () => {
         },
       },
     } as unknown as JetStreamManager;
-    const fence = new PullFence({
-      jsm: counting,
-      logger: captureLogger(),
-      stream: 'FENCE2',
-      durable: 'd',
-      topic: 'fence2',
-      connected: () => !nc.isClosed(),
-    });
+    const fence = fenceOn(counting, 'FENCE2');
     const { ledger, settled, settledCount } = recordingLedger(1);
-    fence.attach(ledger);
-    fence.request();
-    fence.request();
-    fence.request();
+    fence.request(ledger);
+    fence.request(ledger);
+    fence.request(ledger);
     await settledCount(2);
     // The read after the second one would start in its finally(), a microtask away.
     await new Promise((resolve) => setImmediate(resolve));
@@ -116,7 +112,7 @@ describe('nats pull fence (real nats-server)', () => {
       [0, 0],
     );
     fence.close();
-    fence.request();
+    fence.request(ledger);
     assert.equal(reads, 2, 'a closed fence reads nothing');
   });
 });

@@ -85,6 +85,14 @@ describe('pull ledger: what arrived while a pull was open', () => {
   });
 });
 
+/** A pull of `batch` that got delivery 1 and that the loop moved on from (it stays owed). */
+function partlyAnswered(l: PullLedger, batch: number) {
+  const pull = l.begin(batch, () => {});
+  l.received(1);
+  l.finish(pull, { kind: 'expired' });
+  return pull;
+}
+
 describe('pull ledger: fences settle partly answered pulls', () => {
   /** A ledger whose fence requests are counted; the test answers them through settle(). */
   function fenced() {
@@ -145,9 +153,7 @@ describe('pull ledger: fences settle partly answered pulls', () => {
   it('the tail never owes more than the settled pulls could still deliver', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { l } = fenced();
-    const pull = l.begin(4, () => {});
-    l.received(1);
-    l.finish(pull, { kind: 'expired' });
+    const pull = partlyAnswered(l, 4);
     t.mock.timers.tick(200);
     // Other members of the group pulled the same consumer: it delivered 1,000 in all.
     l.settle(1_000, pull.serverExpiresAt, l.generation);
@@ -157,9 +163,7 @@ describe('pull ledger: fences settle partly answered pulls', () => {
   it('a fence read before the pull surely expired leaves it open', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { l } = fenced();
-    const pull = l.begin(50, () => {});
-    l.received(1);
-    l.finish(pull, { kind: 'expired' });
+    const pull = partlyAnswered(l, 50);
     l.settle(1, pull.serverExpiresAt - 1, l.generation);
     assert.equal(l.owed(), 49, 'it may still get deliveries after the ones the fence counted');
   });
@@ -167,9 +171,7 @@ describe('pull ledger: fences settle partly answered pulls', () => {
   it('a later delivery ends the tail: the missing ones went elsewhere or died', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { l } = fenced();
-    const pull = l.begin(50, () => {});
-    l.received(1);
-    l.finish(pull, { kind: 'expired' });
+    const pull = partlyAnswered(l, 50);
     t.mock.timers.tick(101);
     l.settle(10, pull.serverExpiresAt, l.generation);
     assert.equal(l.owed(), 9);
@@ -184,9 +186,7 @@ describe('pull ledger: fences settle partly answered pulls', () => {
     const { l } = fenced();
     const before = l.generation;
     l.reconnected();
-    const pull = l.begin(50, () => {});
-    l.received(1);
-    l.finish(pull, { kind: 'expired' });
+    const pull = partlyAnswered(l, 50);
     t.mock.timers.tick(101);
     l.settle(1, pull.serverExpiresAt, before);
     assert.equal(l.owed(), 49);
@@ -197,9 +197,7 @@ describe('pull ledger: fences settle partly answered pulls', () => {
   it('without a fence answer the tail and the pulls give up at their grace', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
     const { l } = fenced();
-    const pull = l.begin(50, () => {});
-    l.received(1);
-    l.finish(pull, { kind: 'expired' });
+    const pull = partlyAnswered(l, 50);
     t.mock.timers.tick(101);
     l.settle(4, pull.serverExpiresAt, l.generation);
     assert.equal(l.owed(), 3);
