@@ -7,39 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { createEventBus, type EventBus } from '../../../src/index.ts';
+import { describe, it } from 'node:test';
+
 import { until } from '../../../src/testing/index.ts';
 import { streamNameFor } from '../../../src/transports/nats/names.ts';
 import { NATS_DEFAULTS } from '../../../src/transports/nats/options.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector } from './helpers.ts';
+import { useNatsBuses } from './helpers.ts';
 
 describe('nats bus: dead-letter ids', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
-  const buses: EventBus[] = [];
-  const open = async (clientId: string): Promise<EventBus> => {
-    const bus = await createEventBus({
-      transport: 'nats',
-      clientId,
-      metrics: { enabled: false },
-      nats: { servers: server.url },
-    });
-    buses.push(bus);
-    return bus;
-  };
-
-  before(async () => {
-    server = await startNatsServer({ jetstream: true });
-    inspect = await inspector(server.url);
-  });
-
-  after(async () => {
-    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
-    await inspect?.close();
-    await server?.stop();
-  });
+  const nats = useNatsBuses();
+  const { open } = nats;
 
   it('a recreated stream reusing sequence 1: both dead letters are kept, with their group', async () => {
     const topic = `dlqid-${randomUUID().slice(0, 6)}`;
@@ -75,7 +52,7 @@ describe('nats bus: dead-letter ids', () => {
     await first.close({ timeoutMs: 5_000 });
 
     // Someone deletes and recreates the stream: sequences restart at 1.
-    await inspect.jsm.streams.delete(streamNameFor(NATS_DEFAULTS.streamPrefix, topic));
+    await nats.inspect.jsm.streams.delete(streamNameFor(NATS_DEFAULTS.streamPrefix, topic));
     const second = await open('second');
     await second.subscribeEnvelope(topic, fail, { group: 'g', maxAttempts: 1 });
     const both = until(

@@ -1,4 +1,5 @@
 /** Shared helpers for the NATS transport tests (real servers via the harness). */
+import { after, before } from 'node:test';
 import { type ConsumerInfo, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { EventBusError } from '../../../src/core/errors.ts';
@@ -10,10 +11,12 @@ import type {
   PublishOutcome,
   Transport,
 } from '../../../src/core/transport.ts';
+import { createEventBus, type EventBus, type EventBusOptions } from '../../../src/index.ts';
 import { pollUntil } from '../../../src/testing/waiters.ts';
 import { createNatsTransport, type NatsTransportOptions } from '../../../src/transports/nats/index.ts';
 import type { PublisherStats } from '../../../src/transports/nats/publisher.ts';
 import type { PullSubscriptionStats } from '../../../src/transports/nats/pull-subscription.ts';
+import { type NatsServerHandle, type NatsServerOptions, startNatsServer } from '../../harness/nats-server.ts';
 
 export interface LogEntry {
   readonly level: 'debug' | 'info' | 'warn' | 'error';
@@ -165,6 +168,57 @@ export async function inspector(servers: string | readonly string[]): Promise<In
       return ids;
     },
     close: () => nc.close(),
+  };
+}
+
+/** A describe block's nats-server, an inspector on it, and the buses its tests open. */
+export interface NatsBuses {
+  readonly server: NatsServerHandle;
+  readonly inspect: Inspector;
+  /** A bus on the block's server (metrics off); `extra` is spread last. Closed after the block. */
+  open(clientId: string, extra?: Partial<EventBusOptions>): Promise<EventBus>;
+}
+
+/**
+ * Call inside describe(): starts a nats-server (JetStream on, plus `server`
+ * options) and an inspector before the block's tests, and closes every bus
+ * opened through `open`, the inspector and the server after them.
+ */
+export function useNatsBuses(server: NatsServerOptions = {}): NatsBuses {
+  let handle: NatsServerHandle | undefined;
+  let inspect: Inspector | undefined;
+  const buses: EventBus[] = [];
+  before(async () => {
+    handle = await startNatsServer({ jetstream: true, ...server });
+    inspect = await inspector(handle.url);
+  });
+  after(async () => {
+    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
+    await inspect?.close();
+    await handle?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useNatsBuses: the server starts in the block's before() hook");
+    return value;
+  };
+  return {
+    get server() {
+      return started(handle);
+    },
+    get inspect() {
+      return started(inspect);
+    },
+    async open(clientId, extra = {}) {
+      const bus = await createEventBus({
+        transport: 'nats',
+        clientId,
+        metrics: { enabled: false },
+        nats: { servers: started(handle).url },
+        ...extra,
+      } as EventBusOptions);
+      buses.push(bus);
+      return bus;
+    },
   };
 }
 

@@ -13,19 +13,18 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { runDlqResume } from '../../../src/cli/dlq-resume.ts';
 import { partitionOf } from '../../../src/groups/lanes.ts';
-import { createEventBus, type Envelope, type EventBus, type Subscription } from '../../../src/index.ts';
+import type { Envelope, EventBus, Subscription } from '../../../src/index.ts';
 import { createOrderChecker, formatReport, type OrderChecker } from '../../../src/testing/checker.ts';
 import { type Signal, until } from '../../../src/testing/index.ts';
 import { streamNameFor } from '../../../src/transports/nats/names.ts';
 import { NATS_DEFAULTS } from '../../../src/transports/nats/options.ts';
 import { groupPrefix } from '../../../src/transports/nats/resume-requests.ts';
 import { captureWriter, natsOptions } from '../../cli/helpers.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector, waitUntil } from './helpers.ts';
+import { useNatsBuses, waitUntil } from './helpers.ts';
 
 interface Payload {
   readonly index: number;
@@ -125,19 +124,8 @@ class Scenario {
 }
 
 describe('nats: park across the members of a group', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
-  const buses: EventBus[] = [];
-  const open = async (clientId: string): Promise<EventBus> => {
-    const bus = await createEventBus({
-      transport: 'nats',
-      clientId,
-      metrics: { enabled: false },
-      nats: { servers: server.url },
-    });
-    buses.push(bus);
-    return bus;
-  };
+  const nats = useNatsBuses();
+  const { open } = nats;
   const subscribe = (bus: EventBus, s: Scenario, member: string): Promise<Subscription> =>
     bus.subscribeEnvelope<Payload>(s.topic, s.handler(member), {
       group: 'g',
@@ -173,17 +161,6 @@ describe('nats: park across the members of a group', () => {
     return { busA, subA, busB, subB, x, lane: `p${partitionOf(x, partitions)}` };
   };
 
-  before(async () => {
-    server = await startNatsServer({ jetstream: true });
-    inspect = await inspector(server.url);
-  });
-
-  after(async () => {
-    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
-    await inspect?.close();
-    await server?.stop();
-  });
-
   it('the member that takes a partition over keeps its parked aggregate parked; dlq requeue --parked resumes it there, in order', {
     timeout: 120_000,
   }, async () => {
@@ -207,7 +184,7 @@ describe('nats: park across the members of a group', () => {
     const writer = captureWriter();
     const code = await runDlqResume(
       {
-        nats: natsOptions(server.url),
+        nats: natsOptions(nats.server.url),
         topic: s.topic,
         aggregates: [x],
         group: 'g',
@@ -231,7 +208,7 @@ describe('nats: park across the members of a group', () => {
     const report = s.checker.report();
     assert.equal(report.outOfOrder, 0, formatReport(report));
     assert.equal(report.lost, 1, `only the poison event (in the DLQ) is unconsumed: ${formatReport(report)}`);
-    const parked = await inspect.jsm.streams.info(
+    const parked = await nats.inspect.jsm.streams.info(
       streamNameFor(NATS_DEFAULTS.streamPrefix, `${s.topic}.PARKED`),
     );
     assert.equal(parked.state.messages, 0, 'replayed events were deleted from the parked stream');
@@ -272,7 +249,7 @@ describe('nats: park across the members of a group', () => {
     const writer = captureWriter();
     const code = await runDlqResume(
       {
-        nats: natsOptions(server.url),
+        nats: natsOptions(nats.server.url),
         topic: s.topic,
         aggregates: ['x', 'never-parked'],
         group: undefined,
@@ -285,7 +262,7 @@ describe('nats: park across the members of a group', () => {
     const out = writer.lines.join('\n');
     assert.match(out, /^not parked: never-parked in pm-/m);
     assert.match(out, /^not picked up: x group=g: no member of the group that owns .* within 1000 ms/m);
-    const kv = await new Kvm(inspect.nc).open(`${NATS_DEFAULTS.streamPrefix}_PARKED`);
+    const kv = await new Kvm(nats.inspect.nc).open(`${NATS_DEFAULTS.streamPrefix}_PARKED`);
     const prefix = groupPrefix(streamNameFor(NATS_DEFAULTS.streamPrefix, s.topic), 'g');
     const request = await kv.get(`${prefix}resume.${Buffer.from('x').toString('base64url')}`);
     assert.ok(request === null || request.operation !== 'PUT', 'the unanswered request was withdrawn');

@@ -7,44 +7,21 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { createEventBus, type Envelope, type EventBus, type Subscription } from '../../../src/index.ts';
+import { describe, it } from 'node:test';
+import type { Envelope, EventBus, Subscription } from '../../../src/index.ts';
 import { createOrderChecker, formatReport } from '../../../src/testing/checker.ts';
 import { type Signal, until } from '../../../src/testing/index.ts';
 import { streamNameFor } from '../../../src/transports/nats/names.ts';
 import { NATS_DEFAULTS } from '../../../src/transports/nats/options.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector } from './helpers.ts';
+import { useNatsBuses } from './helpers.ts';
 
 interface Payload {
   readonly index: number;
 }
 
 describe('nats: park, restart, resume', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
-  const buses: EventBus[] = [];
-  const open = async (clientId: string): Promise<EventBus> => {
-    const bus = await createEventBus({
-      transport: 'nats',
-      clientId,
-      metrics: { enabled: false },
-      nats: { servers: server.url },
-    });
-    buses.push(bus);
-    return bus;
-  };
-
-  before(async () => {
-    server = await startNatsServer({ jetstream: true });
-    inspect = await inspector(server.url);
-  });
-
-  after(async () => {
-    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
-    await inspect?.close();
-    await server?.stop();
-  });
+  const nats = useNatsBuses();
+  const { open } = nats;
 
   it('parked state survives a consumer restart; resume replays the parked events in order, before newer ones', {
     timeout: 60_000,
@@ -134,7 +111,7 @@ describe('nats: park, restart, resume', () => {
     const report = checker.report();
     assert.equal(report.outOfOrder, 0, formatReport(report));
     assert.equal(report.lost, 1, `only the poison event (in the DLQ) is unconsumed: ${formatReport(report)}`);
-    const parkedStream = await inspect.jsm.streams.info(
+    const parkedStream = await nats.inspect.jsm.streams.info(
       streamNameFor(NATS_DEFAULTS.streamPrefix, `${topic}.PARKED`),
     );
     assert.equal(parkedStream.state.messages, 0, 'replayed events were deleted from the parked stream');

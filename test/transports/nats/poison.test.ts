@@ -16,21 +16,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
-import {
-  createEventBus,
-  type EventBus,
-  type EventBusOptions,
-  PayloadTooLargeError,
-  type PublishResult,
-} from '../../../src/index.ts';
+import { type EventBusOptions, PayloadTooLargeError, type PublishResult } from '../../../src/index.ts';
 import { createOrderChecker, formatReport, type OrderChecker } from '../../../src/testing/checker.ts';
 import { type Signal, until } from '../../../src/testing/index.ts';
 import { streamNameFor } from '../../../src/transports/nats/names.ts';
 import { NATS_DEFAULTS } from '../../../src/transports/nats/options.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector, waitUntil } from './helpers.ts';
+import { useNatsBuses, waitUntil } from './helpers.ts';
 
 const MAX_PAYLOAD = 64 * 1024;
 const encoder = new TextEncoder();
@@ -75,39 +68,16 @@ async function publishRawProtocol(
 }
 
 describe('nats: poison and bad input never stall, loop or crash', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
-  const buses: EventBus[] = [];
-  const open = async (clientId: string, extra: Partial<EventBusOptions> = {}): Promise<EventBus> => {
-    const bus = await createEventBus({
-      transport: 'nats',
-      clientId,
-      metrics: { enabled: false },
-      nats: { servers: server.url },
-      ...extra,
-    } as EventBusOptions);
-    buses.push(bus);
-    return bus;
-  };
+  const nats = useNatsBuses({ config: `max_payload: ${MAX_PAYLOAD}` });
+  const { open } = nats;
   const stream = (topic: string): string => streamNameFor(NATS_DEFAULTS.streamPrefix, topic);
   const redeliveries = async (topic: string): Promise<number> => {
     let total = 0;
-    for await (const info of inspect.jsm.consumers.list(stream(topic))) total += info.num_redelivered;
+    for await (const info of nats.inspect.jsm.consumers.list(stream(topic))) total += info.num_redelivered;
     return total;
   };
   const storedCount = async (topic: string): Promise<number> =>
-    (await inspect.jsm.streams.info(stream(topic))).state.messages;
-
-  before(async () => {
-    server = await startNatsServer({ jetstream: true, config: `max_payload: ${MAX_PAYLOAD}` });
-    inspect = await inspector(server.url);
-  });
-
-  after(async () => {
-    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
-    await inspect?.close();
-    await server?.stop();
-  });
+    (await nats.inspect.jsm.streams.info(stream(topic))).state.messages;
 
   it("unreadable headers, 10,000-deep JSON, invalid UTF-8, huge JSON: each dead-lettered with a precise reason; good events flow (ackPolicy 'all'); the DLQ is durable", {
     timeout: 60_000,
@@ -117,7 +87,7 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
     const letters: Letter[] = [];
     const checker: OrderChecker = createOrderChecker();
     const consumer = await open(`c-${topic}`, {
-      nats: { servers: server.url, consumer: { ackPolicy: 'all' } },
+      nats: { servers: nats.server.url, consumer: { ackPolicy: 'all' } },
     } as Partial<EventBusOptions>);
     // A raw subscription to the DLQ before the first dead letter (the demo does this).
     await consumer.subscribe(
@@ -151,7 +121,7 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
       }
       await producer.flush();
     };
-    const js = jetstream(inspect.nc);
+    const js = jetstream(nats.inspect.nc);
     const head = `{"event_id":"e-deep","aggregate_id":"a","event_type":"T","event_version":1,"timestamp":"2026-01-02T03:04:05Z","payload":`;
     const deep = encoder.encode(`${head}${'['.repeat(10_000)}12345678901234567${']'.repeat(10_000)}}`);
     const invalidUtf8 = new Uint8Array([
@@ -165,7 +135,7 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
     );
 
     await good(10);
-    await publishRawProtocol(server.url, topic, 'NATS/1.0\r\nBad Name: x\r\n\r\n', 'not an envelope');
+    await publishRawProtocol(nats.server.url, topic, 'NATS/1.0\r\nBad Name: x\r\n\r\n', 'not an envelope');
     await waitUntil(async () => (await storedCount(topic)) === 11, 'the raw-protocol message is stored');
     await js.publish(topic, deep, { msgID: 'deep' });
     await js.publish(topic, invalidUtf8, { msgID: 'utf8' });
@@ -206,7 +176,7 @@ describe('nats: poison and bad input never stall, loop or crash', () => {
     assert.equal(unreadable?.headers['X-DLQ-Headers-Unreadable'], 'true');
 
     assert.equal(await redeliveries(topic), 0, 'nothing was redelivered: no loop, nothing stranded');
-    const dlq = await inspect.jsm.streams.info(stream(`${topic}.DLQ`));
+    const dlq = await nats.inspect.jsm.streams.info(stream(`${topic}.DLQ`));
     assert.equal(dlq.config.storage, 'file', 'a raw subscription did not make the DLQ a memory stream');
   });
 

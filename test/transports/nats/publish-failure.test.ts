@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
-  createEventBus,
   type Envelope,
   type EventBus,
   PublishHeldError,
@@ -18,42 +17,21 @@ import {
   type PublishResult,
 } from '../../../src/index.ts';
 import { deferred } from '../../../src/testing/index.ts';
-import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
-import { type Inspector, inspector } from './helpers.ts';
+import { useNatsBuses } from './helpers.ts';
 
 describe('nats bus: a publish that fails for good', () => {
-  let server: NatsServerHandle;
-  let inspect: Inspector;
-  const buses: EventBus[] = [];
+  const nats = useNatsBuses();
   const results = new Map<string, (r: PublishResult) => void>();
   const resultCount = new Map<string, number>();
 
-  before(async () => {
-    server = await startNatsServer({ jetstream: true });
-    inspect = await inspector(server.url);
-  });
-
-  after(async () => {
-    for (const bus of buses) await bus.close({ timeoutMs: 5_000 });
-    await inspect?.close();
-    await server?.stop();
-  });
-
-  const open = async (scope: 'aggregate' | 'event'): Promise<EventBus> => {
-    const bus = await createEventBus({
-      transport: 'nats',
-      clientId: `fail-${scope}`,
-      metrics: { enabled: false },
-      nats: { servers: server.url },
+  const open = (scope: 'aggregate' | 'event'): Promise<EventBus> =>
+    nats.open(`fail-${scope}`, {
       publishFailureScope: scope,
       onPublishResult: (r) => {
         resultCount.set(r.eventId, (resultCount.get(r.eventId) ?? 0) + 1);
         results.get(r.eventId)?.(r);
       },
     });
-    buses.push(bus);
-    return bus;
-  };
 
   /** Accepts the event and returns (without waiting) the promise of its result. */
   const accept = async (
@@ -78,7 +56,7 @@ describe('nats bus: a publish that fails for good', () => {
   const setup = async (bus: EventBus) => {
     const topic = `fail-${randomUUID().slice(0, 6)}`;
     // The stream refuses messages over 2 KiB: a real broker rejection (not retryable).
-    await inspect.jsm.streams.add({
+    await nats.inspect.jsm.streams.add({
       name: `EVENTBUS_${topic}`,
       subjects: [topic, `${topic}.>`],
       max_msg_size: 2048,
