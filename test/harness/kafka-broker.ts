@@ -21,6 +21,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { getFreePorts } from './ports.ts';
 
 export interface KafkaBrokerOptions {
@@ -291,4 +292,20 @@ export async function kafkaForTests(options: KafkaBrokerOptions = {}): Promise<K
   }
   const broker = await startKafkaBroker(options);
   return { brokers: broker.brokers, source: 'harness', broker, stop: () => broker.stop() };
+}
+
+/**
+ * Call at a test file's top level or inside describe(): KAFKA_BROKERS, or a
+ * fresh kfake-server started before the block's tests and stopped after them.
+ * `brokers()` is for the tests themselves (empty before the block starts).
+ */
+export function useKafkaForTests(options: KafkaBrokerOptions = {}): { brokers(): string[] } {
+  let cluster: KafkaTestCluster | undefined;
+  before(async () => {
+    cluster = await kafkaForTests(options);
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+  return { brokers: () => [...(cluster?.brokers ?? [])] };
 }

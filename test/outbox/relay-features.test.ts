@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createEventBus } from '../../src/bus/create-event-bus.ts';
 import { InvalidArgumentError } from '../../src/core/errors.ts';
 import type { TransportFeatures } from '../../src/core/transport.ts';
@@ -19,12 +19,7 @@ import { createOutboxRelay, type OutboxRelay } from '../../src/outbox/relay.ts';
 import { resolveRelayFeatures } from '../../src/outbox/relay-features.ts';
 import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import { createMemoryBroker } from '../../src/transports/memory/index.ts';
-import {
-  announceKafkaSkip,
-  type KafkaTestCluster,
-  kafkaForTests,
-  kafkaSkipReason,
-} from '../harness/kafka-broker.ts';
+import { announceKafkaSkip, kafkaSkipReason, useKafkaForTests } from '../harness/kafka-broker.ts';
 import {
   captureLogger,
   eventsFor,
@@ -222,13 +217,7 @@ describe('relay features on the memory transport (broker de-duplication)', () =>
 announceKafkaSkip('the relay feature tests on Kafka');
 
 describe('relay features on Kafka (no broker de-duplication)', { skip: kafkaSkipReason }, () => {
-  let cluster: KafkaTestCluster | undefined;
-  before(async () => {
-    cluster = await kafkaForTests();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useKafkaForTests();
   const kafka: Target = {
     name: 'kafka',
     dedup: false,
@@ -236,7 +225,7 @@ describe('relay features on Kafka (no broker de-duplication)', { skip: kafkaSkip
       createEventBus({
         transport: 'kafka',
         clientId,
-        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4, heartbeatIntervalMs: 500 },
+        kafka: { brokers: cluster.brokers(), partitions: 4, heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
   };

@@ -2,31 +2,18 @@
  * The transport contract suite on Kafka: KAFKA_BROKERS when set, else the
  * kfake test broker (KFAKE_BIN). Without either it skips with one line.
  */
-import { after, before } from 'node:test';
 import { runTransportContract } from '../../../src/testing/index.ts';
 import { kafka } from '../../../src/transports/kafka/index.ts';
-import {
-  announceKafkaSkip,
-  type KafkaTestCluster,
-  kafkaForTests,
-  kafkaSkipReason,
-} from '../../harness/kafka-broker.ts';
+import { announceKafkaSkip, kafkaSkipReason, useKafkaForTests } from '../../harness/kafka-broker.ts';
 
 announceKafkaSkip('the Kafka transport contract');
 
 if (kafkaSkipReason === undefined) {
-  let cluster: KafkaTestCluster | undefined;
-  before(async () => {
-    cluster = await kafkaForTests();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useKafkaForTests();
   runTransportContract(
     {
       kind: 'kafka',
-      create: (ctx) =>
-        kafka({ brokers: [...(cluster?.brokers ?? [])], heartbeatIntervalMs: 500 }).create(ctx),
+      create: (ctx) => kafka({ brokers: cluster.brokers(), heartbeatIntervalMs: 500 }).create(ctx),
     },
     { name: 'kafka', timeoutMs: 180_000 },
   );

@@ -4,26 +4,14 @@
  * scripts/test.sh), started once for this file. Without either it skips with
  * one line.
  */
-import { after, before } from 'node:test';
 import { createEventBus } from '../../../src/index.ts';
 import { runConformanceSuite } from '../../../src/testing/index.ts';
-import {
-  announceKafkaSkip,
-  type KafkaTestCluster,
-  kafkaForTests,
-  kafkaSkipReason,
-} from '../../harness/kafka-broker.ts';
+import { announceKafkaSkip, kafkaSkipReason, useKafkaForTests } from '../../harness/kafka-broker.ts';
 
 announceKafkaSkip('the Kafka conformance suite');
 
 if (kafkaSkipReason === undefined) {
-  let cluster: KafkaTestCluster | undefined;
-  before(async () => {
-    cluster = await kafkaForTests();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useKafkaForTests();
   runConformanceSuite({
     name: 'kafka',
     createBus: (overrides) =>
@@ -32,7 +20,7 @@ if (kafkaSkipReason === undefined) {
         transport: 'kafka',
         // Members learn of a rebalance on their next heartbeat: at the default 3 s
         // each subscribe that joins a group took ~3 s (as in fault-kit.ts, broker-kit.ts).
-        kafka: { brokers: [...(cluster?.brokers ?? [])], heartbeatIntervalMs: 500 },
+        kafka: { brokers: cluster.brokers(), heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
     // 50,000 messages through the blocked pool alone took ~20 s; 20,000 is still

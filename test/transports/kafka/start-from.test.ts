@@ -2,33 +2,21 @@
  * SubscribeOptions.startFrom on Kafka (see test/bus/start-from-kit.ts):
  * against KAFKA_BROKERS when set, else the kfake test broker (KFAKE_BIN).
  */
-import { after, before } from 'node:test';
 import { createEventBus } from '../../../src/index.ts';
 import { runStartFromSuite } from '../../bus/start-from-kit.ts';
-import {
-  announceKafkaSkip,
-  type KafkaTestCluster,
-  kafkaForTests,
-  kafkaSkipReason,
-} from '../../harness/kafka-broker.ts';
+import { announceKafkaSkip, kafkaSkipReason, useKafkaForTests } from '../../harness/kafka-broker.ts';
 
 announceKafkaSkip('the Kafka startFrom tests');
 
 if (kafkaSkipReason === undefined) {
-  let cluster: KafkaTestCluster | undefined;
-  before(async () => {
-    cluster = await kafkaForTests();
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useKafkaForTests();
   runStartFromSuite({
     name: 'kafka',
     createBus: (clientId) =>
       createEventBus({
         transport: 'kafka',
         clientId,
-        kafka: { brokers: [...(cluster?.brokers ?? [])], partitions: 4, heartbeatIntervalMs: 500 },
+        kafka: { brokers: cluster.brokers(), partitions: 4, heartbeatIntervalMs: 500 },
         metrics: { enabled: false },
       }),
     timeoutMs: 120_000,
