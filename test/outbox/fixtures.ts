@@ -6,8 +6,10 @@
 import { after } from 'node:test';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import type { EventBus } from '../../src/core/types.ts';
 import { createPgOutboxStore } from '../../src/outbox/pg-store.ts';
 import { createPgliteOutboxStore } from '../../src/outbox/pglite-store.ts';
+import type { OutboxRelay } from '../../src/outbox/relay-options.ts';
 import type { OutboxStore } from '../../src/outbox/types.ts';
 import { pollUntil } from '../../src/testing/waiters.ts';
 import { freshPglite } from '../harness/pglite-template.ts';
@@ -161,6 +163,31 @@ export function waitUntil(
   { timeoutMs = 30_000, intervalMs = 20, what = 'condition' } = {},
 ): Promise<void> {
   return pollUntil(condition, { what, timeoutMs, intervalMs });
+}
+
+/**
+ * A relay crash at a known point: aborts `relay` (no clean shutdown: what it
+ * sent but had not recorded stays leased) the moment `bus` reports the
+ * `acks`-th successful publish; resolves then. Subscribe before starting the relay.
+ */
+export function abortAfterAcks(
+  bus: EventBus,
+  relay: Pick<OutboxRelay, 'abort'>,
+  acks: number,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const results = bus.publishResults();
+    let acked = 0;
+    void (async () => {
+      for await (const r of results) {
+        if (r.success && ++acked === acks) {
+          relay.abort();
+          results.close();
+          resolve();
+        }
+      }
+    })();
+  });
 }
 
 /** Every row in the outbox as an expected event (aggregate, index from the payload). */

@@ -12,6 +12,7 @@ import { createOutboxRelay } from '../../src/outbox/relay.ts';
 import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import { createMemoryBroker, type MemoryBroker } from '../../src/transports/memory/index.ts';
 import {
+  abortAfterAcks,
   eventsFor,
   expectedFromDb,
   type StoreFixture,
@@ -217,19 +218,8 @@ for (const factory of storeFactories) {
             pollIntervalMs: 50,
           });
           // Crash once 500 publishes were acked: some marked, some acked but unrecorded, some unsent.
-          let acked = 0;
-          const crashed = new Promise<void>((resolve) => {
-            const results = crashBus.publishResults();
-            void (async () => {
-              for await (const r of results) {
-                if (r.success && ++acked === 500) {
-                  crashing.abort();
-                  results.close();
-                  resolve();
-                }
-              }
-            })();
-          });
+          const acked = 500;
+          const crashed = abortAfterAcks(crashBus, crashing, acked);
           await crashing.start();
           await crashed;
           const crashedAt = performance.now();

@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import { createOutboxRelay } from '../../src/outbox/relay.ts';
 import { checkDelivery, formatReport } from '../../src/testing/checker.ts';
 import {
+  abortAfterAcks,
   expectedFromDb,
   stopPostgres,
   storeFactories,
@@ -37,19 +38,8 @@ for (const factory of storeFactories) {
             leaseMs: 1500,
             pollIntervalMs: 50,
           });
-          let acked = 0;
-          const crashed = new Promise<void>((resolve) => {
-            const results = crashBus.publishResults();
-            void (async () => {
-              for await (const r of results) {
-                if (r.success && ++acked === 600) {
-                  crashing.abort();
-                  results.close();
-                  resolve();
-                }
-              }
-            })();
-          });
+          const acked = 600;
+          const crashed = abortAfterAcks(crashBus, crashing, acked);
           await crashing.start();
           await crashed;
           const crashedAt = performance.now();
