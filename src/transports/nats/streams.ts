@@ -18,6 +18,7 @@ import {
 import { InvalidArgumentError, TransportError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { MessageKind } from '../../core/transport.ts';
+import { pause } from '../../core/waiting.ts';
 import { ApiCodes, apiErrorCode, wrapApiError } from './errors.ts';
 import { streamNameFor, validateTopic } from './names.ts';
 import type { ResolvedNatsOptions } from './options.ts';
@@ -58,6 +59,9 @@ export class StreamRegistry {
   /** Settled handles, for the synchronous publish path. */
   readonly #resolved = new Map<string, StreamHandle>();
   readonly #repairing = new Set<string>();
+  /** Aborted by stop(): repairs waiting for their pause end, none start. */
+  readonly #stopping = new AbortController();
+  readonly #repairs = new Set<Promise<void>>();
 
   constructor(jsm: JetStreamManager, options: ResolvedNatsOptions, logger: Logger) {
     this.#jsm = jsm;
@@ -114,27 +118,43 @@ export class StreamRegistry {
    * succeed. During a cluster failover the stream still exists: nothing happens.
    * At most one repair per topic runs at a time; it starts after a pause
    * because nats-server 2.9 answers before it finished deleting files.
+   * Resolves when the repair is over (done, not needed, failed or stopped).
    */
-  repair(topic: string): void {
+  repair(topic: string): Promise<void> {
     const cached = this.#cache.get(topic);
-    if (cached === undefined || this.#repairing.has(topic)) return;
+    const stopping = this.#stopping.signal;
+    if (cached === undefined || this.#repairing.has(topic) || stopping.aborted) return Promise.resolve();
     this.#repairing.add(topic);
-    void (async () => {
+    const running = (async () => {
       try {
         const handle = await cached;
-        await new Promise((resolve) => setTimeout(resolve, REPAIR_DELAY_MS).unref());
-        if ((await this.info(handle.name)) !== undefined) return;
+        await pause(REPAIR_DELAY_MS, stopping);
+        if (stopping.aborted || (await this.info(handle.name)) !== undefined) return;
         this.#logger.warn(
           { stream: handle.name, topic },
           `nats: stream ${handle.name} is gone (memory stream after a server restart, or deleted); recreating it`,
         );
         await this.recreate(topic, handle.kind);
       } catch (error) {
-        this.#logger.warn({ err: error, topic }, `nats: could not repair the stream of ${topic}`);
+        if (!stopping.aborted)
+          this.#logger.warn({ err: error, topic }, `nats: could not repair the stream of ${topic}`);
       } finally {
         this.#repairing.delete(topic);
       }
     })();
+    // `running` never rejects: every failure is caught (and logged) above.
+    this.#repairs.add(running);
+    void running.then(() => this.#repairs.delete(running));
+    return running;
+  }
+
+  /**
+   * No repair starts after this, one waiting for its pause ends there, and the
+   * promise resolves once none runs (the transport is closing its connection next).
+   */
+  stop(): Promise<void> {
+    this.#stopping.abort();
+    return Promise.all(this.#repairs).then(() => undefined);
   }
 
   /** Fresh info, or undefined when the stream does not exist. */

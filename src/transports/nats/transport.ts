@@ -107,7 +107,7 @@ export class NatsTransport implements Transport {
       conn,
       options,
       logger,
-      (subject) => this.#streams.repair(topicOfSubject(subject)),
+      (subject) => void this.#streams.repair(topicOfSubject(subject)),
       (message) => this.#subjectFor(message),
     );
     this.#jetStream = new JetStreamProbe(jsm, logger, () => conn.connected);
@@ -362,6 +362,8 @@ export class NatsTransport implements Transport {
         );
         this.#publisher.failPending('the transport closed');
       }
+      // Repairs helped pending publishes above; none may outlive the connection.
+      await this.#streams.stop();
       await Promise.all([...this.#subscriptions].map((s) => s.close()));
       this.#subscriptions.clear();
       this.#publisher.dispose();

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { InvalidArgumentError, TransportError } from '../../../src/core/errors.ts';
 import type { Transport } from '../../../src/core/transport.ts';
+import { resolveNatsOptions } from '../../../src/transports/nats/options.ts';
+import { StreamRegistry } from '../../../src/transports/nats/streams.ts';
 import { type NatsServerHandle, startNatsServer } from '../../harness/nats-server.ts';
 import { captureLogger, type Inspector, inspector, openTransport } from './helpers.ts';
 
@@ -98,6 +100,38 @@ describe('nats ensureTopic', () => {
       assert.ok(error instanceof InvalidArgumentError);
       assert.match(error.message, /without a "_P_" token/);
       return true;
+    });
+  });
+
+  describe('repair of a stream that is gone', () => {
+    const registryWithGoneStream = async (topic: string) => {
+      const registry = new StreamRegistry(inspect.jsm, resolveNatsOptions({ servers: server.url }), logger);
+      const handle = await registry.ensure(topic, 'raw');
+      await inspect.jsm.streams.delete(handle.name);
+      return { registry, name: handle.name };
+    };
+    const exists = async (name: string): Promise<boolean> =>
+      inspect.jsm.streams.info(name).then(
+        () => true,
+        () => false,
+      );
+
+    it('recreates a deleted stream it ensured before', async () => {
+      const { registry, name } = await registryWithGoneStream('repair.me');
+      await registry.repair('repair.me');
+      assert.equal(await exists(name), true);
+      await registry.stop();
+    });
+
+    it('stop() ends a repair waiting for its pause and waits for it: nothing is recreated, nothing starts after', async () => {
+      const { registry, name } = await registryWithGoneStream('repair.stopped');
+      const warningsBefore = logger.entries.filter((e) => e.level === 'warn').length;
+      const repairing = registry.repair('repair.stopped');
+      await registry.stop();
+      await repairing;
+      await registry.repair('repair.stopped');
+      assert.equal(await exists(name), false);
+      assert.equal(logger.entries.filter((e) => e.level === 'warn').length, warningsBefore);
     });
   });
 });
