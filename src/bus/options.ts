@@ -1,4 +1,5 @@
 /** Bus options: validated once, defaults in one place. */
+import type { ResolvedBackoff } from '../core/backoff.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
@@ -61,8 +62,8 @@ export interface ResolvedBusOptions {
   readonly closeTimeoutMs: number;
   readonly publishDeadlineMs: number;
   readonly publishFailureScope: 'aggregate' | 'event';
-  /** Backoff between the bus's publish retries (first, cap). */
-  readonly publishRetryBackoff: { readonly initialMs: number; readonly maxMs: number };
+  /** Backoff between the bus's publish retries (the shared kit's shape, src/core/backoff.ts). */
+  readonly publishRetryBackoff: ResolvedBackoff;
   readonly publishOrdering: 'aggregate' | 'none';
   readonly interop: 'none' | 'jxt-go';
   readonly schemas: SchemaRegistry | undefined;
@@ -141,7 +142,7 @@ export function resolveBusOptions(options: EventBusOptions): ResolvedBusOptions 
       busDefaults.publishDeadlineMs,
     ),
     publishFailureScope: resolveScope(options.publishFailureScope),
-    publishRetryBackoff: { initialMs: 100, maxMs: 5_000 },
+    publishRetryBackoff: { initialMs: 100, maxMs: 5_000, multiplier: 2, jitter: 0.2 },
     publishOrdering: resolveOrdering(options.publishOrdering),
     interop: resolveInterop(options.interop),
     schemas: SchemaRegistry.from(options.topics),

@@ -19,6 +19,7 @@
  *   events queued behind it at that moment fail with it, in order
  *   (PublishHeldError naming it); events accepted later are sent normally.
  */
+import { backoffDelay, type ResolvedBackoff } from '../core/backoff.ts';
 import { type EventBusError, PublishHeldError, TimeoutError } from '../core/errors.ts';
 import type { OutboundMessage, PublishOutcome } from '../core/transport.ts';
 
@@ -34,11 +35,6 @@ export interface PublishJob {
 
 export type PublishFailureScope = 'aggregate' | 'event';
 
-export interface PublisherBackoff {
-  readonly initialMs: number;
-  readonly maxMs: number;
-}
-
 export interface BusPublisherOptions {
   /** One attempt: hands the message to the transport; `done` runs exactly once, asynchronously. */
   readonly send: (message: OutboundMessage, done: (outcome: PublishOutcome) => void) => void;
@@ -46,7 +42,7 @@ export interface BusPublisherOptions {
   readonly settle: (job: PublishJob, outcome: PublishOutcome) => void;
   readonly ordering: 'aggregate' | 'none';
   readonly scope: PublishFailureScope;
-  readonly backoff: PublisherBackoff;
+  readonly backoff: ResolvedBackoff;
   /** The retrying count went from 0 to more, or back to 0. */
   readonly onRetryingChange: (retrying: number, error: EventBusError | undefined) => void;
 }
@@ -150,7 +146,7 @@ export class BusPublisher {
       this.#fail(job, error);
       return;
     }
-    const delay = this.#backoffDelay(job.attempts);
+    const delay = backoffDelay(job.attempts, this.#options.backoff);
     if (this.#stopped || performance.now() + delay >= job.deadlineAt) {
       this.#fail(job, this.#finalError(job));
       return;
@@ -163,12 +159,6 @@ export class BusPublisher {
         this.#start(job);
       }, delay),
     );
-  }
-
-  #backoffDelay(attempts: number): number {
-    const { initialMs, maxMs } = this.#options.backoff;
-    const base = Math.min(maxMs, initialMs * 2 ** Math.min(20, attempts - 1));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
   #finalError(job: PublishJob): EventBusError {

@@ -34,7 +34,7 @@ function harness(scope: PublishFailureScope = 'aggregate') {
     settle: (job, outcome) => settled.push({ id: job.message.msgId, outcome, attempts: job.attempts }),
     ordering: 'aggregate',
     scope,
-    backoff: { initialMs: 1, maxMs: 2 },
+    backoff: { initialMs: 1, maxMs: 2, multiplier: 2, jitter: 0.2 },
     onRetryingChange: (n) => retryingChanges.push(n),
   });
   const job = (id: string, key: string | undefined, deadlineMs = 60_000): PublishJob => {
