@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { EventBus, Subscription } from '../../src/index.ts';
 import { createOrderChecker, formatReport, type OrderChecker } from '../../src/testing/checker.ts';
+import { pollUntil } from '../../src/testing/waiters.ts';
 
 export interface StartFromSuiteOptions {
   readonly name: string;
@@ -31,13 +32,9 @@ interface Payload {
   readonly index: number;
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`Timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** The checkers raise no event a test could wait on: their counts are polled. */
+const until = (condition: () => boolean, what: string, timeoutMs: number): Promise<void> =>
+  pollUntil(condition, { what, timeoutMs });
 
 /** Publishes `perAggregate` events to each aggregate, from index `from`; each checker expects them. */
 async function publish(
