@@ -16,15 +16,9 @@ export class PullSizing {
   readonly #fetchBatch: number;
   #limit: number;
 
-  /**
-   * A loop starts small and doubles while its pulls fill: the 17 loops of a
-   * topic starting at fetchBatch each held the pool's room in pulls their
-   * partitions could not fill, and the loops that started last waited for
-   * those pulls to expire (~100 ms) before their first message.
-   */
   constructor(fetchBatch: number) {
     this.#fetchBatch = fetchBatch;
-    this.#limit = Math.min(fetchBatch, MIN_PULL_BATCH);
+    this.#limit = fetchBatch;
   }
 
   /** What the next pull asks for when room allows (MIN_PULL_BATCH or less: the lane is idle). */
