@@ -58,10 +58,10 @@ export class StreamRegistry {
   readonly #cache = new Map<string, Promise<StreamHandle>>();
   /** Settled handles, for the synchronous publish path. */
   readonly #resolved = new Map<string, StreamHandle>();
-  readonly #repairing = new Set<string>();
   /** Aborted by stop(): repairs waiting for their pause end, none start. */
   readonly #stopping = new AbortController();
-  readonly #repairs = new Set<Promise<void>>();
+  /** The running repair per topic (at most one each). */
+  readonly #repairs = new Map<string, Promise<void>>();
 
   constructor(jsm: JetStreamManager, options: ResolvedNatsOptions, logger: Logger) {
     this.#jsm = jsm;
@@ -123,8 +123,9 @@ export class StreamRegistry {
   repair(topic: string): Promise<void> {
     const cached = this.#cache.get(topic);
     const stopping = this.#stopping.signal;
-    if (cached === undefined || this.#repairing.has(topic) || stopping.aborted) return Promise.resolve();
-    this.#repairing.add(topic);
+    if (cached === undefined || stopping.aborted) return Promise.resolve();
+    const current = this.#repairs.get(topic);
+    if (current !== undefined) return current;
     const running = (async () => {
       try {
         const handle = await cached;
@@ -139,12 +140,11 @@ export class StreamRegistry {
         if (!stopping.aborted)
           this.#logger.warn({ err: error, topic }, `nats: could not repair the stream of ${topic}`);
       } finally {
-        this.#repairing.delete(topic);
+        this.#repairs.delete(topic);
       }
     })();
     // `running` never rejects: every failure is caught (and logged) above.
-    this.#repairs.add(running);
-    void running.then(() => this.#repairs.delete(running));
+    this.#repairs.set(topic, running);
     return running;
   }
 
@@ -154,7 +154,7 @@ export class StreamRegistry {
    */
   stop(): Promise<void> {
     this.#stopping.abort();
-    return Promise.all(this.#repairs).then(() => undefined);
+    return Promise.all(this.#repairs.values()).then(() => undefined);
   }
 
   /** Fresh info, or undefined when the stream does not exist. */
