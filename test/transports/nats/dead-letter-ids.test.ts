@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-
 import { until } from '../../../src/testing/index.ts';
 import { streamNameFor } from '../../../src/transports/nats/names.ts';
 import { NATS_DEFAULTS } from '../../../src/transports/nats/options.ts';
