@@ -160,12 +160,13 @@ export type PublishCallback = (outcome: PublishOutcome) => void;
  * (handoff, lease lost, rebalance, rewind after a delivery gap); the checks
  * below are synchronous and cheap, so the pool asks before every attempt.
  *
- * The model (SPEC §3, §4): a message of a lane starts a handler only while
- * `mayStart()`; its settlement and the handler's effects count only while
- * `stillOwned()`. `mayStart()` turns false first (graceful handoff: nothing
- * new starts, running handlers may finish and settle); `stillOwned()` turns
- * false at the latest when the lease could have expired, judged on this
- * process's monotonic clock, before any other member may take over.
+ * The model (README, "Ordering across the members of a group"): a message
+ * of a lane starts a handler only while `mayStart()`; its settlement and the
+ * handler's effects count only while `stillOwned()`. `mayStart()` turns
+ * false first (graceful handoff: nothing new starts, running handlers may
+ * finish and settle); `stillOwned()` turns false at the latest when the
+ * lease could have expired, judged on this process's monotonic clock, before
+ * any other member may take over.
  */
 export interface DeliveryLane {
   /** For logs and metrics: `<topic>/<group>/p<n>` or similar. */
