@@ -75,6 +75,7 @@ export type {
 } from './core/transport.ts';
 export type {
   BackoffOptions,
+  CloseOptions,
   DeadLetterPolicy,
   EnvelopeHandler,
   EventBus,

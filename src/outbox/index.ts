@@ -3,6 +3,8 @@
  * database transaction, a relay publishes them in order per aggregate and
  * marks them published only on broker ack) and the idempotent inbox.
  */
+/** The options of `OutboxRelay.close()`, as for every other close in the package. */
+export type { CloseOptions } from '../core/types.ts';
 export { backoffDelayMs, outboxBackoffDefaults } from './backoff.ts';
 export { createOutboxMetrics, type OutboxMetrics, type OutboxMetricsOptions } from './metrics.ts';
 export {

@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/logger.ts';
 import { fraction, positiveInteger } from '../core/option-checks.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
-import type { BackoffOptions, EventBus } from '../core/types.ts';
+import type { BackoffOptions, CloseOptions, EventBus } from '../core/types.ts';
 import type { OutboxMetrics } from '../metrics/metrics.ts';
 import { outboxBackoffDefaults } from './backoff.ts';
 import { resolveRelayFeatures } from './relay-features.ts';
@@ -95,11 +95,12 @@ export interface OutboxRelay extends AsyncDisposable {
   /** Look for new rows now (call it after committing a transaction that used `outbox.add`). */
   notify(): void;
   /**
-   * Graceful: stops claiming and sending, waits (up to `timeoutMs`) for the
-   * results of in-flight publishes, records them, releases every other lease.
-   * Idempotent; concurrent calls share one promise.
+   * Graceful: stops claiming and sending, waits for the results of in-flight
+   * publishes until `timeoutMs` (default `closeTimeoutMs`) passes or `signal`
+   * aborts, records them, releases every other lease. Idempotent; concurrent
+   * calls share one promise (the first call's deadline counts).
    */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   /**
    * Stops at once without touching the database again (as if the process
    * died): the rows it held stay leased until their lease expires.

@@ -26,9 +26,11 @@
  * results and shuts down; at ~480 lines it stays one file because those
  * three share the per-row state machine (queued → sending → acked/releasing).
  */
+
+import { closeDeadline } from '../core/close-deadline.ts';
 import { decodeEnvelope, type Envelope } from '../core/envelope.ts';
 import { InvalidArgumentError, toError } from '../core/errors.ts';
-import type { PublishResult, PublishResultStream } from '../core/types.ts';
+import type { CloseOptions, PublishResult, PublishResultStream } from '../core/types.ts';
 import { wakeOrAbort } from '../core/waiting.ts';
 import { backoffDelayMs } from './backoff.ts';
 import { CommitListener } from './commit-listener.ts';
@@ -387,10 +389,18 @@ class Relay implements OutboxRelay {
 
   // ---- shutdown ----------------------------------------------------------------------------
 
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    let deadline: AbortSignal;
+    try {
+      // Validated before anything changes: a bad option leaves the relay running.
+      deadline = closeDeadline(options, this.#o.closeTimeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // Stop sending at once: results arriving from now on are recorded, nothing new goes out.
     if (this.#state === 'running') this.#state = 'closing';
-    this.#closing ??= this.#close(options.timeoutMs ?? this.#o.closeTimeoutMs);
+    this.#closing = this.#close(deadline);
     return this.#closing;
   }
 
@@ -398,7 +408,7 @@ class Relay implements OutboxRelay {
     await this.close();
   }
 
-  async #close(timeoutMs: number): Promise<void> {
+  async #close(deadline: AbortSignal): Promise<void> {
     if (this.#state === 'aborted' || this.#state === 'closed') return;
     if (this.#state === 'idle') {
       this.#state = 'closed';
@@ -414,18 +424,14 @@ class Relay implements OutboxRelay {
 
     // In-flight publishes: wait for their results (they are recorded as they arrive).
     if (this.#inFlight > 0) {
-      await wakeOrAbort(
-        undefined,
-        (wake) => {
-          this.#inFlightDrained = wake;
-          return undefined;
-        },
-        timeoutMs,
-      );
+      await wakeOrAbort(deadline, (wake) => {
+        this.#inFlightDrained = wake;
+        return undefined;
+      });
       this.#inFlightDrained = undefined;
       if (this.#inFlight > 0) {
         this.#o.logger.warn(
-          { relayId: this.relayId, inFlight: this.#inFlight, timeoutMs },
+          { relayId: this.relayId, inFlight: this.#inFlight },
           this.#o.brokerDeduplication
             ? 'Outbox relay: close deadline passed with publishes unconfirmed; releasing them (their republish is de-duplicated)'
             : 'Outbox relay: close deadline passed with publishes unconfirmed; releasing them (the transport does not de-duplicate: a republish of one the broker stored is a duplicate consumers must absorb)',

@@ -366,6 +366,29 @@ for (const factory of storeFactories) {
         }),
       ));
 
+    test('close({ signal }) gives up at the signal, long before its timeout; a bad option changes nothing', () =>
+      withStore(factory, (f) =>
+        withRelayBus({}, async (bus) => {
+          bus.hold = true;
+          await addAggregates(f, 2, 2);
+          const relay = createOutboxRelay({ store: f.store, bus: bus.relayBus, pollIntervalMs: 50 });
+          await relay.start();
+          await waitUntil(() => bus.heldCount === 2);
+          await assert.rejects(relay.close({ timeoutMs: -1 }), { code: 'EVENTBUS_INVALID_ARGUMENT' });
+          assert.equal(relay.stats().state, 'running', 'a rejected close leaves the relay running');
+          const stop = new AbortController();
+          const closing = relay.close({ signal: stop.signal, timeoutMs: 600_000 });
+          assert.equal(relay.stats().state, 'closing');
+          stop.abort();
+          await closing;
+          assert.equal(relay.stats().state, 'closed');
+          const rows = await f.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by IS NOT NULL OR published_at IS NOT NULL',
+          );
+          assert.equal(rows[0]?.n, 0, 'the unconfirmed rows were released, none marked');
+        }),
+      ));
+
     test('abort leaves its leases; another relay takes over once they expire', () =>
       withStore(factory, (f) =>
         withRelayBus({}, async (bus) => {
