@@ -95,6 +95,7 @@ export type {
 } from './core/types.ts';
 export {
   type HealthSource,
+  type MetricsServer,
   type MetricsServerOptions,
   metricsHandler,
   type ReadinessBody,

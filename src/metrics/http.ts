@@ -8,9 +8,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import client, { type Registry } from 'prom-client';
+import { closeDeadline } from '../core/close-deadline.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { optionKeys, rejectUnknownKeys } from '../core/option-keys.ts';
-import type { HealthReport } from '../core/types.ts';
+import type { CloseOptions, HealthReport } from '../core/types.ts';
 
 /** Whatever can report health: an EventBus, or an object that combines several. */
 export interface HealthSource {
@@ -127,20 +128,32 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** The running metrics server; closes like every other resource of the package. */
+export interface MetricsServer extends AsyncDisposable {
+  readonly server: Server;
+  /** The /metrics URL. */
+  readonly url: string;
+  /** The base URL (`http://host:port`), for the health paths. */
+  readonly baseUrl: string;
+  /**
+   * Stops listening and closes idle keep-alive connections at once, then waits
+   * for requests in progress until `timeoutMs` (default 5,000) passes or
+   * `signal` aborts; what is still open then is cut. Idempotent.
+   */
+  close(options?: CloseOptions): Promise<void>;
+  /** Resolves once the server is closed. */
+  readonly closed: Promise<void>;
+}
+
+const CLOSE_TIMEOUT_MS = 5_000;
+
 /**
  * Starts an HTTP server for /metrics, /health/live and /health/ready.
  * Listens on 127.0.0.1 by default (local only); `host: '0.0.0.0'` to be
  * reachable from other containers. Rejects (and holds no socket) when the
  * port cannot be bound.
  */
-export async function startMetricsServer(options: MetricsServerOptions = {}): Promise<{
-  server: Server;
-  /** The /metrics URL. */
-  url: string;
-  /** The base URL (`http://host:port`), for the health paths. */
-  baseUrl: string;
-  close(): Promise<void>;
-}> {
+export async function startMetricsServer(options: MetricsServerOptions = {}): Promise<MetricsServer> {
   validate(options);
   const host = options.host ?? '127.0.0.1';
   const server = createServer(metricsHandler(options.registry, options.health ?? []));
@@ -154,15 +167,38 @@ export async function startMetricsServer(options: MetricsServerOptions = {}): Pr
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const baseUrl = `http://${urlHost(host)}:${port}`;
+  const { promise: closed, resolve: resolveClosed } = Promise.withResolvers<void>();
+  let closing: Promise<void> | undefined;
+  const close = (closeOptions?: CloseOptions): Promise<void> => {
+    if (closing !== undefined) return closing;
+    let deadline: AbortSignal;
+    try {
+      deadline = closeDeadline(closeOptions, CLOSE_TIMEOUT_MS);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Keep-alive connections (Prometheus keeps one open) would hold close() forever.
+    const cut = (): void => server.closeAllConnections();
+    deadline.addEventListener('abort', cut, { once: true });
+    closing = new Promise<void>((resolve, reject) => {
+      server.close((e) => {
+        deadline.removeEventListener('abort', cut);
+        if (e) reject(e);
+        else {
+          resolveClosed();
+          resolve();
+        }
+      });
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
   return {
     server,
     url: `${baseUrl}/metrics`,
     baseUrl,
-    close: () =>
-      new Promise((resolve, reject) => {
-        // Keep-alive connections (Prometheus keeps one open) would hold close() forever.
-        server.closeIdleConnections();
-        server.close((e) => (e ? reject(e) : resolve()));
-      }),
+    close,
+    closed,
+    [Symbol.asyncDispose]: () => close(),
   };
 }

@@ -1,11 +1,12 @@
 /**
  * The operator endpoints: /metrics, /health/live and /health/ready (from
  * bus.health()), on 127.0.0.1 unless another host is given, options checked
- * by the shared kit; and a closed bus's metrics leaving the registry.
+ * by the shared kit, closed like every resource (deadline, `closed`,
+ * `await using`); and a closed bus's metrics leaving the registry.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import {
   createEventBus,
   type HealthReport,
@@ -115,6 +116,52 @@ describe('metrics server', () => {
       await assert.rejects(startMetricsServer({ port }), /EADDRINUSE/);
     } finally {
       await first.close();
+    }
+  });
+});
+
+describe('metrics server lifecycle', () => {
+  it('closes with `await using`, and `closed` resolves', async () => {
+    let url: string;
+    let closed: Promise<void>;
+    {
+      await using server = await startMetricsServer();
+      url = server.url;
+      closed = server.closed;
+      assert.equal((await get(url)).status, 200);
+    }
+    await closed;
+    await assert.rejects(fetch(url), 'nothing listens any more');
+  });
+
+  it('cuts a request still in progress when the close deadline ends; one close; bad close options rejected', async () => {
+    const registry = new Registry();
+    const { promise: release, resolve: unblock } = Promise.withResolvers<void>();
+    const { promise: collecting, resolve: collectStarted } = Promise.withResolvers<void>();
+    new Gauge({
+      name: 'slow_gauge',
+      help: 'a collect that waits for the test',
+      registers: [registry],
+      async collect() {
+        collectStarted();
+        await release;
+        this.set(1);
+      },
+    });
+    const server = await startMetricsServer({ registry });
+    try {
+      await assert.rejects(server.close({ timeoutMs: -1 }), InvalidArgumentError);
+      const scrape = fetch(server.url).then((r) => r.text());
+      await collecting;
+      const stop = new AbortController();
+      const closing = server.close({ signal: stop.signal, timeoutMs: 600_000 });
+      assert.equal(server.close(), closing, 'one close');
+      stop.abort();
+      await closing;
+      await server.closed;
+      await assert.rejects(scrape, 'the scrape in progress was cut');
+    } finally {
+      unblock();
     }
   });
 });
