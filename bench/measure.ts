@@ -71,25 +71,25 @@ function handleTypes(): Record<string, number> {
   return out;
 }
 
-/** Resources of one run: baseline, maxima, checkpoints. */
+/** Resources of one run: baseline, maxima, checkpoints (a full GC before each with `gcAtCheckpoints`). */
 class Probe {
-  readonly before: Memory;
   readonly #types = handleTypes();
   readonly checkpoints: Checkpoint[] = [];
   max = { rssMax: 0, heapUsedMax: 0, handlesMax: 0 };
+  readonly before: Memory;
   readonly gcAtCheckpoints: boolean;
   constructor(gcAtCheckpoints: boolean) {
     this.gcAtCheckpoints = gcAtCheckpoints;
     gc();
-    this.before = memory();
-    this.sample();
+    this.before = this.sample();
   }
   sample(): Memory {
     const m = memory();
+    const { rssMax, heapUsedMax, handlesMax } = this.max;
     this.max = {
-      rssMax: Math.max(this.max.rssMax, m.rss),
-      heapUsedMax: Math.max(this.max.heapUsedMax, m.heapUsed),
-      handlesMax: Math.max(this.max.handlesMax, m.handles),
+      rssMax: Math.max(rssMax, m.rss),
+      heapUsedMax: Math.max(heapUsedMax, m.heapUsed),
+      handlesMax: Math.max(handlesMax, m.handles),
     };
     return m;
   }
@@ -104,16 +104,15 @@ class Probe {
     }
     gc();
     const after = memory();
-    const leaked: Record<string, number> = {};
-    for (const [type, count] of Object.entries(handleTypes())) {
-      if (count > (this.#types[type] ?? 0)) leaked[type] = count - (this.#types[type] ?? 0);
-    }
+    const leaked = Object.entries(handleTypes())
+      .filter(([type, count]) => count > (this.#types[type] ?? 0))
+      .map(([type, count]) => [type, count - (this.#types[type] ?? 0)]);
     return {
       before: this.before,
       during: this.max,
       after,
       handleDelta: after.handles - this.before.handles,
-      leakedHandleTypes: leaked,
+      leakedHandleTypes: Object.fromEntries(leaked),
       checkpoints: this.checkpoints,
     };
   }
@@ -129,40 +128,42 @@ export class Counter {
   #nextMark: number;
   readonly #step: number;
   #waiters: { target: number; resolve: () => void }[] = [];
-
   readonly target: number;
   readonly probe: Probe | undefined;
+
   constructor(target: number, probe?: Probe) {
     this.target = target;
     this.probe = probe;
     this.#step = Math.max(1, Math.floor(target / 10));
-    this.#nextMark = target >= 100_000 ? Math.min(this.#step, 100_000) : this.#step;
+    this.#nextMark = this.#after(0);
+  }
+
+  /** The next checkpoint after n: every tenth of the target, plus 100,000 (the soak's reference point). */
+  #after(n: number): number {
+    const next = n + this.#step;
+    if (n < 100_000 && next > 100_000 && this.target >= 100_000) return 100_000;
+    return n < this.target && next > this.target ? this.target : next;
   }
 
   /** One more message; `deliveries` is the broker's delivery count when known. */
   inc(deliveries = 1): void {
     if (deliveries > 1) this.redelivered++;
     const now = performance.now();
-    if (this.n > 0) {
-      const gap = now - this.#last;
-      if (gap > this.longestGapMs) this.longestGapMs = gap;
-      if (gap > STALL_MS) {
-        this.stalls++;
-        this.stalledMs += gap;
-      }
+    const gap = now - this.#last;
+    if (this.n > 0 && gap > this.longestGapMs) this.longestGapMs = gap;
+    if (this.n > 0 && gap > STALL_MS) {
+      this.stalls++;
+      this.stalledMs += gap;
     }
     this.#last = now;
     const n = ++this.n;
     if (n === this.#nextMark) {
       this.probe?.checkpoint(n);
-      let next = n + this.#step;
-      if (n < 100_000 && next > 100_000 && this.target >= 100_000) next = 100_000;
-      this.#nextMark = n < this.target && next > this.target ? this.target : next;
+      this.#nextMark = this.#after(n);
     }
-    if (this.#waiters.length > 0 && this.#waiters.some((w) => n >= w.target)) {
-      const due = this.#waiters.filter((w) => n >= w.target);
+    if (this.#waiters.some((w) => n >= w.target)) {
+      for (const w of this.#waiters.filter((x) => n >= x.target)) w.resolve();
       this.#waiters = this.#waiters.filter((w) => n < w.target);
-      for (const w of due) w.resolve();
     }
   }
 
@@ -206,9 +207,7 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 /** Generous completion deadline for n messages: a stall shows up as a note, not a hang. */
-export function deadlineFor(n: number): number {
-  return 60_000 + n * 2;
-}
+export const deadlineFor = (n: number): number => 60_000 + n * 2;
 
 /**
  * Runs `body` between a resource baseline (before anything is opened) and the
@@ -240,9 +239,8 @@ export async function measured<T extends RunOutcome>(
   result = undefined;
   const resources = await probe.finish();
   if (resources.handleDelta > 0) {
-    outcome.notes.push(
-      `handles not back to baseline after close: +${resources.handleDelta} (${JSON.stringify(resources.leakedHandleTypes)})`,
-    );
+    const types = JSON.stringify(resources.leakedHandleTypes);
+    outcome.notes.push(`handles not back to baseline after close: +${resources.handleDelta} (${types})`);
   }
   return { outcome, report, resources, stalls: counter.stallStats() };
 }

@@ -11,13 +11,7 @@ import type { BenchConfig, Level, SystemName } from './config.ts';
 import { Counter, measured, type RunOutcome, type StoredOrder } from './measure.ts';
 import type { NatsEnv } from './nats.ts';
 import { type ProfileSummary, profiled } from './profile.ts';
-import {
-  type CheckerCounts,
-  checkerCounts,
-  type LatencyRow,
-  type ThroughputRow,
-  type ThroughputScenario,
-} from './report.ts';
+import { checkerCounts, type LatencyRow, type ThroughputRow, type ThroughputScenario } from './report.ts';
 import type { System } from './systems.ts';
 import { createWorkload, summarize, type Workload } from './workload.ts';
 
@@ -207,38 +201,26 @@ export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
     const key = `${r.scenario}|${r.level}|${r.system}`;
     groups.set(key, [...(groups.get(key) ?? []), r]);
   }
+  /** Every numeric field summed over the repeats (the others taken from the first). */
+  const summed = <T extends object>(list: readonly T[]): T => {
+    const out: Record<string, unknown> = { ...list[0] };
+    for (const [k, v] of Object.entries(out)) {
+      if (typeof v === 'number')
+        out[k] = list.reduce((t, x) => t + ((x as Record<string, number>)[k] ?? 0), 0);
+    }
+    return out as T;
+  };
   return [...groups.values()].map((list) => {
     if (list.length === 1) return list[0] as ThroughputRow;
     const mid = median(list.map((r) => r.msgPerSec));
     const chosen = list.find((r) => r.msgPerSec === mid) as ThroughputRow;
-    const sum = <K extends string>(get: (r: ThroughputRow) => Record<K, number>, k: K): number =>
-      list.reduce((total, r) => total + get(r)[k], 0);
-    const counts = [
-      'published',
-      'acknowledged',
-      'consumed',
-      'ok',
-      'lost',
-      'duplicated',
-      'outOfOrder',
-      'unexpected',
-      'unknown',
-      'recovered',
-    ] as const;
-    const checker = { ...chosen.checker } as Record<string, unknown>;
-    for (const k of counts) checker[k] = sum((r) => r.checker, k);
-    const published = checker.published as number;
+    const checker = { ...summed(list.map((r) => r.checker)), examples: chosen.checker.examples };
     return {
       ...chosen,
-      checker: {
-        ...(checker as unknown as CheckerCounts),
-        successRate: published === 0 ? 0 : (checker.ok as number) / published,
-      },
+      checker: { ...checker, successRate: checker.published === 0 ? 0 : checker.ok / checker.published },
       samples: list.map((r) => r.msgPerSec),
       stalls: {
-        redelivered: sum((r) => r.stalls, 'redelivered'),
-        count: sum((r) => r.stalls, 'count'),
-        totalMs: sum((r) => r.stalls, 'totalMs'),
+        ...summed(list.map((r) => r.stalls)),
         longestGapMs: Math.max(...list.map((r) => r.stalls.longestGapMs)),
       },
       notes: list.flatMap((r, i) => r.notes.map((note) => `repeat ${i + 1}: ${note}`)),
@@ -254,20 +236,8 @@ export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
 async function memorySoak(ctx: Ctx, ours: System, n: number): Promise<ThroughputRow> {
   const level = { name: `soak-${n >= 1_000_000 ? `${n / 1_000_000}M` : n}`, messages: n };
   const results = new Counter(n);
-  const w = workload(ctx, 'soak', level.name, ours.name);
-  await ours.fresh(w);
-  return row(
-    ctx,
-    'e2e',
-    level,
-    ours,
-    (x, c) => ours.e2e(x, n, c, results, undefined, createCompactChecker(x, n)),
-    {
-      w,
-      results,
-      gc: true,
-    },
-  );
+  const body = (w: Workload, c: Counter) => ours.e2e(w, n, c, results, undefined, createCompactChecker(w, n));
+  return row(ctx, 'e2e', level, ours, body, { results, gc: true });
 }
 
 /** Profiles our NATS publish and consume paths and the raw consume path at `level` (extra runs). */

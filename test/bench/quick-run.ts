@@ -1,6 +1,6 @@
 /**
  * Smoke check of the whole bench (not in `npm test`: it is a throughput run):
- * `node bench/smoke.ts` runs `node bench/run.ts --quick` end to end (its own
+ * `npm run bench:smoke` runs `node bench/run.ts --quick` end to end (its own
  * nats-server, the NATS, Go and memory systems, every scenario) and checks
  * that it exits 0 and that the JSON holds every row with the checker's
  * verdict 0 lost / 0 out of order / 0 unexpected. KAFKA_BROKERS is removed
@@ -16,11 +16,18 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { KAFKA_SYSTEMS, LATENCY_SYSTEMS, QUICK, QUICK_LEVELS, SCENARIOS, SYSTEMS } from './config.ts';
-import type { BenchReport } from './report.ts';
+import {
+  KAFKA_SYSTEMS,
+  LATENCY_SYSTEMS,
+  QUICK,
+  QUICK_LEVELS,
+  SCENARIOS,
+  SYSTEMS,
+} from '../../bench/config.ts';
+import type { BenchReport } from '../../bench/report.ts';
 
 const run = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = fileURLToPath(new URL('../..', import.meta.url));
 
 describe('bench --quick', () => {
   let dir: string;
