@@ -1,10 +1,10 @@
 /**
  * The report: row shapes (what the JSON holds), ratios (ours ÷ raw, same
- * run), the targets of issues 5 and 14, and the terminal table.
+ * run), the targets of issues 5 and 14, and the terminal tables.
  */
 import type { CheckerReport } from '../src/testing/checker.ts';
 import type { RecordedConfig, ScenarioName, SystemName } from './config.ts';
-import type { RunResources, StallStats, StoredOrder } from './measure.ts';
+import type { Checkpoint, RunResources, StallStats, StoredOrder } from './measure.ts';
 import type { ProfileSummary } from './profile.ts';
 
 export type ThroughputScenario = Exclude<ScenarioName, 'latency'>;
@@ -14,14 +14,12 @@ export type CheckerCounts = Omit<CheckerReport, 'exactlyOnce'> & { readonly succ
 
 export function checkerCounts(r: CheckerReport): CheckerCounts {
   const { exactlyOnce: _strict, examples, ...counts } = r;
+  const { lost, outOfOrder, unexpected } = examples;
+  const three = (xs: readonly string[]) => xs.slice(0, 3);
   return {
     ...counts,
     successRate: r.published === 0 ? 0 : r.ok / r.published,
-    examples: {
-      lost: examples.lost.slice(0, 3),
-      outOfOrder: examples.outOfOrder.slice(0, 3),
-      unexpected: examples.unexpected.slice(0, 3),
-    },
+    examples: { lost: three(lost), outOfOrder: three(outOfOrder), unexpected: three(unexpected) },
   };
 }
 
@@ -42,54 +40,48 @@ export interface ThroughputRow extends RunRow {
   /** The measured interval (bench/README.md says where it starts and ends). */
   readonly elapsedMs: number;
   readonly msgPerSec: number;
-  /** raw-nats: the window of concurrent publishes of this row. */
+  /** raw-nats: this row's window of concurrent publishes; publish rows: every window swept (best = row). */
   readonly window?: number;
-  /** raw-nats publish rows: every window swept in this run (the row is the best). */
   readonly windowSweep?: readonly { readonly window: number; readonly msgPerSec: number }[];
   /** With repeats: every repeat's msg/s (the row is the median run). */
   readonly samples?: readonly number[];
-  /** e2e rows: gaps between publish results. */
+  /** e2e rows: gaps between publish results, and the broker's stored order read back after the run. */
   readonly publishStalls?: StallStats;
+  readonly stored?: StoredOrder;
   /** Our subscriber's transport counters at the end (health().details). */
   readonly transportStats?: unknown;
-  /** e2e rows: the broker's stored order, read back after the run. */
-  readonly stored?: StoredOrder;
   /** Consumption rows: every ack (NATS) / offset commit (Kafka) reached the broker. */
   readonly acksSettled?: boolean;
 }
 
-export interface LatencyRow extends RunRow {
-  /** Offered and achieved rate (msg/s). */
-  readonly rate: number;
-  readonly achievedRate: number;
-  /** Messages recorded (the first 10% are not); percentiles in ms, publish call → handler. */
-  readonly recorded: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-  readonly mean: number;
-}
+const PERCENTILES = ['p50', 'p90', 'p99', 'p999', 'max'] as const;
+type LatencyStat = 'rate' | 'achievedRate' | 'recorded' | (typeof PERCENTILES)[number] | 'mean';
 
-export interface RatioRow {
+/** Offered / achieved msg/s; messages recorded (not the first 10%); percentiles, mean: ms publish → handler. */
+export interface LatencyRow extends RunRow, Readonly<Record<LatencyStat, number>> {}
+
+type Rate = number | undefined;
+
+/**
+ * ratio = ours-nats ÷ raw-nats (raw: its best publish window, in rawWindow); goRatio = ours-nats ÷
+ * go-nats; kafkaRatio = ours-kafka ÷ raw-kafka. The optional fields are absent unless their systems ran.
+ */
+interface RatioRow {
   readonly scenario: ThroughputScenario;
   readonly level: string;
   readonly messages: number;
-  readonly oursMsgPerSec: number | undefined;
-  readonly rawMsgPerSec: number | undefined;
-  readonly memoryMsgPerSec: number | undefined;
-  /** ours-nats ÷ raw-nats (raw: its best publish window, in rawWindow). */
-  readonly ratio: number | undefined;
-  readonly rawWindow?: number | undefined;
-  /** ours-nats ÷ go-nats, when Go ran. */
-  readonly goMsgPerSec?: number | undefined;
-  readonly goRatio?: number | undefined;
-  /** ours-kafka ÷ raw-kafka, when Kafka ran. */
-  readonly oursKafkaMsgPerSec?: number | undefined;
-  readonly rawKafkaMsgPerSec?: number | undefined;
-  readonly kafkaRatio?: number | undefined;
+  readonly oursMsgPerSec: Rate;
+  readonly rawMsgPerSec: Rate;
+  readonly memoryMsgPerSec: Rate;
+  readonly ratio: Rate;
+  readonly rawWindow?: Rate;
+  readonly goMsgPerSec?: Rate;
+  readonly goRatio?: Rate;
+  readonly oursKafkaMsgPerSec?: Rate;
+  readonly rawKafkaMsgPerSec?: Rate;
+  readonly kafkaRatio?: Rate;
 }
+type RateKey = Exclude<keyof RatioRow, 'scenario' | 'level'>;
 
 /** Where the Kafka systems ran, or that (and why) they were skipped. */
 export type KafkaMeta =
@@ -101,45 +93,30 @@ export type KafkaMeta =
     }
   | { readonly skipped: readonly SystemName[]; readonly reason: string };
 
-export interface TargetResult {
-  readonly id: string;
-  readonly description: string;
-  readonly measured: string;
-  readonly holds: boolean | undefined;
-}
+/** What a target's measurement came to and whether it holds (undefined: not run). */
+type Verdict = readonly [measured: string, holds: boolean | undefined];
+type TargetResult = Readonly<Record<'id' | 'description' | 'measured', string> & { holds: Verdict[1] }>;
 
-/** RSS / heap at 100,000 and at the end: from the memory soak (GC before each sample) or the e2e rows. */
-export interface MemoryGrowth {
-  readonly source: 'soak' | 'e2e rows' | 'none';
-  readonly rssAt100k: number | undefined;
-  readonly rssAtEnd: number | undefined;
-  readonly heapAt100k: number | undefined;
-  readonly heapAtEnd: number | undefined;
-  readonly endMessages: number | undefined;
-}
+/** RSS / heap at 100,000 and at the end of the memory soak (GC before each sample). */
+type MemoryGrowth = { readonly source: 'soak' | 'none' } & Partial<
+  Readonly<Record<'rssAt100k' | 'rssAtEnd' | 'heapAt100k' | 'heapAtEnd' | 'endMessages', Rate>>
+>;
 
 export interface BenchReport {
-  readonly meta: {
-    readonly date: string;
-    readonly node: string;
-    readonly platform: string;
-    readonly cpus: number;
-    readonly cpuModel: string;
-    readonly totalMemoryBytes: number;
-    /** os.loadavg() at the start and at the end. */
-    readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
-    readonly natsServer: string;
-    readonly kafka?: KafkaMeta;
-    /** The Go anchor's binary, or why go-nats was skipped. */
-    readonly goAnchor?: string;
-    readonly gitCommit: string | undefined;
-    /** Files under src/ with uncommitted changes at the start (the run used them). */
-    readonly gitDirtySrc: readonly string[];
-    /** Present when HEAD or those files changed during the run. */
-    readonly gitAtEnd?: { readonly commit: string | undefined; readonly dirtySrc: readonly string[] };
-    readonly durationMs: number;
-    readonly argv: readonly string[];
-  } & RecordedConfig;
+  readonly meta: Readonly<Record<'date' | 'node' | 'platform' | 'cpuModel' | 'natsServer', string>> &
+    Readonly<Record<'cpus' | 'totalMemoryBytes' | 'durationMs', number>> & {
+      /** os.loadavg() at the start and at the end. */
+      readonly loadAverage: { readonly start: readonly number[]; readonly end: readonly number[] };
+      readonly kafka?: KafkaMeta;
+      /** The Go anchor's binary, or why go-nats was skipped. */
+      readonly goAnchor?: string;
+      readonly gitCommit: string | undefined;
+      /** Files under src/ with uncommitted changes at the start (the run used them). */
+      readonly gitDirtySrc: readonly string[];
+      /** Present when HEAD or those files changed during the run. */
+      readonly gitAtEnd?: { readonly commit: string | undefined; readonly dirtySrc: readonly string[] };
+      readonly argv: readonly string[];
+    } & RecordedConfig;
   readonly throughput: readonly ThroughputRow[];
   /** The memory soak (--1m or --soak N). */
   readonly soak?: ThroughputRow;
@@ -151,28 +128,31 @@ export interface BenchReport {
 }
 
 /** a ÷ b, two decimals; undefined unless both ran. */
-const ratioOf = (a: number | undefined, b: number | undefined): number | undefined =>
+const ratioOf = (a: Rate, b: Rate): Rate =>
   a !== undefined && b !== undefined && b > 0 ? Math.round((a / b) * 100) / 100 : undefined;
 
+type Cell = Pick<ThroughputRow, 'scenario' | 'level'>;
+const rowOf = (rows: readonly ThroughputRow[], { scenario, level }: Cell, system: SystemName) =>
+  rows.find((r) => r.scenario === scenario && r.level === level && r.system === system);
+
 export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
-  const out: RatioRow[] = [];
-  for (const scenario of ['publish', 'consume', 'e2e'] as const) {
+  return (['publish', 'consume', 'e2e'] as const).flatMap((scenario) => {
     const levels = new Map(rows.filter((r) => r.scenario === scenario).map((r) => [r.level, r.messages]));
-    for (const [level, messages] of levels) {
-      const get = (system: SystemName) =>
-        rows.find((r) => r.scenario === scenario && r.level === level && r.system === system);
-      const [ours, raw, go, oursKafka, rawKafka] = (
-        ['ours-nats', 'raw-nats', 'go-nats', 'ours-kafka', 'raw-kafka'] as const
+    return [...levels].map(([level, messages]): RatioRow => {
+      const get = (system: SystemName) => rowOf(rows, { scenario, level }, system);
+      const [ours, raw, go, memory, oursKafka, rawKafka] = (
+        ['ours-nats', 'raw-nats', 'go-nats', 'ours-memory', 'ours-kafka', 'raw-kafka'] as const
       ).map((s) => get(s)?.msgPerSec);
       const rawWindow = get('raw-nats')?.window;
-      out.push({
+      return {
         scenario,
         level,
         messages,
         oursMsgPerSec: ours,
         rawMsgPerSec: raw,
-        memoryMsgPerSec: get('ours-memory')?.msgPerSec,
+        memoryMsgPerSec: memory,
         ratio: ratioOf(ours, raw),
+        // Only what ran, so that NATS-only JSON keeps the shape of older results.
         ...(rawWindow === undefined ? {} : { rawWindow }),
         ...(go === undefined ? {} : { goMsgPerSec: go, goRatio: ratioOf(ours, go) }),
         ...(oursKafka === undefined && rawKafka === undefined
@@ -182,55 +162,29 @@ export function ratios(rows: readonly ThroughputRow[]): RatioRow[] {
               rawKafkaMsgPerSec: rawKafka,
               kafkaRatio: ratioOf(oursKafka, rawKafka),
             }),
-      });
-    }
-  }
-  return out;
+      };
+    });
+  });
 }
 
-/** A ratio target, judged on the largest level that ran (every level listed). */
-function ratioTarget(
-  all: readonly RatioRow[],
-  scenario: ThroughputScenario,
-  key: 'ratio' | 'goRatio',
-  threshold: number,
-  target: Omit<TargetResult, 'measured' | 'holds'>,
-  notRun = 'not run',
-): TargetResult {
-  const rows = all.filter((r) => r.scenario === scenario && r[key] !== undefined);
-  const top = [...rows].sort((a, b) => b.messages - a.messages)[0];
-  if (top === undefined) return { ...target, measured: notRun, holds: undefined };
-  const perLevel = rows.map((r) => `${r.level} ${r[key]?.toFixed(2)}×`).join(', ');
-  return {
-    ...target,
-    measured: `${top[key]?.toFixed(2)}× at ${top.level} (all levels: ${perLevel})`,
-    holds: (top[key] ?? 0) >= threshold,
-  };
-}
+/** The targets (issue 5), by id, in report order. */
+const TARGETS = {
+  publish: 'envelope publish ≥ 3.0× raw js.publish (best window)',
+  'publish-go': 'envelope publish ≥ 0.7× the Go client (PublishAsync)',
+  consume: 'consumption ≥ 2.0× raw consume() with acks, 0 order violations',
+  e2e: 'end-to-end ≥ 2.5× the raw pair',
+  latency: 'p99 publish→handler ≤ 5 ms at 5,000 msg/s',
+  rss: 'RSS after 1,000,000 within 10% of RSS after 100,000',
+  handles: 'active handles back to baseline after close',
+};
+type TargetId = keyof typeof TARGETS;
 
-export function memoryGrowth(rows: readonly ThroughputRow[], soak: ThroughputRow | undefined): MemoryGrowth {
-  if (soak !== undefined) {
-    const at = (n: number) => soak.resources.checkpoints.find((c) => c.processed === n);
-    const [a, b] = [at(100_000), at(soak.messages)];
-    const [rssAt100k, rssAtEnd, heapAt100k, heapAtEnd] = [a?.rss, b?.rss, a?.heapUsed, b?.heapUsed];
-    return { source: 'soak', rssAt100k, rssAtEnd, heapAt100k, heapAtEnd, endMessages: soak.messages };
-  }
-  const e2e = (n: number) =>
-    rows.find((r) => r.scenario === 'e2e' && r.system === 'ours-nats' && r.messages === n);
-  const [a, b] = [e2e(100_000)?.resources.after, e2e(1_000_000)?.resources.after];
-  if (a === undefined || b === undefined) {
-    const none = undefined;
-    return {
-      source: 'none',
-      rssAt100k: none,
-      rssAtEnd: none,
-      heapAt100k: none,
-      heapAtEnd: none,
-      endMessages: none,
-    };
-  }
-  const [rssAt100k, rssAtEnd, heapAt100k, heapAtEnd] = [a.rss, b.rss, a.heapUsed, b.heapUsed];
-  return { source: 'e2e rows', rssAt100k, rssAtEnd, heapAt100k, heapAtEnd, endMessages: 1_000_000 };
+function memoryGrowth(soak: ThroughputRow | undefined): MemoryGrowth {
+  if (soak === undefined) return { source: 'none' };
+  const at = (n: number) => soak.resources.checkpoints.find((c) => c.processed === n);
+  const [a, b] = [at(100_000), at(soak.messages)];
+  const [rssAt100k, rssAtEnd, heapAt100k, heapAtEnd] = [a?.rss, b?.rss, a?.heapUsed, b?.heapUsed];
+  return { source: 'soak', rssAt100k, rssAtEnd, heapAt100k, heapAtEnd, endMessages: soak.messages };
 }
 
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(0);
@@ -241,78 +195,62 @@ export function analyse(
   soak?: ThroughputRow,
 ): Pick<BenchReport, 'ratios' | 'targets' | 'memoryGrowth'> {
   const all = ratios(throughput);
-  const growth = memoryGrowth(throughput, soak);
-  const consume = ratioTarget(all, 'consume', 'ratio', 2.0, {
-    id: 'consume',
-    description: 'consumption ≥ 2.0× raw consume() with acks, 0 order violations',
-  });
+  /** Judged on the largest level that ran (every level listed). */
+  const ratio = (s: ThroughputScenario, key: 'ratio' | 'goRatio', min: number, none = 'not run'): Verdict => {
+    const rows = all.filter((r) => r.scenario === s && r[key] !== undefined);
+    const top = [...rows].sort((a, b) => b.messages - a.messages)[0];
+    const perLevel = rows.map((r) => `${r.level} ${r[key]?.toFixed(2)}×`).join(', ');
+    if (top === undefined) return [none, undefined];
+    return [`${top[key]?.toFixed(2)}× at ${top.level} (all levels: ${perLevel})`, (top[key] ?? 0) >= min];
+  };
+  const [consume, consumeOk] = ratio('consume', 'ratio', 2.0);
   const violations = throughput
     .filter((r) => r.scenario === 'consume' && r.system === 'ours-nats')
     .reduce((sum, r) => sum + r.checker.outOfOrder, 0);
   const p99 = latency.find((r) => r.system === 'ours-nats' && r.rate === 5_000);
-  const { rssAt100k: a, rssAtEnd: b, heapAt100k, heapAtEnd } = growth;
+  const growth = memoryGrowth(soak);
+  const { rssAt100k: a, rssAtEnd: b, heapAt100k: heapA, heapAtEnd: heapB, endMessages = 0 } = growth;
   const heap =
-    heapAt100k !== undefined && heapAtEnd !== undefined
-      ? `; heap used ${mib(heapAtEnd)} MiB vs ${mib(heapAt100k)} MiB`
-      : '';
-  const how =
-    growth.source === 'soak' ? 'memory soak, GC before each sample' : 'after the 100k and 1M e2e runs';
+    heapA === undefined || heapB === undefined ? '' : `; heap used ${mib(heapB)} MiB vs ${mib(heapA)} MiB`;
+  const rss = (at100k: number, atEnd: number) =>
+    `${mib(atEnd)} MiB at ${endMessages.toLocaleString('en-US')} vs ${mib(at100k)} MiB at 100,000 ` +
+    `(${(((atEnd - at100k) / at100k) * 100).toFixed(1)}%${heap}; memory soak, GC before each sample)`;
+  // Kafka runs of our bus count too; the raw clients' handles are not ours.
   const ours = [...throughput, ...latency, ...(soak ? [soak] : [])].filter((r) =>
     r.system.startsWith('ours-'),
   );
   const leaking = ours.filter((r) => r.resources.handleDelta > 0);
-  const targets: TargetResult[] = [
-    ratioTarget(all, 'publish', 'ratio', 3.0, {
-      id: 'publish',
-      description: 'envelope publish ≥ 3.0× raw js.publish (best window)',
-    }),
-    ratioTarget(
-      all,
-      'publish',
-      'goRatio',
-      0.7,
-      { id: 'publish-go', description: 'envelope publish ≥ 0.7× the Go client (PublishAsync)' },
-      'not run (no Go)',
-    ),
-    {
-      ...consume,
-      measured: `${consume.measured}; order violations ${violations}`,
-      holds: consume.holds === undefined ? undefined : consume.holds && violations === 0,
-    },
-    ratioTarget(all, 'e2e', 'ratio', 2.5, { id: 'e2e', description: 'end-to-end ≥ 2.5× the raw pair' }),
-    {
-      id: 'latency',
-      description: 'p99 publish→handler ≤ 5 ms at 5,000 msg/s',
-      measured: p99 ? `p99 ${p99.p99} ms (p50 ${p99.p50}, max ${p99.max})` : 'not run',
-      holds: p99 ? p99.p99 <= 5 : undefined,
-    },
-    {
-      id: 'rss',
-      description: 'RSS after 1,000,000 within 10% of RSS after 100,000',
-      measured:
-        a !== undefined && b !== undefined
-          ? `${mib(b)} MiB at ${(growth.endMessages ?? 0).toLocaleString('en-US')} vs ${mib(a)} MiB at 100,000 (${(((b - a) / a) * 100).toFixed(1)}%${heap}; ${how})`
-          : 'needs --1m (or --soak N)',
-      holds: a !== undefined && b !== undefined ? b <= a * 1.1 : undefined,
-    },
-    {
-      id: 'handles',
-      description: 'active handles back to baseline after close',
-      measured:
-        ours.length === 0
-          ? 'not run'
-          : leaking.length === 0
-            ? `all ${ours.length} runs of our bus back to baseline`
-            : `${leaking.length}/${ours.length} runs above baseline, e.g. ${JSON.stringify(leaking[0]?.resources.leakedHandleTypes)}`,
-      holds: ours.length === 0 ? undefined : leaking.length === 0,
-    },
-  ];
+  const leaked = JSON.stringify(leaking[0]?.resources.leakedHandleTypes);
+  const verdicts: Record<TargetId, Verdict> = {
+    publish: ratio('publish', 'ratio', 3.0),
+    'publish-go': ratio('publish', 'goRatio', 0.7, 'not run (no Go)'),
+    consume: [`${consume}; order violations ${violations}`, consumeOk && violations === 0],
+    e2e: ratio('e2e', 'ratio', 2.5),
+    latency: p99
+      ? [`p99 ${p99.p99} ms (p50 ${p99.p50}, max ${p99.max})`, p99.p99 <= 5]
+      : ['not run', undefined],
+    rss:
+      a === undefined || b === undefined
+        ? ['needs --1m (or --soak N)', undefined]
+        : [rss(a, b), b <= a * 1.1],
+    handles:
+      ours.length === 0
+        ? ['not run', undefined]
+        : leaking.length === 0
+          ? [`all ${ours.length} runs of our bus back to baseline`, true]
+          : [`${leaking.length}/${ours.length} runs above baseline, e.g. ${leaked}`, false],
+  };
+  const targets = Object.entries(verdicts).map(([id, [measured, holds]]) => ({
+    id,
+    description: TARGETS[id as TargetId],
+    measured,
+    holds,
+  }));
   return { ratios: all, targets, memoryGrowth: growth };
 }
 
-const int = (n: number | undefined): string =>
-  n === undefined ? '—' : Math.round(n).toLocaleString('en-US');
-const times = (r: number | undefined): string => (r === undefined ? '—' : `${r.toFixed(2)}×`);
+const int = (n: Rate): string => (n === undefined ? '—' : Math.round(n).toLocaleString('en-US'));
+const times = (r: Rate): string => (r === undefined ? '—' : `${r.toFixed(2)}×`);
 /** order violations / lost / duplicated. */
 const old = (c: CheckerCounts | undefined): string =>
   c === undefined ? '—' : `${c.outOfOrder}/${c.lost}/${c.duplicated}`;
@@ -320,7 +258,7 @@ const pct = (c: CheckerCounts | undefined): string =>
   c === undefined ? '—' : `${(c.successRate * 100).toFixed(1)}%`;
 
 /** Stalls: count and total seconds (e2e: also between publish results), redeliveries. */
-function stalls(r: { readonly stalls: StallStats; readonly publishStalls?: StallStats } | undefined): string {
+function stalls(r: Pick<ThroughputRow, 'stalls' | 'publishStalls'> | undefined): string {
   if (r === undefined) return '—';
   const text = (x: StallStats) => (x.count === 0 ? '0' : `${x.count} (${(x.totalMs / 1000).toFixed(1)} s)`);
   const pub = r.publishStalls && r.publishStalls.count > 0 ? `, publish ${text(r.publishStalls)}` : '';
@@ -328,23 +266,23 @@ function stalls(r: { readonly stalls: StallStats; readonly publishStalls?: Stall
   return `${text(r.stalls)}${pub}${redelivered}`;
 }
 
-/** Columns whose header starts with '<' are left-aligned, the others right-aligned. */
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const left = header.map((h) => h.startsWith('<'));
-  const head = header.map((h) => h.replace(/^</, ''));
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (left[i] ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(head), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n');
+/** A column: its header (a leading '<': left-aligned, else right-aligned) and its cell. */
+type Column<T> = readonly [string, (row: T) => string];
+
+function table<T>(columns: readonly Column<T>[], rows: readonly T[]): string {
+  const head = columns.map(([h]) => h.replace(/^</, ''));
+  const body = rows.map((r) => columns.map(([, cell]) => cell(r)));
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i]?.length ?? 0)));
+  const pad = (c: string, i: number) => {
+    const w = widths[i] ?? 0;
+    return columns[i]?.[0].startsWith('<') ? c.padEnd(w) : c.padStart(w);
+  };
+  const line = (cells: readonly string[]) => cells.map(pad).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '─'.repeat(w))), ...body.map(line)].join('\n');
 }
 
 export function formatReport(report: BenchReport): string {
-  const { meta } = report;
-  const find = (r: { scenario: string; level: string }, system: SystemName) =>
-    report.throughput.find((t) => t.scenario === r.scenario && t.level === r.level && t.system === system);
+  const { meta, throughput, latency, soak } = report;
   const dirty = meta.gitDirtySrc.length > 0 ? ` + uncommitted ${meta.gitDirtySrc.join(', ')}` : '';
   const out = [
     `jxt-eventbus bench — ${meta.date} — node ${meta.node}, nats-server ${meta.natsServer}, ` +
@@ -352,177 +290,129 @@ export function formatReport(report: BenchReport): string {
       `${meta.topics} topics, ${meta.aggregates} aggregates, ${meta.payloadBytes}-byte payloads`,
     `code: ${meta.gitCommit ?? 'unknown commit'}${dirty}` +
       (meta.gitAtEnd ? ` (the tree changed during the run; at the end: ${meta.gitAtEnd.commit})` : ''),
-    '',
-    'Throughput (msg/s), one run, one server. RATIO = ours-nats ÷ raw-nats; raw-nats publishes with a window of',
-    'concurrent js.publish promises (publish rows: the best of the sweep, its window in "win"; e2e: that window),',
-    'go-nats = the Go client (PublishAsync, Fetch(500) + Ack), "÷go" = ours-nats ÷ go-nats. o/l/d = order violations / lost / duplicated.',
-    'stalls = gaps > 500 ms between two consecutive handled messages (count, total time); e2e adds the gaps between publish results.',
   ];
-  const nats = report.ratios.filter(
-    (r) => r.oursMsgPerSec !== undefined || r.rawMsgPerSec !== undefined || r.memoryMsgPerSec !== undefined,
+  /** A blank line, the title and a table; by default only when it has rows. */
+  const add = <T>(title: string, cols: readonly Column<T>[], rows: readonly T[], show = rows.length > 0) => {
+    if (show) out.push('', title, table(cols, rows));
+  };
+
+  // NATS and Kafka: one line per ratio row; the systems' own rows found by scenario and level.
+  const find = (r: Cell, system: SystemName) => rowOf(throughput, r, system);
+  const where: Column<Cell>[] = [
+    ['<scenario', (r) => r.scenario],
+    ['<level', (r) => r.level],
+  ];
+  const n = (header: string, key: RateKey): Column<RatioRow> => [header, (r) => int(r[key])];
+  const x = (header: string, key: RateKey): Column<RatioRow> => [header, (r) => times(r[key])];
+  const short = (s: SystemName) => (s === 'ours-memory' ? 'mem' : s.split('-')[0]);
+  /** o/l/d of each system, then ours (the first): ok %, and its stalls next to raw's (the second). */
+  const checks = (ours: SystemName, raw: SystemName, ...more: SystemName[]): Column<RatioRow>[] => [
+    ...[ours, raw, ...more].map((s) => [`${short(s)} o/l/d`, (r: Cell) => old(find(r, s)?.checker)] as const),
+    ['ours ok', (r) => pct(find(r, ours)?.checker)],
+    ['stalls ours / raw', (r) => `${stalls(find(r, ours))} / ${stalls(find(r, raw))}`],
+  ];
+  add(
+    [
+      'Throughput (msg/s), one run, one server. RATIO = ours-nats ÷ raw-nats; raw-nats publishes with a window of',
+      'concurrent js.publish promises (publish rows: the best of the sweep, its window in "win"; e2e: that window),',
+      'go-nats = the Go client (PublishAsync, Fetch(500) + Ack), "÷go" = ours-nats ÷ go-nats. o/l/d = order violations / lost / duplicated.',
+      'stalls = gaps > 500 ms between two consecutive handled messages (count, total time); e2e adds the gaps between publish results.',
+    ].join('\n'),
+    [
+      ...where,
+      n('messages', 'messages'),
+      n('ours-nats', 'oursMsgPerSec'),
+      n('raw-nats', 'rawMsgPerSec'),
+      n('win', 'rawWindow'),
+      x('RATIO', 'ratio'),
+      n('go-nats', 'goMsgPerSec'),
+      x('÷go', 'goRatio'),
+      n('ours-memory', 'memoryMsgPerSec'),
+      ...checks('ours-nats', 'raw-nats', 'go-nats', 'ours-memory'),
+    ],
+    report.ratios.filter((r) => (r.oursMsgPerSec ?? r.rawMsgPerSec ?? r.memoryMsgPerSec) !== undefined),
+    true,
   );
-  out.push(
-    table(
+  const sweeps = throughput.filter((t) => t.windowSweep !== undefined);
+  const sweep = (t: ThroughputRow) =>
+    `${t.level}: ${(t.windowSweep ?? []).map((s) => `w${s.window} ${int(s.msgPerSec)}`).join(', ')}`;
+  if (sweeps.length > 0) out.push(`raw-nats publish window sweep (msg/s): ${sweeps.map(sweep).join('; ')}`);
+
+  const cluster = meta.kafka && 'cluster' in meta.kafka ? `, cluster ${meta.kafka.cluster}` : '';
+  add(
+    `Kafka (msg/s${cluster}). ratio = ours-kafka ÷ raw-kafka (@platformatic/kafka, pipelined send() batches) in this run.`,
+    [
+      ...where,
+      n('messages', 'messages'),
+      n('ours-kafka', 'oursKafkaMsgPerSec'),
+      n('raw-kafka', 'rawKafkaMsgPerSec'),
+      x('RATIO', 'kafkaRatio'),
+      ...checks('ours-kafka', 'raw-kafka'),
+    ],
+    report.ratios.filter((r) => (r.oursKafkaMsgPerSec ?? r.rawKafkaMsgPerSec) !== undefined),
+  );
+
+  const rawP99 = (r: LatencyRow) =>
+    (r.system === 'ours-nats' && latency.find((x) => x.rate === r.rate && x.system === 'raw-nats')?.p99) || 0;
+  add<LatencyRow>(
+    'Latency publish→handler (ms, HDR histogram, first 10% of each run not recorded)',
+    [
+      ['offered/s', (r) => int(r.rate)],
+      ['<system', (r) => r.system],
+      ['achieved/s', (r) => int(r.achievedRate)],
+      ...PERCENTILES.map((p) => [p === 'p999' ? 'p99.9' : p, (r: LatencyRow) => r[p].toFixed(2)] as const),
+      ['p99 ours/raw', (r) => (rawP99(r) > 0 ? times(r.p99 / rawP99(r)) : '')],
+      ['o/l/d', (r) => old(r.checker)],
+      ['stalls', stalls],
+    ],
+    latency,
+  );
+
+  const mem = (h: string, get: (m: RunResources) => number) =>
+    [h, (r: ThroughputRow) => mib(get(r.resources))] as const;
+  add<ThroughputRow>(
+    'Resources of our bus on NATS (MiB; handles = process.getActiveResourcesInfo().length)',
+    [
+      ...where,
+      mem('rss before', (m) => m.before.rss),
+      mem('rss max', (m) => m.during.rssMax),
+      mem('rss after', (m) => m.after.rss),
+      mem('heap before', (m) => m.before.heapUsed),
+      mem('heap after', (m) => m.after.heapUsed),
       [
-        '<scenario',
-        '<level',
-        'messages',
-        'ours-nats',
-        'raw-nats',
-        'win',
-        'RATIO',
-        'go-nats',
-        '÷go',
-        'ours-memory',
-      ].concat(['ours o/l/d', 'raw o/l/d', 'go o/l/d', 'mem o/l/d', 'ours ok', 'stalls ours / raw']),
-      nats.map((r) => [
-        r.scenario,
-        r.level,
-        int(r.messages),
-        int(r.oursMsgPerSec),
-        int(r.rawMsgPerSec),
-        int(r.rawWindow),
-        times(r.ratio),
-        int(r.goMsgPerSec),
-        times(r.goRatio),
-        int(r.memoryMsgPerSec),
-        ...(['ours-nats', 'raw-nats', 'go-nats', 'ours-memory'] as const).map((s) =>
-          old(find(r, s)?.checker),
-        ),
-        pct(find(r, 'ours-nats')?.checker),
-        `${stalls(find(r, 'ours-nats'))} / ${stalls(find(r, 'raw-nats'))}`,
-      ]),
-    ),
+        'handles before/max/after',
+        ({ resources: m }) => `${m.before.handles}/${m.during.handlesMax}/${m.after.handles}`,
+      ],
+    ],
+    throughput.filter((r) => r.system === 'ours-nats'),
   );
-  const sweeps = report.throughput.filter((t) => t.windowSweep !== undefined);
-  if (sweeps.length > 0) {
-    const sweep = (t: ThroughputRow) =>
-      `${t.level}: ${(t.windowSweep ?? []).map((s) => `w${s.window} ${int(s.msgPerSec)}`).join(', ')}`;
-    out.push(`raw-nats publish window sweep (msg/s): ${sweeps.map(sweep).join('; ')}`);
-  }
 
-  const kafka = report.ratios.filter(
-    (r) => r.oursKafkaMsgPerSec !== undefined || r.rawKafkaMsgPerSec !== undefined,
-  );
-  if (kafka.length > 0) {
-    const where = meta.kafka && 'cluster' in meta.kafka ? `, cluster ${meta.kafka.cluster}` : '';
-    out.push(
-      '',
-      `Kafka (msg/s${where}). ratio = ours-kafka ÷ raw-kafka (@platformatic/kafka, pipelined send() batches) in this run.`,
-      table(
-        [
-          '<scenario',
-          '<level',
-          'messages',
-          'ours-kafka',
-          'raw-kafka',
-          'RATIO',
-          'ours o/l/d',
-          'raw o/l/d',
-        ].concat(['ours ok', 'stalls ours / raw']),
-        kafka.map((r) => [
-          r.scenario,
-          r.level,
-          int(r.messages),
-          int(r.oursKafkaMsgPerSec),
-          int(r.rawKafkaMsgPerSec),
-          times(r.kafkaRatio),
-          old(find(r, 'ours-kafka')?.checker),
-          old(find(r, 'raw-kafka')?.checker),
-          pct(find(r, 'ours-kafka')?.checker),
-          `${stalls(find(r, 'ours-kafka'))} / ${stalls(find(r, 'raw-kafka'))}`,
-        ]),
-      ),
-    );
-  }
-
-  if (report.latency.length > 0) {
-    const raw = (rate: number) => report.latency.find((r) => r.rate === rate && r.system === 'raw-nats');
-    out.push(
-      '',
-      'Latency publish→handler (ms, HDR histogram, first 10% of each run not recorded)',
-      table(
-        [
-          'offered/s',
-          '<system',
-          'achieved/s',
-          'p50',
-          'p90',
-          'p99',
-          'p99.9',
-          'max',
-          'p99 ours/raw',
-          'o/l/d',
-          'stalls',
-        ],
-        report.latency.map((r) => [
-          int(r.rate),
-          r.system,
-          int(r.achievedRate),
-          ...[r.p50, r.p90, r.p99, r.p999, r.max].map((v) => v.toFixed(2)),
-          r.system === 'ours-nats' && (raw(r.rate)?.p99 ?? 0) > 0
-            ? times(r.p99 / (raw(r.rate)?.p99 ?? 1))
-            : '',
-          old(r.checker),
-          stalls(r),
-        ]),
-      ),
-    );
-  }
-
-  const ours = report.throughput.filter((r) => r.system === 'ours-nats');
-  if (ours.length > 0) {
-    out.push(
-      '',
-      'Resources of our bus on NATS (MiB; handles = process.getActiveResourcesInfo().length)',
-      table(
-        ['<scenario', '<level', 'rss before', 'rss max', 'rss after', 'heap before', 'heap after'].concat([
-          'handles before/max/after',
-        ]),
-        ours.map(({ scenario, level, resources: { before, during, after } }) => [
-          scenario,
-          level,
-          ...[before.rss, during.rssMax, after.rss, before.heapUsed, after.heapUsed].map(mib),
-          `${before.handles}/${during.handlesMax}/${after.handles}`,
-        ]),
-      ),
-    );
-  }
-
-  const soak = report.soak;
-  if (soak !== undefined) {
-    out.push(
-      '',
+  if (soak !== undefined)
+    add<Checkpoint>(
       `Memory soak: our bus on NATS, end to end, ${int(soak.messages)} messages at ${int(soak.msgPerSec)} msg/s ` +
         `(compact checker, full GC before each sample; o/l/d ${old(soak.checker)}, stalls ${stalls(soak)})`,
-      table(
-        ['handled', 'rss MiB', 'heap used MiB', 'handles'],
-        soak.resources.checkpoints.map((c) => [
-          int(c.processed),
-          mib(c.rss),
-          mib(c.heapUsed),
-          String(c.handles),
-        ]),
-      ),
+      [
+        ['handled', (c) => int(c.processed)],
+        ['rss MiB', (c) => mib(c.rss)],
+        ['heap used MiB', (c) => mib(c.heapUsed)],
+        ['handles', (c) => String(c.handles)],
+      ],
+      soak.resources.checkpoints,
+      true,
     );
-  }
 
-  out.push(
-    '',
+  add<TargetResult>(
     'Targets (issue 5)',
-    table(
-      ['<', '<target', '<measured'],
-      report.targets.map((t) => [
-        t.holds === undefined ? 'n/a ' : t.holds ? 'HOLDS' : 'MISSES',
-        t.description,
-        t.measured,
-      ]),
-    ),
+    [
+      ['<', (t) => (t.holds === undefined ? 'n/a ' : t.holds ? 'HOLDS' : 'MISSES')],
+      ['<target', (t) => t.description],
+      ['<measured', (t) => t.measured],
+    ],
+    report.targets,
+    true,
   );
 
-  const noted = [...report.throughput, ...report.latency, ...(soak ? [soak] : [])].filter(
-    (r) => r.notes.length > 0,
-  );
+  const noted = [...throughput, ...latency, ...(soak ? [soak] : [])].filter((r) => r.notes.length > 0);
   if (noted.length > 0) out.push('', 'Notes');
   for (const r of noted) {
     const what = 'scenario' in r ? `${r.scenario} ${r.level}` : `latency ${r.rate}/s`;
