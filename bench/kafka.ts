@@ -13,7 +13,7 @@ import { describeKafkaError } from '../src/transports/kafka/errors.ts';
 import type { KafkaTransportOptions } from '../src/transports/kafka/options.ts';
 import { kafkaDefaults, resolveKafkaOptions } from '../src/transports/kafka/options.ts';
 import { KAFKA_SYSTEMS, type SystemName } from './config.ts';
-import { type Counter, deadlineFor, within } from './measure.ts';
+import { type Counter, deadlineFor, pipelined, within } from './measure.ts';
 import type { Client, Publisher } from './systems.ts';
 import { decodeRaw, EVENT_TYPE, rawEnvelope, type Workload } from './workload.ts';
 
@@ -221,21 +221,6 @@ export function kafkaRecord(w: Workload, i: number) {
     [H_TS, Buffer.from(timestamp)],
   ]);
   return { topic: w.topicOf(i), key: Buffer.from(aggregateId), value: Buffer.from(json), headers };
-}
-
-type SendRange = (from: number, to: number) => Promise<void>;
-/** `send(from, to)` over [0, n) in `batch`-sized ranges, in order, at most `maxInFlight` unsettled at once. */
-export async function pipelined(n: number, batch: number, maxInFlight: number, send: SendRange) {
-  if (!(Number.isSafeInteger(batch) && batch > 0 && Number.isSafeInteger(maxInFlight) && maxInFlight > 0)) {
-    throw new Error(`Expected a positive batch and maxInFlight, got ${batch} and ${maxInFlight}`);
-  }
-  const inFlight = new Set<Promise<void>>();
-  for (let from = 0; from < n; from += batch) {
-    const p: Promise<void> = send(from, Math.min(n, from + batch)).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
 }
 
 /** The pipelined idempotent producer (its producer id obtained before the clock starts when `init`). */

@@ -206,6 +206,38 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
+/**
+ * Calls `send(from, to)` over [0, n) in `batch`-sized ranges, in order, with
+ * at most `limit` unsettled at once (the next as soon as one settles);
+ * resolves once all settled. A counter and one waiter, not a race over the
+ * pending set: the raw NATS publisher runs it per message with windows of 5,000.
+ */
+export async function pipelined(
+  n: number,
+  batch: number,
+  limit: number,
+  send: (from: number, to: number) => Promise<unknown>,
+): Promise<void> {
+  if (!(Number.isSafeInteger(batch) && batch > 0 && Number.isSafeInteger(limit) && limit > 0)) {
+    throw new Error(`Expected a positive batch and limit, got ${batch} and ${limit}`);
+  }
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  const settled = (): void => {
+    inFlight--;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const oneSettles = () => new Promise<void>((resolve) => (wake = resolve));
+  for (let from = 0; from < n; from += batch) {
+    if (inFlight >= limit) await oneSettles(); // no await while there is room: the loop stays synchronous
+    inFlight++;
+    void send(from, Math.min(n, from + batch)).then(settled, settled);
+  }
+  while (inFlight > 0) await oneSettles();
+}
+
 /** Generous completion deadline for n messages: a stall shows up as a note, not a hang. */
 export const deadlineFor = (n: number): number => 60_000 + n * 2;
 

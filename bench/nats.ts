@@ -27,7 +27,7 @@ import {
   partitionWildcard,
 } from '../src/transports/nats/partitions.ts';
 import { type NatsServerHandle, startNatsServer } from '../test/harness/nats-server.ts';
-import type { Counter, OnEvent } from './measure.ts';
+import { type Counter, type OnEvent, pipelined } from './measure.ts';
 import type { Client, Publisher } from './systems.ts';
 import { decodeRaw, rawMessage, type Workload } from './workload.ts';
 
@@ -183,21 +183,7 @@ export async function rawPublisher(
     );
   };
   return {
-    async sendAll(n) {
-      let inFlight = 0;
-      let wake: (() => void) | undefined;
-      const done = (): void => {
-        inFlight--;
-        const resume = wake;
-        wake = undefined;
-        resume?.();
-      };
-      for (let i = 0; i < n; i++) {
-        if (inFlight >= window) await new Promise<void>((resolve) => (wake = resolve));
-        inFlight++;
-        void send(i).then(done);
-      }
-    },
+    sendAll: (n) => pipelined(n, 1, window, send),
     sendOne(i) {
       void send(i);
       return undefined;
