@@ -1,17 +1,12 @@
-// The Go client as the bench's physical anchor: the same workload as
-// bench/workload.ts (same envelope JSON, X-* headers, Nats-Msg-Id, subjects),
-// sent with nats.go's PublishAsync under a bounded window and consumed with
-// Fetch(500) + Ack on one unfiltered durable per stream. It only moves and
-// times messages; the Node bench judges the result with its order checker:
-// publish runs are read back from the streams, consume and e2e runs write
-// what they handled (after the clock stopped) to -observed.
-//
-// Built by bench/go-anchor.ts with Debian's golang-go and
-// golang-github-nats-io-go-nats-dev (GOPATH=/usr/share/gocode GO111MODULE=off).
+// The Go client as the bench's anchor: bench/workload.ts's messages (same JSON,
+// X-* headers, Nats-Msg-Id, subjects) sent with PublishAsync under a bounded
+// window, consumed with Fetch(500) + Ack on one unfiltered durable per stream.
+// It only moves and times messages; the Node bench's checker judges them (from
+// -observed, written after the clock stopped). Built by bench/go-anchor.ts.
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,25 +19,22 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-type payload struct {
-	Amount   int    `json:"amount"`
-	Currency string `json:"currency"`
-	Note     string `json:"note"`
-}
-
 type envelope struct {
-	EventID      string  `json:"eventId"`
-	AggregateID  string  `json:"aggregateId"`
-	EventType    string  `json:"eventType"`
-	EventVersion int     `json:"eventVersion"`
-	Timestamp    string  `json:"timestamp"`
-	Payload      payload `json:"payload"`
+	EventID      string `json:"eventId"`
+	AggregateID  string `json:"aggregateId"`
+	EventType    string `json:"eventType"`
+	EventVersion int    `json:"eventVersion"`
+	Timestamp    string `json:"timestamp"`
+	Payload      struct {
+		Amount   int    `json:"amount"`
+		Currency string `json:"currency"`
+		Note     string `json:"note"`
+	} `json:"payload"`
 }
 
 type handled struct {
-	eventID     string
-	aggregateID string
-	version     int
+	eventID, aggregateID string
+	version              int
 }
 
 type config struct {
@@ -53,137 +45,117 @@ type config struct {
 
 func main() {
 	var c config
-	var topics, streams string
 	flag.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "server URL")
 	flag.StringVar(&c.mode, "mode", "publish", "publish | consume | e2e")
 	flag.StringVar(&c.prefix, "prefix", "go-", "event id prefix")
 	flag.StringVar(&c.observed, "observed", "", "file receiving handled events (consume, e2e)")
 	flag.StringVar(&c.durable, "durable", "bench-go", "durable consumer name")
-	flag.StringVar(&topics, "topics", "", "comma-separated topics (subjects)")
-	flag.StringVar(&streams, "streams", "", "comma-separated stream names, one per topic")
+	flag.Func("topics", "comma-separated topics (subjects)", func(s string) error { c.topics = strings.Split(s, ","); return nil })
+	flag.Func("streams", "comma-separated stream names, one per topic", func(s string) error { c.streams = strings.Split(s, ","); return nil })
 	flag.IntVar(&c.n, "n", 10000, "messages")
 	flag.IntVar(&c.aggregates, "aggregates", 1000, "aggregates")
 	flag.IntVar(&c.payloadBytes, "payload", 256, "payload JSON size in bytes")
 	flag.IntVar(&c.window, "window", 5000, "PublishAsync max pending")
 	flag.Parse()
-	c.topics = strings.Split(topics, ",")
-	c.streams = strings.Split(streams, ",")
-	if err := run(c); err != nil {
-		fmt.Fprintln(os.Stderr, "go-anchor:", err)
+	if c.mode != "publish" && c.mode != "consume" && c.mode != "e2e" {
+		check(fmt.Errorf("unknown -mode %q", c.mode), "flags")
+	}
+
+	// Publisher and subscriber on their own connections, like the Node pairs.
+	pubNc, pubJs := connect(c.url, "bench-go-pub", nats.PublishAsyncMaxPending(c.window))
+	defer pubNc.Close()
+	var subs []*nats.Subscription
+	counts := make([]int, len(c.topics))
+	var start time.Time
+	if c.mode != "publish" {
+		subNc, subJs := connect(c.url, "bench-go-sub")
+		defer subNc.Close() // Close flushes the last acks
+		start = time.Now()
+		// One unfiltered explicit-ack durable per stream, as a raw user reading the whole stream.
+		for _, stream := range c.streams {
+			_, err := subJs.AddConsumer(stream, &nats.ConsumerConfig{Durable: c.durable, AckPolicy: nats.AckExplicitPolicy})
+			check(err, "add consumer on "+stream)
+			sub, err := subJs.PullSubscribe("", c.durable, nats.Bind(stream, c.durable))
+			check(err, "pull subscribe on "+stream)
+			subs = append(subs, sub)
+		}
+		for a := 0; a < c.aggregates; a++ { // each stream's share: ceil((n-a)/A) per aggregate a
+			counts[a%len(c.topics)] += (c.n - a + c.aggregates - 1) / c.aggregates
+		}
+	}
+	if c.mode != "consume" {
+		start = time.Now() // e2e: the clock starts at the first publish, consumers up
+	}
+	results := make([][]handled, len(subs))
+	var wg sync.WaitGroup
+	for t := range subs {
+		wg.Add(1)
+		go func(t int) { defer wg.Done(); results[t] = drain(subs[t], counts[t]) }(t)
+	}
+	published, failed := 0, 0
+	if c.mode != "consume" {
+		published, failed = publish(pubJs, c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	var observed bytes.Buffer // "<eventId> <aggregateId> <version>" lines, each stream in handling order
+	consumed := 0
+	for _, r := range results {
+		for _, h := range r {
+			fmt.Fprintf(&observed, "%s %s %d\n", h.eventID, h.aggregateID, h.version)
+		}
+		consumed += len(r)
+	}
+	if c.observed != "" {
+		check(os.WriteFile(c.observed, observed.Bytes(), 0o666), "write -observed")
+	}
+	check(json.NewEncoder(os.Stdout).Encode(map[string]any{"elapsedMs": float64(elapsed.Microseconds()) / 1000,
+		"published": published, "failed": failed, "consumed": consumed}), "write result")
+}
+
+func check(err error, what string) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go-anchor: %s: %v\n", what, err)
 		os.Exit(1)
 	}
 }
 
-func run(c config) error {
-	pubNc, err := nats.Connect(c.url, nats.Name("bench-go-pub"))
-	if err != nil {
-		return err
-	}
-	defer pubNc.Close()
-	js, err := pubNc.JetStream(nats.PublishAsyncMaxPending(c.window))
-	if err != nil {
-		return err
-	}
-	var out []handled
-	var elapsed time.Duration
-	published, failed := 0, 0
-	switch c.mode {
-	case "publish":
-		start := time.Now()
-		published, failed = publish(js, c)
-		elapsed = time.Since(start)
-	case "consume", "e2e":
-		subNc, err := nats.Connect(c.url, nats.Name("bench-go-sub"))
-		if err != nil {
-			return err
-		}
-		defer subNc.Close()
-		subJs, err := subNc.JetStream()
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		subs, err := subscribe(subJs, c)
-		if err != nil {
-			return err
-		}
-		if c.mode == "e2e" {
-			start = time.Now() // the raw pairs' clocks start at the first publish, consumers up
-		}
-		var wg sync.WaitGroup
-		results := make([][]handled, len(subs))
-		for t, sub := range subs {
-			wg.Add(1)
-			go func(t int, sub *pull) {
-				defer wg.Done()
-				results[t] = sub.drain()
-			}(t, sub)
-		}
-		if c.mode == "e2e" {
-			published, failed = publish(js, c)
-		}
-		wg.Wait()
-		elapsed = time.Since(start)
-		for _, r := range results {
-			out = append(out, r...)
-		}
-	default:
-		return fmt.Errorf("unknown -mode %q", c.mode)
-	}
-	if c.observed != "" {
-		if err := writeObserved(c.observed, out); err != nil {
-			return err
-		}
-	}
-	res, _ := json.Marshal(map[string]any{
-		"elapsedMs": float64(elapsed.Microseconds()) / 1000,
-		"published": published,
-		"failed":    failed,
-		"consumed":  len(out),
-	})
-	fmt.Println(string(res))
-	return nil
+func connect(url, name string, opts ...nats.JSOpt) (*nats.Conn, nats.JetStreamContext) {
+	nc, err := nats.Connect(url, nats.Name(name))
+	check(err, "connect")
+	js, err := nc.JetStream(opts...)
+	check(err, "jetstream")
+	return nc, js
 }
 
-// publish sends message i = 0..n-1 with PublishMsgAsync (at most -window
-// unacknowledged) and waits for every PubAck. A publish whose PubAck came
-// back as an error is sent again with the same Nats-Msg-Id (the server drops
-// a copy it already stored), up to 3 times, as a careful user (and our bus)
-// does; what still fails is reported.
+// publish sends messages 0..n-1 with at most -window unacknowledged and waits
+// for every PubAck; one whose PubAck is an error is resent up to 3 times with
+// the same Nats-Msg-Id (the server drops a stored copy), as our bus does.
 func publish(js nats.JetStreamContext, c config) (ok, failed int) {
-	note := strings.Repeat("x", c.payloadBytes-len(`{"amount":1234,"currency":"EUR","note":""}`))
-	pending := make([]*nats.Msg, 0, c.n)
-	for i := 0; i < c.n; i++ {
+	var env envelope
+	env.EventType, env.Payload.Amount, env.Payload.Currency = "BenchEvent", 1234, "EUR"
+	env.Payload.Note = strings.Repeat("x", c.payloadBytes-len(`{"amount":1234,"currency":"EUR","note":""}`))
+	pending := make([]*nats.Msg, c.n)
+	for i := range pending {
 		a := i % c.aggregates
-		env := envelope{
-			EventID:      c.prefix + strconv.Itoa(i),
-			AggregateID:  "agg-" + strconv.Itoa(a),
-			EventType:    "BenchEvent",
-			EventVersion: i / c.aggregates,
-			Timestamp:    time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-			Payload:      payload{Amount: 1234, Currency: "EUR", Note: note},
-		}
+		env.EventID, env.AggregateID, env.EventVersion = c.prefix+strconv.Itoa(i), "agg-"+strconv.Itoa(a), i/c.aggregates
+		env.Timestamp = time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 		data, _ := json.Marshal(env)
-		m := nats.NewMsg(c.topics[a%len(c.topics)])
-		m.Data = data
-		m.Header.Set("X-Event-ID", env.EventID)
-		m.Header.Set("X-Aggregate-ID", env.AggregateID)
-		m.Header.Set("X-Event-Type", env.EventType)
-		m.Header.Set("X-Event-Version", strconv.Itoa(env.EventVersion))
-		m.Header.Set("X-Timestamp", env.Timestamp)
-		m.Header.Set(nats.MsgIdHdr, env.EventID)
-		pending = append(pending, m)
+		pending[i] = &nats.Msg{Subject: c.topics[a%len(c.topics)], Data: data, Header: nats.Header{
+			"X-Event-ID": {env.EventID}, "X-Aggregate-ID": {env.AggregateID}, "X-Event-Type": {env.EventType},
+			"X-Event-Version": {strconv.Itoa(env.EventVersion)}, "X-Timestamp": {env.Timestamp}, nats.MsgIdHdr: {env.EventID},
+		}}
 	}
 	for attempt := 0; attempt < 4 && len(pending) > 0; attempt++ {
 		futures := make([]nats.PubAckFuture, 0, len(pending))
 		var retry []*nats.Msg
 		for _, m := range pending {
-			f, err := js.PublishMsgAsync(m)
-			if err != nil {
+			if f, err := js.PublishMsgAsync(m); err != nil {
 				retry = append(retry, m)
-				continue
+			} else {
+				futures = append(futures, f)
 			}
-			futures = append(futures, f)
 		}
 		<-js.PublishAsyncComplete()
 		for _, f := range futures {
@@ -199,48 +171,14 @@ func publish(js nats.JetStreamContext, c config) (ok, failed int) {
 	return ok, len(pending)
 }
 
-type pull struct {
-	sub      *nats.Subscription
-	expected int
-}
-
-// subscribe creates one unfiltered explicit-ack durable per stream (what a
-// raw user reading the whole stream does) and binds a pull subscription to it.
-func subscribe(js nats.JetStreamContext, c config) ([]*pull, error) {
-	counts := make([]int, len(c.topics))
-	for a := 0; a < c.aggregates && a < c.n; a++ {
-		per := c.n / c.aggregates
-		if a < c.n%c.aggregates {
-			per++
-		}
-		counts[a%len(c.topics)] += per
-	}
-	subs := make([]*pull, 0, len(c.streams))
-	for t, stream := range c.streams {
-		if _, err := js.AddConsumer(stream, &nats.ConsumerConfig{
-			Durable:   c.durable,
-			AckPolicy: nats.AckExplicitPolicy,
-		}); err != nil {
-			return nil, fmt.Errorf("add consumer on %s: %w", stream, err)
-		}
-		sub, err := js.PullSubscribe("", c.durable, nats.Bind(stream, c.durable))
-		if err != nil {
-			return nil, fmt.Errorf("pull subscribe on %s: %w", stream, err)
-		}
-		subs = append(subs, &pull{sub: sub, expected: counts[t]})
-	}
-	return subs, nil
-}
-
-// drain fetches batches of 500, decodes each envelope and acks it, until the
-// stream's share arrived.
-func (p *pull) drain() []handled {
-	out := make([]handled, 0, p.expected)
-	idle := 0
-	for len(out) < p.expected && idle < 30 {
-		msgs, err := p.sub.Fetch(500, nats.MaxWait(2*time.Second))
+// drain fetches, decodes and acks until the stream's share arrived; a minute
+// without messages ends it, so that a loss shows in the checker.
+func drain(sub *nats.Subscription, expected int) []handled {
+	out := make([]handled, 0, expected)
+	for idle := 0; len(out) < expected && idle < 30; {
+		msgs, err := sub.Fetch(500, nats.MaxWait(2*time.Second))
 		if err != nil && len(msgs) == 0 {
-			idle++ // nothing for 2 s; give up after a minute so a loss shows in the checker
+			idle++
 			continue
 		}
 		idle = 0
@@ -253,20 +191,4 @@ func (p *pull) drain() []handled {
 		}
 	}
 	return out
-}
-
-func writeObserved(path string, out []handled) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	for _, h := range out {
-		fmt.Fprintf(w, "%s %s %d\n", h.eventID, h.aggregateID, h.version)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
