@@ -1,6 +1,7 @@
 /**
- * Smoke check of the whole bench (not in `npm test`: it is a throughput run):
- * `npm run bench:smoke` runs `node bench/run.ts --quick` end to end (its own
+ * Smoke check of the whole bench, in the slow tier (`npm run test:faults`, so
+ * CI proves the bench still runs; not in `npm test`: it is a throughput run;
+ * alone: `npm run bench:smoke`): runs `node bench/run.ts --quick` end to end (its own
  * nats-server, the NATS, Go and memory systems, every scenario) and checks
  * that it exits 0 and that the JSON holds every row with the checker's
  * verdict 0 lost / 0 out of order / 0 unexpected. KAFKA_BROKERS is removed
