@@ -31,13 +31,29 @@ export class LaneBudget {
   readonly #flow: FlowControl;
   readonly #loops = new Set<OwedSource>();
   #waiters: Array<() => void> = [];
+  /** Lanes of a claim round in progress that have no loop yet: counted as busy in the split. */
+  #expected = 0;
 
   constructor(flow: FlowControl) {
     this.#flow = flow;
   }
 
+  /**
+   * `lanes` loops are about to join (a subscription's first claim round; 0
+   * once it is over). Without it the loops that attach first split the pool
+   * among themselves, fill it with pulls their partitions cannot fill, and the
+   * lanes that attach last get no room until those pulls expire (a fresh
+   * subscription of 50 events: the last handled ~130 ms after subscribe, the
+   * consumers all existed by ~45 ms).
+   */
+  expect(lanes: number): void {
+    this.#expected = Math.max(0, lanes);
+    this.changed();
+  }
+
   add(loop: OwedSource): void {
     this.#loops.add(loop);
+    if (this.#expected > 0) this.#expected--;
   }
 
   remove(loop: OwedSource): void {
@@ -60,12 +76,10 @@ export class LaneBudget {
       const poolFree = flow.freeCapacity();
       if (poolFree <= 0) return 0;
       let othersLive = 0;
-      let allLive = 0;
       let idleReserve = 0;
-      let busy = 1;
+      let busy = 1 + this.#expected;
       for (const loop of this.#loops) {
         const live = loop.liveOwed();
-        allLive += live;
         if (loop === self) continue;
         othersLive += live;
         const wanted = loop.wanted();
@@ -79,8 +93,11 @@ export class LaneBudget {
       // The loop subtracts everything it is owed (also expired pulls in their grace)
       // from what this returns. The pool bound counts other lanes' live pulls; the
       // even split caps only this lane's live pulls, or an expired pull that the
-      // server ended silently would hold a small share for its whole grace.
-      const even = Math.ceil(Math.max(0, poolFree + allLive - idleReserve) / busy);
+      // server ended silently would hold a small share for its whole grace. The
+      // split is of the room left for pulls (live pulls deliver into it): splitting
+      // room plus what is already promised gave each later lane more than the one
+      // before, and the last ones nothing.
+      const even = Math.ceil(Math.max(0, poolFree - idleReserve) / busy);
       return Math.max(0, Math.min(poolFree - othersLive, even - ownLive + ownAll));
     };
     return {

@@ -133,8 +133,15 @@ export class NatsPartitionedSubscription implements TransportSubscription, LaneO
       startFrom: this.#startFrom,
       logger: this.#deps.logger,
     });
-    await this.#membership.start();
-    await Promise.all([...this.#runners.values()].map((r) => r.attached()));
+    // Every lane may be ours in the first round: the loops that attach first must not
+    // split the pool among themselves (see LaneBudget.expect).
+    this.#budget.expect(this.#lanes.length);
+    try {
+      await this.#membership.start();
+      await Promise.all([...this.#runners.values()].map((r) => r.attached()));
+    } finally {
+      this.#budget.expect(0);
+    }
   }
 
   stats(): PartitionedSubscriptionStats {

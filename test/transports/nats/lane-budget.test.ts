@@ -49,7 +49,31 @@ describe('lane budget', () => {
   it('never more than the pool minus what the other lanes’ live pulls may still deliver', () => {
     const others = [lane(500, 300), lane(500, 300)];
     assert.equal(shareOf(500, lane(500), others), 0, 'their 600 could overfill a pool with 500 free');
-    assert.equal(shareOf(1_000, lane(500), others), 400);
+    assert.equal(shareOf(700, lane(500), others), 100, 'the even 234 is more than the 100 left');
+  });
+
+  it('an even share is of the room, not of the room plus what is already promised', () => {
+    const others = [lane(500, 300), lane(500, 300)];
+    // 1,000 free among 3 busy lanes: 334 each (the others already hold 300 of theirs).
+    assert.equal(shareOf(1_000, lane(500), others), 334);
+  });
+
+  it('lanes attaching one by one each get an even share of the lanes expected, the last as much as the first', () => {
+    const budget = new LaneBudget(pool(4_096));
+    budget.expect(17);
+    const shares: number[] = [];
+    for (let i = 0; i < 17; i++) {
+      const self = lane(500);
+      budget.add(self);
+      const share = budget.flowFor(() => self).freeCapacity();
+      shares.push(share);
+      // Its pull now holds that share (live), as a pull loop's would.
+      const live = share;
+      Object.assign(self, { owed: () => live, liveOwed: () => live });
+    }
+    assert.deepEqual(new Set(shares.slice(0, 16)), new Set([241]), `shares: ${shares.join(', ')}`);
+    assert.equal(shares[16], 4_096 - 16 * 241, 'the last lane gets the rest, not nothing');
+    budget.expect(0);
   });
 
   it('idle lanes that hold nothing reserve nothing: a small pool is not starved', () => {
