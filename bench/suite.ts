@@ -1,8 +1,7 @@
 /**
- * The whole run: a warm-up of every path (discarded), then per level the
- * publish, consume and e2e scenarios for every system side by side, then the
- * latency rates, then (optionally) the memory soak and CPU profiles. Every
- * run gets fresh topics / streams (created untimed, deleted afterwards).
+ * The whole run: a warm-up of every path (discarded), then per level the publish, consume and e2e
+ * scenarios for every system side by side, then the latency rates, then (optionally) the memory soak
+ * and CPU profiles. Every run gets fresh topics / streams (created untimed, deleted afterwards).
  */
 import { join } from 'node:path';
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
@@ -16,14 +15,7 @@ import type { System } from './systems.ts';
 import { createWorkload, summarize, type Workload } from './workload.ts';
 
 /** Levels up to this size run `config.repeat` times (median reported); larger levels run once. */
-export const REPEAT_UP_TO = 10_000;
-
-export interface SuiteResult {
-  readonly throughput: ThroughputRow[];
-  readonly latency: LatencyRow[];
-  readonly soak: ThroughputRow | undefined;
-  readonly profiles: ProfileSummary[];
-}
+const REPEAT_UP_TO = 10_000;
 
 interface Ctx {
   readonly config: BenchConfig;
@@ -59,7 +51,7 @@ function storedNotes(stored: StoredOrder | undefined, outOfOrder: number): strin
     : [];
 }
 
-/** One measured run on fresh topics → a row (checker verdict, resources, stalls, notes). */
+/** One measured run on fresh topics (`w` given: already fresh and loaded) → a row. */
 async function row(
   ctx: Ctx,
   scenario: ThroughputScenario,
@@ -71,16 +63,12 @@ async function row(
   const w = options.w ?? workload(ctx, scenario, level.name, sys.name);
   if (options.w === undefined) await sys.fresh(w);
   const slowBefore = slowConsumers(ctx);
-  const { outcome, report, resources, stalls } = await measured(
-    level.messages,
-    (c) => body(w, c),
-    options.gc,
-  );
+  const run = await measured(level.messages, (c) => body(w, c), options.gc);
   await sys.drop(w);
+  const { elapsedMs, notes, acksSettled, stored, transportStats } = run.outcome;
   const slow = slowConsumers(ctx) - slowBefore;
-  if (slow > 0) outcome.notes.push(`nats-server logged ${slow} slow-consumer event(s) during the run`);
-  outcome.notes.push(...storedNotes(outcome.stored, report.outOfOrder));
-  const { elapsedMs, notes, acksSettled, stored, transportStats } = outcome;
+  if (slow > 0) notes.push(`nats-server logged ${slow} slow-consumer event(s) during the run`);
+  notes.push(...storedNotes(stored, run.report.outOfOrder));
   return {
     scenario,
     level: level.name,
@@ -88,9 +76,9 @@ async function row(
     system: sys.name,
     elapsedMs: Math.round(elapsedMs * 10) / 10,
     msgPerSec: Math.round((level.messages / elapsedMs) * 1000),
-    checker: checkerCounts(report),
-    resources,
-    stalls,
+    checker: checkerCounts(run.report),
+    resources: run.resources,
+    stalls: run.stalls,
     ...(options.results === undefined ? {} : { publishStalls: options.results.stallStats() }),
     ...(acksSettled === undefined ? {} : { acksSettled }),
     ...(stored === undefined ? {} : { stored }),
@@ -100,27 +88,20 @@ async function row(
 }
 
 async function publishScenario(ctx: Ctx, level: Level): Promise<ThroughputRow[]> {
+  const publish = (sys: System, window?: number) =>
+    row(ctx, 'publish', level, sys, (w, c) => sys.publish(w, level.messages, c, window));
   const rows: ThroughputRow[] = [];
-  const n = level.messages;
   for (const sys of ctx.systems) {
     if (sys.windows === undefined) {
-      rows.push(await row(ctx, 'publish', level, sys, (w, c) => sys.publish(w, n, c)));
+      rows.push(await publish(sys));
       continue;
     }
     // The raw client as its docs recommend: a window of concurrent publishes, swept; the best counts.
-    const sweep: ThroughputRow[] = [];
-    for (const window of sys.windows) {
-      sweep.push({
-        ...(await row(ctx, 'publish', level, sys, (w, c) => sys.publish(w, n, c, window))),
-        window,
-      });
-    }
+    const sweep: (ThroughputRow & { window: number })[] = [];
+    for (const window of sys.windows) sweep.push({ ...(await publish(sys, window)), window });
     const best = sweep.reduce((a, b) => (b.msgPerSec > a.msgPerSec ? b : a));
-    ctx.windows.set(level.name, best.window as number);
-    rows.push({
-      ...best,
-      windowSweep: sweep.map((r) => ({ window: r.window as number, msgPerSec: r.msgPerSec })),
-    });
+    ctx.windows.set(level.name, best.window);
+    rows.push({ ...best, windowSweep: sweep.map(({ window, msgPerSec }) => ({ window, msgPerSec })) });
   }
   return rows;
 }
@@ -130,7 +111,7 @@ async function consumeScenario(ctx: Ctx, level: Level): Promise<ThroughputRow[]>
   const rows: ThroughputRow[] = [];
   const n = level.messages;
   for (const backend of ['nats', 'memory', 'kafka'] as const) {
-    const sets: { sys: System; w: Workload; checker: OrderChecker | undefined }[] = [];
+    const sets: { sys: System; w: Workload; checker: OrderChecker }[] = [];
     for (const sys of ctx.systems.filter((s) => s.backend === backend)) {
       const w = workload(ctx, 'consume', level.name, sys.name);
       const checker = createOrderChecker();
@@ -138,13 +119,10 @@ async function consumeScenario(ctx: Ctx, level: Level): Promise<ThroughputRow[]>
       await sys.preload(w, n, checker, new Counter(n));
       sets.push({ sys, w, checker });
     }
-    for (const set of sets) {
-      // Handed over: after the run only the run holds the checker, so it is released before "after".
-      const checker = set.checker as OrderChecker;
-      set.checker = undefined;
-      rows.push(
-        await row(ctx, 'consume', level, set.sys, (w, c) => set.sys.consume(w, n, checker, c), { w: set.w }),
-      );
+    // Taken out of `sets` for its run: only the run holds the checker, so it is released before "after".
+    while (sets.length > 0) {
+      const { sys, w, checker } = sets.shift()!;
+      rows.push(await row(ctx, 'consume', level, sys, (_, c) => sys.consume(w, n, checker, c), { w }));
     }
   }
   return rows;
@@ -152,11 +130,11 @@ async function consumeScenario(ctx: Ctx, level: Level): Promise<ThroughputRow[]>
 
 async function e2eScenario(ctx: Ctx, level: Level): Promise<ThroughputRow[]> {
   const rows: ThroughputRow[] = [];
-  const n = level.messages;
   for (const sys of ctx.systems) {
     const window = sys.windows === undefined ? undefined : (ctx.windows.get(level.name) ?? 1_000);
-    const results = new Counter(n);
-    const r = await row(ctx, 'e2e', level, sys, (w, c) => sys.e2e(w, n, c, results, window), { results });
+    const results = new Counter(level.messages);
+    const body = (w: Workload, c: Counter) => sys.e2e(w, level.messages, c, results, window);
+    const r = await row(ctx, 'e2e', level, sys, body, { results });
     rows.push(window === undefined ? r : { ...r, window });
   }
   return rows;
@@ -187,33 +165,23 @@ async function latencyScenario(ctx: Ctx, rate: number): Promise<LatencyRow[]> {
   return rows;
 }
 
-const median = (values: readonly number[]): number =>
-  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] as number;
-
 /**
- * Repeats of one cell → one row: the median run (lower median for even
- * counts), checker counts and stalls summed over all repeats (a loss in any
- * repeat shows), every repeat's msg/s in `samples`, every repeat's notes.
+ * Repeats of one cell → one row: the median run (lower median for even counts), checker counts and stalls
+ * summed over all repeats (a loss in any repeat shows), every repeat's msg/s in `samples` and its notes.
  */
 export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
-  const groups = new Map<string, ThroughputRow[]>();
-  for (const r of runs) {
-    const key = `${r.scenario}|${r.level}|${r.system}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
   /** Every numeric field summed over the repeats (the others taken from the first). */
   const summed = <T extends object>(list: readonly T[]): T => {
-    const out: Record<string, unknown> = { ...list[0] };
-    for (const [k, v] of Object.entries(out)) {
-      if (typeof v === 'number')
-        out[k] = list.reduce((t, x) => t + ((x as Record<string, number>)[k] ?? 0), 0);
-    }
-    return out as T;
+    const sum = (k: string) => list.reduce((t, x) => t + ((x as Record<string, number>)[k] ?? 0), 0);
+    const entries = Object.entries(list[0] ?? {}).map(([k, v]) => [k, typeof v === 'number' ? sum(k) : v]);
+    return Object.fromEntries(entries) as T;
   };
+  const groups = Map.groupBy(runs, (r) => `${r.scenario}|${r.level}|${r.system}`);
   return [...groups.values()].map((list) => {
     if (list.length === 1) return list[0] as ThroughputRow;
-    const mid = median(list.map((r) => r.msgPerSec));
-    const chosen = list.find((r) => r.msgPerSec === mid) as ThroughputRow;
+    const sorted = list.map((r) => r.msgPerSec).sort((a, b) => a - b);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    const chosen = list.find((r) => r.msgPerSec === median) as ThroughputRow;
     const checker = { ...summed(list.map((r) => r.checker)), examples: chosen.checker.examples };
     return {
       ...chosen,
@@ -229,9 +197,8 @@ export function mergeRepeats(runs: readonly ThroughputRow[]): ThroughputRow[] {
 }
 
 /**
- * Memory soak: our bus end to end on NATS for n messages with the compact
- * checker (~3 bytes per message of bench bookkeeping), a full GC before every
- * checkpoint; RSS at 100,000 vs at n is the "RSS after 1M" target.
+ * Memory soak: our bus end to end on NATS for n messages, compact checker (~3 bytes per message of bench
+ * bookkeeping), a full GC before every checkpoint; RSS at 100,000 vs at n is the "RSS after 1M" target.
  */
 async function memorySoak(ctx: Ctx, ours: System, n: number): Promise<ThroughputRow> {
   const level = { name: `soak-${n >= 1_000_000 ? `${n / 1_000_000}M` : n}`, messages: n };
@@ -244,35 +211,25 @@ async function memorySoak(ctx: Ctx, ours: System, n: number): Promise<Throughput
 async function profileRuns(ctx: Ctx, level: Level): Promise<ProfileSummary[]> {
   const n = level.messages;
   const base = join(ctx.config.outDir, `${ctx.fileStamp}-${level.name}`);
+  const find = (name: SystemName) => ctx.systems.find((s) => s.name === name);
+  const runs = [
+    [find('ours-nats'), 'publish', 'publish'],
+    [find('ours-nats'), 'consume', 'consume'],
+    [find('raw-nats'), 'consume', 'raw-consume'],
+  ] as const;
   const out: ProfileSummary[] = [];
-  const ours = ctx.systems.find((s) => s.name === 'ours-nats');
-  const raw = ctx.systems.find((s) => s.name === 'raw-nats');
-  if (ours !== undefined) {
-    const w = workload(ctx, 'prof-pub', level.name, ours.name);
-    await ours.fresh(w);
-    const label = `ours-nats publish ${level.name}`;
-    out.push(
-      await profiled(label, `${base}-publish.cpuprofile`, () =>
-        measured(n, (c) => ours.publish(w, n, c, undefined, false)),
-      ),
-    );
-    await ours.drop(w);
-  }
-  for (const [sys, suffix] of [
-    [ours, 'consume'],
-    [raw, 'raw-consume'],
-  ] as const) {
+  for (const [sys, kind, file] of runs) {
     if (sys === undefined) continue;
-    const w = workload(ctx, 'prof-con', level.name, sys.name);
-    const checker = createOrderChecker();
+    const w = workload(ctx, kind === 'publish' ? 'prof-pub' : 'prof-con', level.name, sys.name);
     await sys.fresh(w);
-    await sys.preload(w, n, checker, new Counter(n));
-    const label = `${sys.name} consume ${level.name}`;
-    out.push(
-      await profiled(label, `${base}-${suffix}.cpuprofile`, () =>
-        measured(n, (c) => sys.consume(w, n, checker, c)),
-      ),
-    );
+    let body = (c: Counter) => sys.publish(w, n, c, undefined, false);
+    if (kind === 'consume') {
+      const checker = createOrderChecker();
+      await sys.preload(w, n, checker, new Counter(n));
+      body = (c) => sys.consume(w, n, checker, c);
+    }
+    const label = `${sys.name} ${kind} ${level.name}`;
+    out.push(await profiled(label, `${base}-${file}.cpuprofile`, () => measured(n, body)));
     await sys.drop(w);
   }
   return out;
@@ -281,8 +238,8 @@ async function profileRuns(ctx: Ctx, level: Level): Promise<ProfileSummary[]> {
 export async function runSuite(
   config: BenchConfig,
   systems: readonly System[],
-  env: { readonly nats: NatsEnv | undefined; readonly stamp: string; readonly fileStamp: string },
-): Promise<SuiteResult> {
+  env: Pick<Ctx, 'nats' | 'stamp' | 'fileStamp'>,
+) {
   const wanted = new Set<SystemName>(config.systems);
   const ctx: Ctx = { config, systems: systems.filter((s) => wanted.has(s.name)), ...env, windows: new Map() };
   const scenarios = new Set(config.scenarios);
@@ -313,9 +270,8 @@ export async function runSuite(
     }
   }
   const latency: LatencyRow[] = [];
-  if (scenarios.has('latency')) {
-    for (const rate of config.latencyRates) latency.push(...(await latencyScenario(ctx, rate)));
-  }
+  const rates = scenarios.has('latency') ? config.latencyRates : [];
+  for (const rate of rates) latency.push(...(await latencyScenario(ctx, rate)));
   const ours = ctx.systems.find((s) => s.name === 'ours-nats');
   const soakSize = config.soak ?? (config.levels.some((l) => l.messages >= 1_000_000) ? 1_000_000 : 0);
   const soak = soakSize > 0 && ours !== undefined ? await memorySoak(ctx, ours, soakSize) : undefined;

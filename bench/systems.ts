@@ -1,52 +1,17 @@
 /**
- * One runner shape for every system. A `Client` (our bus on NATS, Kafka or
- * memory; the raw NATS or Kafka client) only opens a publisher, a subscriber
- * and reads back what the broker stored; the four scenarios (publish,
- * consume, e2e, latency) are written once here on top of it, with the same
- * clocks and the same checks for every system. The Go anchor (a child
- * process that times itself) implements the scenarios directly.
+ * One runner shape for every system. A `Client` (our bus on NATS, Kafka or memory; the raw NATS or Kafka
+ * client) only opens a publisher, a subscriber and reads back what the broker stored; the four scenarios
+ * (publish, consume, e2e, latency) are written once on top of it, with the same clocks and checks for
+ * every system. The Go anchor (a child process that times itself) implements the scenarios directly.
  */
-import {
-  createEventBus,
-  type EventBus,
-  type EventBusOptions,
-  type Logger,
-  type PublishResult,
-} from '../src/index.ts';
+import { createEventBus, type EnvelopeHandler, type EventBusOptions, type Logger } from '../src/index.ts';
 import { createOrderChecker, type OrderChecker } from '../src/testing/checker.ts';
 import { createMemoryBroker, type MemoryBroker } from '../src/transports/memory/index.ts';
 import type { SystemName } from './config.ts';
 import { type GoAnchor, goSystem } from './go-anchor.ts';
-import {
-  commitsSettled,
-  createKafkaTopics,
-  deleteKafkaTopics,
-  type KafkaEnv,
-  kafkaBusOptions,
-  oursGroup,
-  rawKafkaClient,
-  rawKafkaPublisher,
-  readBackKafka,
-} from './kafka.ts';
-import {
-  Counter,
-  deadlineFor,
-  type OnEvent,
-  observer,
-  type RunOutcome,
-  type StoredOrder,
-  within,
-} from './measure.ts';
-import {
-  acksSettled,
-  createStreams,
-  deleteStreams,
-  type NatsEnv,
-  RAW_PUBLISH_WINDOWS,
-  rawNatsClient,
-  rawPublisher,
-  readBack,
-} from './nats.ts';
+import * as kafka from './kafka.ts';
+import { Counter, deadlineFor, type OnEvent, observer, type RunOutcome, within } from './measure.ts';
+import * as nats from './nats.ts';
 import { createRecorder, type LatencyRecorder, paced, type Workload } from './workload.ts';
 
 export interface Publisher {
@@ -79,10 +44,7 @@ export interface Client {
   readBack(w: Workload, checker: OrderChecker): Promise<void>;
 }
 
-export interface LatencyOutcome extends RunOutcome {
-  readonly recorder: LatencyRecorder;
-  readonly offerMs: number;
-}
+type LatencyOutcome = RunOutcome & { readonly recorder: LatencyRecorder; readonly offerMs: number };
 
 export interface System {
   readonly name: SystemName;
@@ -112,14 +74,8 @@ export interface System {
   latency?(w: Workload, n: number, rate: number, consumed: Counter): Promise<LatencyOutcome>;
 }
 
-const elapsedSince = (t: number): number => performance.now() - t;
-
 /** What the broker stored for messages 0..n-1, classified (e2e rows: publish side vs consume side). */
-export async function storedOrder(
-  client: Pick<Client, 'readBack'>,
-  w: Workload,
-  n: number,
-): Promise<StoredOrder> {
+export async function storedOrder(client: Pick<Client, 'readBack'>, w: Workload, n: number) {
   const checker = createOrderChecker();
   for (let i = 0; i < n; i++) {
     w.expect(checker, i);
@@ -131,22 +87,20 @@ export async function storedOrder(
   return { outOfOrder: r.outOfOrder, lost: r.lost, duplicated: r.duplicated, examples };
 }
 
-/** Publishes n messages through `open`'s publisher and waits for every result; throws on any failure. */
-async function preloadWith(
-  open: (checker: OrderChecker, counter: Counter, notes: string[]) => Promise<Publisher>,
-  n: number,
-  checker: OrderChecker,
-  counter: Counter,
-): Promise<void> {
-  const notes: string[] = [];
-  const pub = await open(checker, counter, notes);
-  try {
-    await pub.sendAll(n);
-    if (!(await within(counter.reached(n), deadlineFor(n)))) notes.push(`only ${counter.n}/${n} results`);
-  } finally {
-    await pub.close();
-  }
-  if (notes.length > 0) throw new Error(`Preload failed: ${notes.join('; ')}`);
+/** Sends messages 0..n-1 and waits (bounded) for every result; a shortfall becomes a note. */
+async function sendAll(pub: Publisher, n: number, results: Counter, notes: string[]): Promise<void> {
+  await pub.sendAll(n);
+  if (!(await within(results.reached(n), deadlineFor(n)))) notes.push(`only ${results.n}/${n} results`);
+}
+
+/** A preload through `open`'s publisher; throws on any failure. */
+function preloadVia(open: Client['publisher']): System['preload'] {
+  return async (w, n, checker, counter) => {
+    const notes: string[] = [];
+    const pub = await open(w, checker, counter, notes);
+    await sendAll(pub, n, counter, notes).finally(() => pub.close());
+    if (notes.length > 0) throw new Error(`Preload failed: ${notes.join('; ')}`);
+  };
 }
 
 /** The four scenarios over a client: one implementation, the same clocks for every system. */
@@ -167,9 +121,8 @@ function clientSystem(
       const pub = await client.publisher(w, checker, results, notes, window);
       try {
         const started = performance.now();
-        await pub.sendAll(n);
-        if (!(await within(results.reached(n), deadlineFor(n)))) notes.push(`only ${results.n}/${n} results`);
-        const elapsedMs = elapsedSince(started);
+        await sendAll(pub, n, results, notes);
+        const elapsedMs = performance.now() - started;
         if (verify) await client.readBack(w, checker);
         return { elapsedMs, checker, notes };
       } finally {
@@ -184,18 +137,12 @@ function clientSystem(
         await sub.subscribe();
         if (!(await within(consumed.reached(n), deadlineFor(n))))
           notes.push(`only ${consumed.n}/${n} consumed`);
-        const elapsedMs = elapsedSince(started);
-        const transportStats = sub.stats?.();
+        const elapsedMs = performance.now() - started;
+        const outcome = { elapsedMs, checker, notes, transportStats: sub.stats?.() };
         const settled = await sub.settled();
         if (settled === false)
           notes.push('acks (offset commits) had not all reached the broker 5 s after the run');
-        return {
-          elapsedMs,
-          checker,
-          notes,
-          ...(transportStats === undefined ? {} : { transportStats }),
-          ...(settled === undefined ? {} : { acksSettled: settled }),
-        };
+        return settled === undefined ? outcome : { ...outcome, acksSettled: settled };
       } finally {
         await sub.close();
       }
@@ -213,100 +160,79 @@ function clientSystem(
         if (!(await within(Promise.all([results.reached(n), consumed.reached(n)]), deadlineFor(n)))) {
           notes.push(`only ${results.n}/${n} results and ${consumed.n}/${n} consumed`);
         }
-        const elapsedMs = elapsedSince(started);
+        const elapsedMs = performance.now() - started;
         const transportStats = sub.stats?.();
-        const stored = await storedOrder(client, w, n);
-        return {
-          elapsedMs,
-          checker,
-          notes,
-          stored,
-          ...(transportStats === undefined ? {} : { transportStats }),
-        };
+        return { elapsedMs, checker, notes, transportStats, stored: await storedOrder(client, w, n) };
       } finally {
         await Promise.all([pub?.close(), sub.close()]);
       }
     },
   };
   if (!withLatency) return system;
-  return {
-    ...system,
-    async latency(w, n, rate, consumed) {
-      const checker = createOrderChecker();
-      const notes: string[] = [];
-      const recorder = createRecorder(n);
-      const results = new Counter(n);
-      const onEvent = observer(checker, consumed, (id) => recorder.arrived(w.indexOf(id)));
-      const sub = await client.subscriber(w, n, onEvent, notes);
-      let pub: Publisher | undefined;
-      try {
-        await sub.subscribe();
-        const p = await client.publisher(w, checker, results, notes);
-        pub = p;
-        const started = performance.now();
-        const offerMs = await paced(n, rate, recorder.sentAt, (i) => p.sendOne(i));
-        if (!(await within(Promise.all([consumed.reached(n), results.reached(n)]), deadlineFor(n)))) {
-          notes.push(`only ${consumed.n}/${n} consumed, ${results.n}/${n} results`);
-        }
-        return { elapsedMs: elapsedSince(started), checker, notes, recorder, offerMs };
-      } finally {
-        await Promise.all([pub?.close(), sub.close()]);
+  system.latency = async (w, n, rate, consumed) => {
+    const checker = createOrderChecker();
+    const notes: string[] = [];
+    const recorder = createRecorder(n);
+    const results = new Counter(n);
+    const onEvent = observer(checker, consumed, (id) => recorder.arrived(w.indexOf(id)));
+    const sub = await client.subscriber(w, n, onEvent, notes);
+    let pub: Publisher | undefined;
+    try {
+      await sub.subscribe();
+      const opened = await client.publisher(w, checker, results, notes);
+      pub = opened;
+      const started = performance.now();
+      const offerMs = await paced(n, rate, recorder.sentAt, (i) => opened.sendOne(i));
+      if (!(await within(Promise.all([consumed.reached(n), results.reached(n)]), deadlineFor(n)))) {
+        notes.push(`only ${consumed.n}/${n} consumed, ${results.n}/${n} results`);
       }
-    },
+      return { elapsedMs: performance.now() - started, checker, notes, recorder, offerMs };
+    } finally {
+      await Promise.all([pub?.close(), sub.close()]);
+    }
   };
-}
-
-/** Collects our buses' warnings and errors for the row's notes (one per distinct message, with its count). */
-class BusLog implements Logger {
-  readonly #counts = new Map<string, number>();
-  debug(): void {}
-  info(): void {}
-  warn(obj: object | string, msg?: string): void {
-    this.#note('warn', obj, msg);
-  }
-  error(obj: object | string, msg?: string): void {
-    this.#note('error', obj, msg);
-  }
-  #note(level: string, obj: object | string, msg?: string): void {
-    const text = `${level}: ${typeof obj === 'string' ? obj : (msg ?? '')}`;
-    this.#counts.set(text, (this.#counts.get(text) ?? 0) + 1);
-  }
-  summary(): string[] {
-    return [...this.#counts].map(([text, count]) => `bus logged ${count}× ${text}`);
-  }
+  return system;
 }
 
 export const SUB_CLIENT = 'bench-sub';
 
 /**
- * Our bus: `await publishEnvelope()` in a loop (admission into the publish
- * window), every PublishResult counted; `subscribeEnvelope` on every topic
- * with the default actor pool (Kafka: one group per topic, see README).
+ * Our bus: `await publishEnvelope()` in a loop (admission into the publish window), every PublishResult
+ * counted; `subscribeEnvelope` on every topic, default actor pool (Kafka: one group per topic, see README).
  */
 function oursClient(
   transport: (w: Workload) => Pick<EventBusOptions, 'transport' | 'nats' | 'kafka' | 'memory'>,
-  readBackOf: (w: Workload, checker: OrderChecker) => Promise<void>,
+  readBackOf: Client['readBack'],
   settledOf: (w: Workload) => Promise<boolean | undefined>,
   groupOf?: (topic: string) => string,
 ): Client {
-  const open = (w: Workload, clientId: string, log: BusLog, onPublishResult?: (r: PublishResult) => void) =>
-    createEventBus({
-      ...transport(w),
-      clientId,
-      logger: log,
-      metrics: { enabled: false },
-      ...(onPublishResult ? { onPublishResult } : {}),
-    } as EventBusOptions);
+  /** A bus whose warnings and errors go into `notes` on close (once per distinct message, with its count). */
+  async function open(w: Workload, clientId: string, notes: string[], extra: Partial<EventBusOptions> = {}) {
+    const counts = new Map<string, number>();
+    const note = (level: string) => (obj: object | string, msg?: string) => {
+      const text = `${level}: ${typeof obj === 'string' ? obj : (msg ?? '')}`;
+      counts.set(text, (counts.get(text) ?? 0) + 1);
+    };
+    const logger: Logger = { debug: () => {}, info: () => {}, warn: note('warn'), error: note('error') };
+    const options = { ...transport(w), clientId, logger, metrics: { enabled: false }, ...extra };
+    const bus = await createEventBus(options as EventBusOptions);
+    const close = async (): Promise<void> => {
+      await bus.close();
+      for (const [text, count] of counts) notes.push(`bus logged ${count}× ${text}`);
+    };
+    return { bus, close };
+  }
   return {
     async publisher(w, checker, results, notes) {
-      const log = new BusLog();
-      const bus = await open(w, 'bench-pub', log, (r) => {
-        if (r.success) checker.acknowledged(r.eventId);
-        else {
-          checker.failed(r.eventId);
-          if (notes.length < 3) notes.push(`publish failed: ${r.error?.code} ${r.error?.message}`);
-        }
-        results.inc();
+      const { bus, close } = await open(w, 'bench-pub', notes, {
+        onPublishResult(r) {
+          if (r.success) checker.acknowledged(r.eventId);
+          else {
+            checker.failed(r.eventId);
+            if (notes.length < 3) notes.push(`publish failed: ${r.error?.code} ${r.error?.message}`);
+          }
+          results.inc();
+        },
       });
       const sendOne = (i: number): Promise<unknown> => {
         w.expect(checker, i);
@@ -325,54 +251,42 @@ function oursClient(
           }
         },
         sendOne,
-        async close() {
-          await bus.close();
-          notes.push(...log.summary());
-        },
+        close,
       };
     },
     async subscriber(w, _n, onEvent, notes) {
-      const log = new BusLog();
-      const bus: EventBus = await open(w, SUB_CLIENT, log);
+      const { bus, close } = await open(w, SUB_CLIENT, notes);
+      const handler: EnvelopeHandler = (e, ctx) =>
+        onEvent(e.eventId, e.aggregateId, e.eventVersion, ctx.deliveryCount);
+      const options = (topic: string) => (groupOf === undefined ? {} : { group: groupOf(topic) });
       return {
         async subscribe() {
-          await Promise.all(
-            w.topics.map((topic) =>
-              bus.subscribeEnvelope(
-                topic,
-                (e, ctx) => onEvent(e.eventId, e.aggregateId, e.eventVersion, ctx.deliveryCount),
-                groupOf === undefined ? {} : { group: groupOf(topic) },
-              ),
-            ),
-          );
+          await Promise.all(w.topics.map((topic) => bus.subscribeEnvelope(topic, handler, options(topic))));
         },
         settled: () => settledOf(w),
         stats: () => bus.health().details,
-        async close() {
-          await bus.close();
-          notes.push(...log.summary());
-        },
+        close,
       };
     },
     readBack: readBackOf,
   };
 }
 
-function natsSystems(env: NatsEnv, go: GoAnchor | undefined): System[] {
+function natsSystems(env: nats.NatsEnv, go: GoAnchor | undefined): System[] {
   const topics = {
-    fresh: (w: Workload) => createStreams(env, w.topics),
-    drop: (w: Workload) => deleteStreams(env, w.topics),
-    preload: (w: Workload, n: number, checker: OrderChecker, counter: Counter) =>
-      preloadWith((c, r, notes) => rawPublisher(env, w, c, r, notes, 4_000, true), n, checker, counter),
+    fresh: (w: Workload) => nats.createStreams(env, w.topics),
+    drop: (w: Workload) => nats.deleteStreams(env, w.topics),
+    preload: preloadVia((w, c, r, notes) => nats.rawPublisher(env, w, c, r, notes, 4_000, true)),
   };
   const ours = oursClient(
     () => ({ transport: 'nats', nats: { servers: [env.url] } }),
-    (w, checker) => readBack(env, w.topics, checker),
-    (w) => acksSettled(env, w.topics, SUB_CLIENT),
+    (w, checker) => nats.readBack(env, w.topics, checker),
+    (w) => nats.acksSettled(env, w.topics, SUB_CLIENT),
   );
+  const swept = { ...topics, windows: nats.RAW_PUBLISH_WINDOWS };
   return [
     clientSystem('ours-nats', 'nats', ours, topics, true),
-    clientSystem('raw-nats', 'nats', rawNatsClient(env), { ...topics, windows: RAW_PUBLISH_WINDOWS }, true),
+    clientSystem('raw-nats', 'nats', nats.rawNatsClient(env), swept, true),
     ...(go === undefined ? [] : [{ ...goSystem(go, env), ...topics, backend: 'nats' as const }]),
   ];
 }
@@ -388,51 +302,43 @@ function memorySystem(): System {
     (w) => ({ transport: 'memory', memory: { broker: brokerOf(w) } }),
     async (w, checker) => {
       for (const topic of w.topics) {
-        for (const m of brokerOf(w).messages(topic)) {
-          const h = m.headers;
+        for (const { headers: h } of brokerOf(w).messages(topic)) {
           checker.observe(h['X-Event-ID'] ?? '', h['X-Aggregate-ID'] ?? '', Number(h['X-Event-Version']));
         }
       }
     },
     async () => undefined,
   );
-  return clientSystem(
-    'ours-memory',
-    'memory',
-    ours,
-    {
-      fresh: async (w) => void brokerOf(w),
-      drop: async (w) => void brokers.delete(w.prefix),
-      preload: (w, n, checker, counter) =>
-        preloadWith((c, r, notes) => ours.publisher(w, c, r, notes), n, checker, counter),
-    },
-    true,
-  );
+  const topics = {
+    fresh: async (w: Workload) => void brokerOf(w),
+    drop: async (w: Workload) => void brokers.delete(w.prefix),
+    preload: preloadVia(ours.publisher),
+  };
+  return clientSystem('ours-memory', 'memory', ours, topics, true);
 }
 
-function kafkaSystems(env: KafkaEnv): System[] {
+function kafkaSystems(env: kafka.KafkaEnv): System[] {
   const topics = {
-    fresh: (w: Workload) => createKafkaTopics(env, w.topics),
-    drop: (w: Workload) => deleteKafkaTopics(env, w),
-    preload: (w: Workload, n: number, checker: OrderChecker, counter: Counter) =>
-      preloadWith((c, r, notes) => rawKafkaPublisher(env, w, c, r, notes, false), n, checker, counter),
+    fresh: (w: Workload) => kafka.createKafkaTopics(env, w.topics),
+    drop: (w: Workload) => kafka.deleteKafkaTopics(env, w),
+    preload: preloadVia((w, c, r, notes) => kafka.rawKafkaPublisher(env, w, c, r, notes, false)),
   };
   const ours = oursClient(
-    () => ({ transport: 'kafka', kafka: kafkaBusOptions(env) }),
-    (w, checker) => readBackKafka(env, w.topics, checker),
-    (w) => commitsSettled(env, w.topics, oursGroup),
-    oursGroup,
+    () => ({ transport: 'kafka', kafka: kafka.kafkaBusOptions(env) }),
+    (w, checker) => kafka.readBackKafka(env, w.topics, checker),
+    (w) => kafka.commitsSettled(env, w.topics, kafka.oursGroup),
+    kafka.oursGroup,
   );
   return [
     clientSystem('ours-kafka', 'kafka', ours, topics, false),
-    clientSystem('raw-kafka', 'kafka', rawKafkaClient(env), topics, false),
+    clientSystem('raw-kafka', 'kafka', kafka.rawKafkaClient(env), topics, false),
   ];
 }
 
 /** The systems that can run with these environments, in report order. */
 export function createSystems(envs: {
-  readonly nats?: NatsEnv | undefined;
-  readonly kafka?: KafkaEnv | undefined;
+  readonly nats?: nats.NatsEnv | undefined;
+  readonly kafka?: kafka.KafkaEnv | undefined;
   readonly go?: GoAnchor | undefined;
 }): System[] {
   return [
