@@ -2,31 +2,26 @@
  * `npm run bench` / `eventbus bench`: options, the one nats-server (and the
  * Kafka cluster of KAFKA_BROKERS), the suite, the terminal table and the JSON.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type BenchConfig,
-  DEFAULT_LEVELS,
   DEFAULTS,
   KAFKA_SYSTEMS,
-  LATENCY_RATES,
   LEVELS,
   type Level,
   NATS_SYSTEMS,
   QUICK,
-  QUICK_LEVELS,
   recordedConfig,
   SCENARIOS,
-  type ScenarioName,
   SYSTEMS,
-  type SystemName,
 } from './config.ts';
-import { buildGoAnchor, type GoAnchor } from './go-anchor.ts';
+import { buildGoAnchor } from './go-anchor.ts';
 import { type KafkaEnv, type KafkaPlan, kafkaPlan, skipLine, startKafkaEnv } from './kafka.ts';
-import { type NatsEnv, startNatsEnv } from './nats.ts';
+import { startNatsEnv } from './nats.ts';
 import { formatProfile } from './profile.ts';
 import { analyse, type BenchReport, formatReport, type KafkaMeta } from './report.ts';
 import { runSuite } from './suite.ts';
@@ -34,14 +29,13 @@ import { createSystems } from './systems.ts';
 
 export const usage = `Usage: eventbus bench [options]   (or: npm run bench -- [options])
 
-Runs our bus on NATS, the raw official client (js.publish with a window of
-concurrent promises, best of 100/1,000/5,000; consume() + acks), the Go client
-(PublishAsync, Fetch + Ack) on the same nats-server, and our
-bus on the in-memory transport side by side in this process; prints the ratio
-table and writes <out>/<date>.json. With KAFKA_BROKERS
-set (host:port,...) also our bus on Kafka and the raw @platformatic/kafka
-client (publish, consume, e2e); without it those two are skipped (one line on
-stderr).
+Runs side by side our bus on NATS, the raw official client (js.publish with a
+window of concurrent promises, best of 100/1,000/5,000; consume() + acks) and
+the Go client (PublishAsync, Fetch + Ack) on one nats-server, and our bus on
+the in-memory transport; prints the ratio table and writes <out>/<date>.json.
+With KAFKA_BROKERS set (host:port,...) also our bus on Kafka and the raw
+@platformatic/kafka client (publish, consume, e2e); without it those two are
+skipped (one line on stderr).
 
 Options:
   --levels LIST     levels to run, by name or message count, comma-separated
@@ -106,61 +100,42 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     },
   });
   if (values.help) return 'help';
-  const quick = values.quick === true;
-  const levels = list(values.levels)?.map(level) ?? [...(quick ? QUICK_LEVELS : DEFAULT_LEVELS)];
+  const { quick, repeat, soak, 'latency-seconds': seconds } = values;
+  const base = quick ? QUICK : DEFAULTS;
+  const levels: Level[] = list(values.levels)?.map(level) ?? [...base.levels];
   if (values['1m'] && !levels.some((l) => l.messages === 1_000_000)) levels.push(LEVELS[5]);
   const positive = (n: number) => Number.isFinite(n) && n > 0;
+  const atLeast = (min: number) => (n: number) => Number.isSafeInteger(n) && n >= min;
   return {
     levels,
-    latencyRates: (
-      list(values.rates) ?? (quick ? QUICK : { latencyRates: LATENCY_RATES }).latencyRates.map(String)
-    ).map((r) => number('rates', r, positive, 'positive numbers')),
-    latencySeconds: number(
-      'latency-seconds',
-      values['latency-seconds'] ?? String((quick ? QUICK : DEFAULTS).latencySeconds),
-      positive,
-      '> 0',
-    ),
+    latencyRates:
+      list(values.rates)?.map((r) => number('rates', r, positive, 'positive numbers')) ?? base.latencyRates,
+    latencySeconds:
+      seconds === undefined ? base.latencySeconds : number('latency-seconds', seconds, positive, '> 0'),
     topics: DEFAULTS.topics,
     aggregates: DEFAULTS.aggregates,
     payloadBytes: DEFAULTS.payloadBytes,
-    warmupMessages: (quick ? QUICK : DEFAULTS).warmupMessages,
+    warmupMessages: base.warmupMessages,
     outDir: resolve(values.out ?? DEFAULTS.outDir),
     quick,
-    profile: values.profile === true,
-    systems: pick<SystemName>('systems', list(values.systems), SYSTEMS),
-    scenarios: pick<ScenarioName>('scenarios', list(values.scenarios), SCENARIOS),
-    repeat: number(
-      'repeat',
-      values.repeat ?? String((quick ? QUICK : DEFAULTS).repeat),
-      (n) => Number.isSafeInteger(n) && n >= 1,
-      'a positive integer',
-    ),
+    profile: values.profile,
+    systems: pick('systems', list(values.systems), SYSTEMS),
+    scenarios: pick('scenarios', list(values.scenarios), SCENARIOS),
+    repeat: repeat === undefined ? base.repeat : number('repeat', repeat, atLeast(1), 'a positive integer'),
     soak:
-      values.soak === undefined
-        ? undefined
-        : number(
-            'soak',
-            values.soak,
-            (n) => Number.isSafeInteger(n) && n >= 100_000,
-            'a message count >= 100000',
-          ),
+      soak === undefined ? undefined : number('soak', soak, atLeast(100_000), 'a message count >= 100000'),
   };
-}
-
-function git(args: string[]): string | undefined {
-  try {
-    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    return undefined;
-  }
 }
 
 /** The commit (BENCH_SOURCE_COMMIT for an exported tree without .git) and uncommitted files under src/. */
 function gitState(): { readonly commit: string | undefined; readonly dirtySrc: readonly string[] } {
+  const git = (...args: string[]): string | undefined => {
+    const run = spawnSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return run.status === 0 ? run.stdout : undefined;
+  };
   return {
-    commit: git(['rev-parse', '--short', 'HEAD'])?.trim() ?? process.env.BENCH_SOURCE_COMMIT,
-    dirtySrc: (git(['status', '--porcelain', '--', 'src']) ?? '')
+    commit: git('rev-parse', '--short', 'HEAD')?.trim() ?? process.env.BENCH_SOURCE_COMMIT,
+    dirtySrc: (git('status', '--porcelain', '--', 'src') ?? '')
       .split('\n')
       .filter((l) => l.length > 3)
       .map((l) => l.slice(3)),
@@ -170,103 +145,78 @@ function gitState(): { readonly commit: string | undefined; readonly dirtySrc: r
 const load = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
 
 /** Runs the bench with `config`; writes the JSON; returns its path and the report. */
-export async function runBench(
-  config: BenchConfig,
-  argv: readonly string[] = [],
-): Promise<{ readonly json: string; readonly report: BenchReport }> {
+export async function runBench(config: BenchConfig, argv: readonly string[] = []) {
   const started = new Date();
   // The process runs the src/ it loaded at start (and the transports it loads in the warm-up).
   const gitAtStart = gitState();
   const loadAtStart = load();
   /** `2026-11-23T01-50-12Z`: sortable and safe in file names. */
-  const stamp = started
-    .toISOString()
-    .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-');
+  const stamp = `${started.toISOString().slice(0, 19).replaceAll(':', '-')}Z`;
   await mkdir(config.outDir, { recursive: true });
   const plan = kafkaPlan(config.systems, process.env);
   const skipped = skipLine(plan);
   if (skipped !== undefined) process.stderr.write(`${skipped}\n`);
   let systems = plan.systems;
-  let go: GoAnchor | undefined;
-  let goMeta: string | undefined;
-  if (systems.includes('go-nats')) {
-    const built = await buildGoAnchor();
-    if (typeof built === 'string') {
-      goMeta = `skipped: ${built}`;
-      process.stderr.write(`bench: skipping go-nats (the Go client anchor): ${built}\n`);
-      systems = systems.filter((s) => s !== 'go-nats');
-    } else {
-      go = built;
-      goMeta = built.binary;
-    }
+  // The Go anchor, or why it cannot run (a string).
+  const built = systems.includes('go-nats') ? await buildGoAnchor() : undefined;
+  const go = typeof built === 'string' ? undefined : built;
+  if (typeof built === 'string') {
+    process.stderr.write(`bench: skipping go-nats (the Go client anchor): ${built}\n`);
+    systems = systems.filter((s) => s !== 'go-nats');
   }
-  const needsNats = systems.some((s) => NATS_SYSTEMS.includes(s));
+  // Closed in reverse: the nats-server first, then the Kafka clients.
+  await using cleanup = new AsyncDisposableStack();
   const needsKafka = systems.some((s) => KAFKA_SYSTEMS.includes(s));
-  let env: NatsEnv | undefined;
-  let kafka: KafkaEnv | undefined;
-  try {
-    kafka = needsKafka && plan.brokers !== undefined ? await startKafkaEnv(plan.brokers) : undefined;
-    env = needsNats ? await startNatsEnv() : undefined;
-    const result = await runSuite({ ...config, systems }, createSystems({ nats: env, kafka, go }), {
-      nats: env,
-      stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
-      fileStamp: stamp,
-    });
-    const gitAtEnd = gitState();
-    const report: BenchReport = {
-      meta: {
-        date: started.toISOString(),
-        node: process.version,
-        platform: `${process.platform} ${process.arch}`,
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model ?? 'unknown',
-        totalMemoryBytes: totalmem(),
-        loadAverage: { start: loadAtStart, end: load() },
-        natsServer: env?.version ?? 'not used',
-        ...kafkaMeta(plan, kafka),
-        ...(goMeta === undefined ? {} : { goAnchor: goMeta }),
-        gitCommit: gitAtStart.commit,
-        gitDirtySrc: gitAtStart.dirtySrc,
-        ...(JSON.stringify(gitAtStart) === JSON.stringify(gitAtEnd) ? {} : { gitAtEnd }),
-        ...recordedConfig(config),
-        durationMs: Date.now() - started.getTime(),
-        argv,
-      },
-      throughput: result.throughput,
-      ...(result.soak ? { soak: result.soak } : {}),
-      latency: result.latency,
-      profiles: result.profiles,
-      ...analyse(result.throughput, result.latency, result.soak),
-    };
-    const json = join(config.outDir, `${stamp}.json`);
-    await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
-    return { json, report };
-  } finally {
-    try {
-      await env?.close();
-    } finally {
-      await kafka?.close();
-    }
-  }
+  const kafka = needsKafka && plan.brokers !== undefined ? await startKafkaEnv(plan.brokers) : undefined;
+  cleanup.defer(() => kafka?.close());
+  const env = systems.some((s) => NATS_SYSTEMS.includes(s)) ? await startNatsEnv() : undefined;
+  cleanup.defer(() => env?.close());
+  const result = await runSuite({ ...config, systems }, createSystems({ nats: env, kafka, go }), {
+    nats: env,
+    stamp: stamp.replace(/[^0-9]/g, '').slice(2, 14),
+    fileStamp: stamp,
+  });
+  const gitAtEnd = gitState();
+  const report: BenchReport = {
+    meta: {
+      date: started.toISOString(),
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      totalMemoryBytes: totalmem(),
+      loadAverage: { start: loadAtStart, end: load() },
+      natsServer: env?.version ?? 'not used',
+      ...kafkaMeta(plan, kafka),
+      ...(built === undefined ? {} : { goAnchor: go?.binary ?? `skipped: ${built}` }),
+      gitCommit: gitAtStart.commit,
+      gitDirtySrc: gitAtStart.dirtySrc,
+      ...(JSON.stringify(gitAtStart) === JSON.stringify(gitAtEnd) ? {} : { gitAtEnd }),
+      ...recordedConfig(config),
+      durationMs: Date.now() - started.getTime(),
+      argv,
+    },
+    throughput: result.throughput,
+    ...(result.soak ? { soak: result.soak } : {}),
+    latency: result.latency,
+    profiles: result.profiles,
+    ...analyse(result.throughput, result.latency, result.soak),
+  };
+  const json = join(config.outDir, `${stamp}.json`);
+  await writeFile(json, `${JSON.stringify(report, null, 1)}\n`);
+  return { json, report };
 }
 
 /** meta.kafka: where the Kafka systems ran, or that (and why) they were skipped; absent when not requested. */
 function kafkaMeta(plan: KafkaPlan, kafka: KafkaEnv | undefined): { kafka?: KafkaMeta } {
   if (kafka !== undefined) {
+    const systems = plan.systems.filter((s) => KAFKA_SYSTEMS.includes(s));
     return {
-      kafka: {
-        brokers: kafka.brokers,
-        cluster: kafka.cluster,
-        partitions: kafka.partitions,
-        systems: plan.systems.filter((s) => KAFKA_SYSTEMS.includes(s)),
-      },
+      kafka: { brokers: kafka.brokers, cluster: kafka.cluster, partitions: kafka.partitions, systems },
     };
   }
-  if (plan.skipped.length > 0 && plan.reason !== undefined) {
-    return { kafka: { skipped: plan.skipped, reason: plan.reason } };
-  }
-  return {};
+  const { skipped, reason } = plan;
+  return skipped.length > 0 && reason !== undefined ? { kafka: { skipped, reason } } : {};
 }
 
 /** The command: returns the process exit code (1 when a run lost or reordered messages). */
@@ -284,4 +234,14 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     (r) => r.checker.lost > 0 || r.checker.outOfOrder > 0 || r.checker.unexpected > 0,
   );
   return broken ? 1 : 0;
+}
+
+/** For the bench scripts: runs benchMain, sets process.exitCode, prints a failure's stack. */
+export async function benchScript(argv: readonly string[]): Promise<void> {
+  try {
+    process.exitCode = await benchMain(argv);
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -27,13 +27,14 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
     const i = w.indexOf(id);
     return Number.isInteger(i) && i >= 0 && i < n ? i : -1;
   };
+  const acked = (i: number): boolean => ((state[i] as number) & ACKED) !== 0;
   return {
     expect(id) {
       if (index(id) >= 0) expected++;
     },
     acknowledged(id) {
       const i = index(id);
-      if (i < 0 || (state[i] as number) & ACKED) return;
+      if (i < 0 || acked(i)) return;
       state[i] = (state[i] as number) | ACKED;
       if (seen[i] === 0) pendingAcked++;
     },
@@ -51,7 +52,7 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
       }
       if (seen[i] !== 255) seen[i] = (seen[i] as number) + 1;
       if (seen[i] !== 1) return;
-      if ((state[i] as number) & ACKED) pendingAcked--;
+      if (acked(i)) pendingAcked--;
       const a = i % w.aggregates;
       const top = highest[a] as number;
       if (version < top) {
@@ -71,17 +72,17 @@ export function createCompactChecker(w: Workload, n: number): OrderChecker {
       let unknown = 0;
       let recovered = 0;
       for (let i = 0; i < n; i++) {
-        const acked = ((state[i] as number) & ACKED) !== 0;
-        const failed = ((state[i] as number) & FAILED) !== 0;
-        const s = seen[i] as number;
-        if (acked) acknowledged++;
-        if (failed && !acked && s === 0) unknown++;
-        if (s > 1) duplicated++;
-        if (s > 0) {
-          if (acked && s === 1 && ((state[i] as number) & LATE) === 0) exactlyOnce++;
-          if (acked) ok++;
+        const flags = state[i] as number;
+        const times = seen[i] as number;
+        const wasAcked = (flags & ACKED) !== 0;
+        if (wasAcked) acknowledged++;
+        if ((flags & FAILED) !== 0 && !wasAcked && times === 0) unknown++;
+        if (times > 1) duplicated++;
+        if (times > 0) {
+          if (wasAcked && times === 1 && (flags & LATE) === 0) exactlyOnce++;
+          if (wasAcked) ok++;
           else recovered++;
-        } else if (acked) {
+        } else if (wasAcked) {
           lost++;
           if (examples.lost.length < 10) examples.lost.push(`${w.aggregateOf(i)}#${w.versionOf(i)}`);
         }

@@ -1,5 +1,10 @@
 /** Bench parameters: pressure levels, offered rates, systems, scenarios, workload shape. */
 
+export interface Level {
+  readonly name: string;
+  readonly messages: number;
+}
+
 /** The Go notes' pressure levels plus the larger runs of issue 5; 1M is opt-in (`--1m`). */
 export const LEVELS = [
   { name: 'low', messages: 500 },
@@ -9,28 +14,29 @@ export const LEVELS = [
   { name: '100k', messages: 100_000 },
   { name: '1M', messages: 1_000_000 },
 ] as const;
-export const DEFAULT_LEVELS = LEVELS.filter((l) => l.messages < 1_000_000);
+/** latencyRates: the offered rates of the latency scenario (msg/s). */
+export const DEFAULTS = {
+  levels: LEVELS.filter((l) => l.messages < 1_000_000),
+  latencyRates: [1_000, 5_000, 20_000],
+  latencySeconds: 5,
+  warmupMessages: 5_000,
+  repeat: 3,
+  topics: 4,
+  aggregates: 1_000,
+  payloadBytes: 256,
+  outDir: 'bench/results',
+} as const;
 /** `--quick`: a smoke run (seconds, not minutes; ratios meaningless). */
 export const QUICK_LEVELS = [
   { name: 'quick-a', messages: 300 },
   { name: 'quick-b', messages: 1_200 },
 ] as const;
 export const QUICK = {
+  levels: QUICK_LEVELS,
+  latencyRates: [1_000, 5_000],
   latencySeconds: 0.6,
   warmupMessages: 500,
   repeat: 1,
-  latencyRates: [1_000, 5_000],
-} as const;
-/** Offered rates of the latency scenario (msg/s). */
-export const LATENCY_RATES = [1_000, 5_000, 20_000] as const;
-export const DEFAULTS = {
-  topics: 4,
-  aggregates: 1_000,
-  payloadBytes: 256,
-  latencySeconds: 5,
-  warmupMessages: 5_000,
-  repeat: 3,
-  outDir: 'bench/results',
 } as const;
 
 export const SYSTEMS = [
@@ -50,11 +56,6 @@ export const KAFKA_SYSTEMS: readonly SystemName[] = ['ours-kafka', 'raw-kafka'];
 export const LATENCY_SYSTEMS: readonly SystemName[] = ['ours-nats', 'raw-nats', 'ours-memory'];
 export const SCENARIOS = ['publish', 'consume', 'e2e', 'latency'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
-
-export interface Level {
-  readonly name: string;
-  readonly messages: number;
-}
 
 export interface BenchConfig {
   readonly levels: readonly Level[];

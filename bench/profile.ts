@@ -6,41 +6,22 @@
  * functions overall and of our code (src/ without src/testing).
  */
 import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
+import { type Profiler, Session } from 'node:inspector/promises';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-interface CallFrame {
-  readonly functionName: string;
-  readonly url: string;
-  readonly lineNumber: number;
-}
-interface CpuProfile {
-  readonly nodes: readonly { readonly id: number; readonly callFrame: CallFrame }[];
-  readonly startTime: number;
-  readonly endTime: number;
-  readonly samples?: readonly number[];
-  readonly timeDeltas?: readonly number[];
-}
 export interface ProfileEntry {
   readonly name: string;
   readonly selfMs: number;
   readonly pct: number;
 }
-export interface ProfileSummary {
-  readonly label: string;
-  readonly file: string;
-  readonly totalMs: number;
-  readonly buckets: readonly ProfileEntry[];
-  readonly top: readonly ProfileEntry[];
-  readonly ours: readonly ProfileEntry[];
-}
+export type ProfileSummary = ReturnType<typeof summarizeProfile>;
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const isOurs = (url: string): boolean =>
   url.includes('/src/') && !url.includes('/src/testing/') && !url.includes('/node_modules/');
 
-function bucketOf({ functionName: fn, url }: CallFrame): string {
+function bucketOf({ functionName: fn, url }: { functionName: string; url: string }): string {
   if (fn === '(idle)') return 'idle (waiting for I/O)';
   if (fn === '(garbage collector)') return 'garbage collector';
   if (fn === '(program)') return 'V8/runtime (program)';
@@ -52,13 +33,10 @@ function bucketOf({ functionName: fn, url }: CallFrame): string {
   return url ? 'other' : `native: ${fn || '(anonymous)'}`;
 }
 
-export function summarizeProfile(profile: CpuProfile, label: string, file: string): ProfileSummary {
+export function summarizeProfile(profile: Profiler.Profile, label: string, file: string) {
   const selfUs = new Map<number, number>();
   const { samples = [], timeDeltas = [] } = profile;
-  for (let i = 0; i < samples.length; i++) {
-    const id = samples[i] as number;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (timeDeltas[i + 1] ?? 0));
-  }
+  for (const [i, id] of samples.entries()) selfUs.set(id, (selfUs.get(id) ?? 0) + (timeDeltas[i + 1] ?? 0));
   const totalUs = profile.endTime - profile.startTime || 1;
   const entry = (name: string, us: number): ProfileEntry => ({
     name,
@@ -78,38 +56,30 @@ export function summarizeProfile(profile: CpuProfile, label: string, file: strin
     functions.set(key, { us: (functions.get(key)?.us ?? 0) + us, ours: isOurs(f.url) });
   }
   const sorted = [...functions].sort((a, b) => b[1].us - a[1].us);
+  const topEntries = (list: typeof sorted) => list.slice(0, 15).map(([name, v]) => entry(name, v.us));
   return {
     label,
     file,
     totalMs: Math.round(totalUs / 1000),
     buckets: [...buckets].sort((a, b) => b[1] - a[1]).map(([name, us]) => entry(name, us)),
-    top: sorted.slice(0, 15).map(([name, v]) => entry(name, v.us)),
-    ours: sorted
-      .filter(([, v]) => v.ours)
-      .slice(0, 15)
-      .map(([name, v]) => entry(name, v.us)),
+    top: topEntries(sorted),
+    ours: topEntries(sorted.filter(([, v]) => v.ours)),
   };
 }
 
 /** Profiles `body`, writes `file`, returns the summary. */
-export async function profiled(
-  label: string,
-  file: string,
-  body: () => Promise<unknown>,
-): Promise<ProfileSummary> {
+export async function profiled(label: string, file: string, body: () => Promise<unknown>) {
   const session = new Session();
   session.connect();
   try {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
     await session.post('Profiler.start');
-    const outcome = await body().then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
-    const { profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile };
+    // The profile is written even when the run fails, which it then reports.
+    const [outcome] = await Promise.allSettled([body()]);
+    const { profile } = await session.post('Profiler.stop');
     await writeFile(file, JSON.stringify(profile));
-    if (outcome !== undefined) throw outcome.error;
+    if (outcome.status === 'rejected') throw outcome.reason;
     return summarizeProfile(profile, label, file);
   } finally {
     session.disconnect();

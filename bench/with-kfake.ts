@@ -7,17 +7,14 @@
  * are only meaningful as ours ÷ raw ratios from the same run.
  */
 import { startKafkaBroker } from '../test/harness/kafka-broker.ts';
-import { benchMain } from './cli.ts';
+import { benchScript } from './cli.ts';
 import { KAFKA_BROKERS_VAR } from './kafka.ts';
 
 const broker = await startKafkaBroker({ brokers: 3 });
 process.env[KAFKA_BROKERS_VAR] = broker.brokers.join(',');
 process.stderr.write(`bench: kfake-server (pid ${broker.pid}) at ${broker.brokers.join(',')}\n`);
 try {
-  process.exitCode = await benchMain(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
+  await benchScript(process.argv.slice(2));
 } finally {
   await broker.stop();
 }

@@ -5,10 +5,6 @@
  * `<prefix><i>`, so a handler recovers i without a lookup table. Ours and raw
  * send the same bytes: the raw side builds the same envelope JSON and the
  * same X-* headers per message (the work a raw user would do).
- *
- * Latency: the paced sender issues message i at (or right after)
- * start + i/rate; the handler records now − sentAt[i] in an HDR histogram
- * (µs, 3 significant digits); the first 10% of messages are not recorded.
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { build, type Histogram } from 'hdr-histogram-js';
@@ -24,46 +20,48 @@ export function createWorkload(options: {
   readonly aggregates: number;
   readonly payloadBytes: number;
 }) {
-  const A = options.aggregates;
+  const { aggregates, payloadBytes } = options;
   const topics = Array.from({ length: options.topics }, (_, t) => `bench.${options.name}.t${t}`);
-  const aggregateIds = Array.from({ length: A }, (_, a) => `agg-${a}`);
-  const topicOfAggregate = (a: number): string => topics[a % topics.length] as string;
+  const aggregateIds = Array.from({ length: aggregates }, (_, a) => `agg-${a}`);
   const prefix = `${options.name}-`;
   const base = { amount: 1234, currency: 'EUR', note: '' };
-  const pad = options.payloadBytes - JSON.stringify(base).length;
-  if (pad < 0)
-    throw new Error(`Expected a payload size >= ${options.payloadBytes - pad}, got ${options.payloadBytes}`);
+  const pad = payloadBytes - JSON.stringify(base).length;
+  if (pad < 0) throw new Error(`Expected a payload size >= ${payloadBytes - pad}, got ${payloadBytes}`);
   /** A JSON object whose encoding is exactly payloadBytes long. */
   const payload: Readonly<Record<string, unknown>> = Object.freeze({ ...base, note: 'x'.repeat(pad) });
-  const aggregateOf = (i: number): string => aggregateIds[i % A] as string;
+  const topicOf = (i: number): string => topics[(i % aggregates) % topics.length] as string;
+  const aggregateOf = (i: number): string => aggregateIds[i % aggregates] as string;
+  const versionOf = (i: number): number => Math.floor(i / aggregates);
+  const eventIdOf = (i: number): string => prefix + i;
   return {
     topics: topics as readonly string[],
-    aggregates: A,
+    aggregates,
     prefix,
     payload,
-    topicOf: (i: number): string => topicOfAggregate(i % A),
+    topicOf,
     aggregateOf,
-    versionOf: (i: number): number => Math.floor(i / A),
-    eventIdOf: (i: number): string => prefix + i,
+    versionOf,
+    eventIdOf,
     /** Message index of an event id of this workload (NaN for a foreign id). */
     indexOf: (id: string): number => (id.startsWith(prefix) ? Number(id.slice(prefix.length)) : Number.NaN),
     /** What `publishEnvelope` gets for message i. */
     envelope: (i: number) => ({
-      eventId: prefix + i,
+      eventId: eventIdOf(i),
       aggregateId: aggregateOf(i),
       eventType: EVENT_TYPE,
-      eventVersion: Math.floor(i / A),
+      eventVersion: versionOf(i),
       payload,
     }),
     /** Registers message i with the order checker before it is published. */
     expect: (checker: OrderChecker, i: number): void =>
-      checker.expect(prefix + i, aggregateOf(i), Math.floor(i / A)),
+      checker.expect(eventIdOf(i), aggregateOf(i), versionOf(i)),
     /** How many of the first n messages go to each topic. */
     countsPerTopic(n: number): Map<string, number> {
       const counts = new Map<string, number>(topics.map((t) => [t, 0]));
-      for (let a = 0; a < Math.min(A, n); a++) {
-        const topic = topicOfAggregate(a);
-        counts.set(topic, (counts.get(topic) ?? 0) + Math.floor(n / A) + (a < n % A ? 1 : 0));
+      for (let a = 0; a < Math.min(aggregates, n); a++) {
+        const topic = topicOf(a);
+        const messages = Math.floor(n / aggregates) + (a < n % aggregates ? 1 : 0);
+        counts.set(topic, (counts.get(topic) ?? 0) + messages);
       }
       return counts;
     },
@@ -100,6 +98,7 @@ export function decodeRaw(data: Uint8Array): { eventId: string; aggregateId: str
 
 export type LatencyRecorder = ReturnType<typeof createRecorder>;
 
+/** Latency: now − sentAt[i] at message i's first arrival, in µs (3 significant digits), past the first 10%. */
 export function createRecorder(total: number) {
   const sentAt = new Float64Array(total);
   const seen = new Uint8Array(total);
