@@ -20,7 +20,7 @@ import {
   waitUntil,
   withStore,
 } from './fixtures.ts';
-import { withRelayBus } from './relay-bus.ts';
+import { type TestRelayBus, withRelayBus } from './relay-bus.ts';
 
 after(stopPostgres);
 
@@ -350,30 +350,37 @@ for (const factory of storeFactories) {
         }),
       ));
 
+    /** A running relay with one publish of each of two aggregates in flight, their acks held. */
+    async function relayWithTwoHeld(f: StoreFixture, bus: TestRelayBus): Promise<OutboxRelay> {
+      bus.hold = true;
+      await addAggregates(f, 2, 2);
+      const relay = createOutboxRelay({ store: f.store, bus: bus.relayBus, pollIntervalMs: 50 });
+      await relay.start();
+      await waitUntil(() => bus.heldCount === 2);
+      return relay;
+    }
+
+    /** Rows still leased or marked published. */
+    async function leasedOrMarked(f: StoreFixture): Promise<number | undefined> {
+      const rows = await f.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by IS NOT NULL OR published_at IS NOT NULL',
+      );
+      return rows[0]?.n;
+    }
+
     test('close gives up on unconfirmed publishes at its deadline and releases them', () =>
       withStore(factory, (f) =>
         withRelayBus({}, async (bus) => {
-          bus.hold = true;
-          await addAggregates(f, 2, 2);
-          const relay = createOutboxRelay({ store: f.store, bus: bus.relayBus, pollIntervalMs: 50 });
-          await relay.start();
-          await waitUntil(() => bus.heldCount === 2);
+          const relay = await relayWithTwoHeld(f, bus);
           await relay.close({ timeoutMs: 50 });
-          const rows = await f.query<{ n: number }>(
-            'SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by IS NOT NULL OR published_at IS NOT NULL',
-          );
-          assert.equal(rows[0]?.n, 0);
+          assert.equal(await leasedOrMarked(f), 0);
         }),
       ));
 
     test('close({ signal }) gives up at the signal, long before its timeout; a bad option changes nothing', () =>
       withStore(factory, (f) =>
         withRelayBus({}, async (bus) => {
-          bus.hold = true;
-          await addAggregates(f, 2, 2);
-          const relay = createOutboxRelay({ store: f.store, bus: bus.relayBus, pollIntervalMs: 50 });
-          await relay.start();
-          await waitUntil(() => bus.heldCount === 2);
+          const relay = await relayWithTwoHeld(f, bus);
           await assert.rejects(relay.close({ timeoutMs: -1 }), { code: 'EVENTBUS_INVALID_ARGUMENT' });
           assert.equal(relay.stats().state, 'running', 'a rejected close leaves the relay running');
           const stop = new AbortController();
@@ -382,10 +389,7 @@ for (const factory of storeFactories) {
           stop.abort();
           await closing;
           assert.equal(relay.stats().state, 'closed');
-          const rows = await f.query<{ n: number }>(
-            'SELECT count(*)::int AS n FROM eventbus_outbox WHERE claimed_by IS NOT NULL OR published_at IS NOT NULL',
-          );
-          assert.equal(rows[0]?.n, 0, 'the unconfirmed rows were released, none marked');
+          assert.equal(await leasedOrMarked(f), 0, 'the unconfirmed rows were released, none marked');
         }),
       ));
 
