@@ -26,7 +26,6 @@
  * results and shuts down; at ~480 lines it stays one file because those
  * three share the per-row state machine (queued → sending → acked/releasing).
  */
-
 import { closeDeadline } from '../core/close-deadline.ts';
 import { decodeEnvelope, type Envelope } from '../core/envelope.ts';
 import { InvalidArgumentError, toError } from '../core/errors.ts';
