@@ -5,7 +5,6 @@
  * producer sending pipelined `send({ messages })` batches, and one consumer of a fresh group on every
  * topic, `JSON.parse` + `message.commit()` per message (coalesced by the client).
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { Admin, Consumer, ListOffsetTimestamps, ProduceAcks, Producer } from '@platformatic/kafka';
 import type { OrderChecker } from '../src/testing/checker.ts';
 import { pollUntil } from '../src/testing/waiters.ts';
@@ -13,7 +12,7 @@ import { describeKafkaError } from '../src/transports/kafka/errors.ts';
 import type { KafkaTransportOptions } from '../src/transports/kafka/options.ts';
 import { kafkaDefaults, resolveKafkaOptions } from '../src/transports/kafka/options.ts';
 import { KAFKA_SYSTEMS, type SystemName } from './config.ts';
-import { type Counter, deadlineFor, pipelined, within } from './measure.ts';
+import { type Counter, deadlineFor, holdsWithin, pipelined, within } from './measure.ts';
 import type { Client, Publisher } from './systems.ts';
 import { decodeRaw, EVENT_TYPE, rawEnvelope, type Workload } from './workload.ts';
 
@@ -188,20 +187,16 @@ export async function commitsSettled(
 ): Promise<boolean> {
   const stored = await storedRanges(env, topics);
   const groups = [...new Set(topics.map(groupOf))];
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
+  return holdsWithin(async () => {
     const listed = await env.admin.listConsumerGroupOffsets({ groups });
-    const committed = stored.every(({ topic, p, latest }) => {
+    return stored.every(({ topic, p, latest }) => {
       const offset = listed
         .find((g) => g.groupId === groupOf(topic))
         ?.topics.find((t) => t.name === topic)
         ?.partitions.find((x) => x.partitionIndex === p)?.committedOffset;
       return offset !== undefined && offset >= latest;
     });
-    if (committed) return true;
-    if (performance.now() > deadline) return false;
-    await delay(50);
-  }
+  }, timeoutMs);
 }
 
 // Built once: kafkaRecord runs inside the measured publish.

@@ -238,6 +238,19 @@ export async function pipelined(
   while (inFlight > 0) await oneSettles();
 }
 
+/**
+ * Re-checks `check` every 50 ms: true once it holds, false when `timeoutMs`
+ * passed first (the broker-side settle checks, untimed); its errors propagate.
+ */
+export async function holdsWithin(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Generous completion deadline for n messages: a stall shows up as a note, not a hang. */
 export const deadlineFor = (n: number): number => 60_000 + n * 2;
 

@@ -27,7 +27,7 @@ import {
   partitionWildcard,
 } from '../src/transports/nats/partitions.ts';
 import { type NatsServerHandle, startNatsServer } from '../test/harness/nats-server.ts';
-import { type Counter, type OnEvent, pipelined } from './measure.ts';
+import { type Counter, holdsWithin, type OnEvent, pipelined } from './measure.ts';
 import type { Client, Publisher } from './systems.ts';
 import { decodeRaw, rawMessage, type Workload } from './workload.ts';
 
@@ -132,20 +132,16 @@ export async function acksSettled(
   durable: string,
   timeoutMs = 5_000,
 ): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  for (const topic of topics) {
-    for (;;) {
-      const consumers = (await env.jsm.consumers.list(streamOf(topic)).next()).filter(
-        (c) => c.name === durable || c.name.startsWith(`${durable}_`),
-      );
-      if (consumers.length > 0 && consumers.every((c) => c.num_ack_pending === 0 && c.num_pending === 0)) {
-        break;
-      }
-      if (performance.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  return true;
+  const settled = async (topic: string): Promise<boolean> => {
+    const consumers = (await env.jsm.consumers.list(streamOf(topic)).next()).filter(
+      (c) => c.name === durable || c.name.startsWith(`${durable}_`),
+    );
+    return consumers.length > 0 && consumers.every((c) => c.num_ack_pending === 0 && c.num_pending === 0);
+  };
+  return holdsWithin(async () => {
+    for (const topic of topics) if (!(await settled(topic))) return false;
+    return true;
+  }, timeoutMs);
 }
 
 /**
