@@ -179,7 +179,6 @@ export async function startMetricsServer(options: MetricsServerOptions = {}): Pr
     }
     // Keep-alive connections (Prometheus keeps one open) would hold close() forever.
     const cut = (): void => server.closeAllConnections();
-    deadline.addEventListener('abort', cut, { once: true });
     closing = new Promise<void>((resolve, reject) => {
       server.close((e) => {
         deadline.removeEventListener('abort', cut);
@@ -191,6 +190,9 @@ export async function startMetricsServer(options: MetricsServerOptions = {}): Pr
       });
       server.closeIdleConnections();
     });
+    // An already aborted signal fires no 'abort' event: cut at once.
+    if (deadline.aborted) cut();
+    else deadline.addEventListener('abort', cut, { once: true });
     return closing;
   };
   return {

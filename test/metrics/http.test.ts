@@ -120,6 +120,24 @@ describe('metrics server', () => {
   });
 });
 
+/** A registry whose scrape waits in a gauge's collect() until `unblock()`; `collecting` says it started. */
+function slowRegistry(): { registry: Registry; collecting: Promise<void>; unblock(): void } {
+  const registry = new Registry();
+  const { promise: release, resolve: unblock } = Promise.withResolvers<void>();
+  const { promise: collecting, resolve: collectStarted } = Promise.withResolvers<void>();
+  new Gauge({
+    name: 'slow_gauge',
+    help: 'a collect that waits for the test',
+    registers: [registry],
+    async collect() {
+      collectStarted();
+      await release;
+      this.set(1);
+    },
+  });
+  return { registry, collecting, unblock };
+}
+
 describe('metrics server lifecycle', () => {
   it('closes with `await using`, and `closed` resolves', async () => {
     let url: string;
@@ -135,19 +153,7 @@ describe('metrics server lifecycle', () => {
   });
 
   it('cuts a request still in progress when the close deadline ends; one close; bad close options rejected', async () => {
-    const registry = new Registry();
-    const { promise: release, resolve: unblock } = Promise.withResolvers<void>();
-    const { promise: collecting, resolve: collectStarted } = Promise.withResolvers<void>();
-    new Gauge({
-      name: 'slow_gauge',
-      help: 'a collect that waits for the test',
-      registers: [registry],
-      async collect() {
-        collectStarted();
-        await release;
-        this.set(1);
-      },
-    });
+    const { registry, collecting, unblock } = slowRegistry();
     const server = await startMetricsServer({ registry });
     try {
       await assert.rejects(server.close({ timeoutMs: -1 }), InvalidArgumentError);
@@ -159,6 +165,19 @@ describe('metrics server lifecycle', () => {
       stop.abort();
       await closing;
       await server.closed;
+      await assert.rejects(scrape, 'the scrape in progress was cut');
+    } finally {
+      unblock();
+    }
+  });
+
+  it('cuts a request in progress at once when the close signal is already aborted', async () => {
+    const { registry, collecting, unblock } = slowRegistry();
+    const server = await startMetricsServer({ registry });
+    try {
+      const scrape = fetch(server.url).then((r) => r.text());
+      await collecting;
+      await server.close({ signal: AbortSignal.abort(), timeoutMs: 600_000 });
       await assert.rejects(scrape, 'the scrape in progress was cut');
     } finally {
       unblock();
